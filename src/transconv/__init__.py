@@ -1,0 +1,31 @@
+"""transconv: transposed convolution made exact, visible and fast.
+
+A convolution is a sparse matrix C; a transposed convolution is C^T.  This package
+computes both (``conv``, ``conv_transpose``), builds both matrices, and explains them.
+"""
+
+from .errors import TransconvError
+from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
+from .spec import (
+    ConvSpec,
+    conv_output_length,
+    conv_transpose_output_length,
+    dumoulin,
+    solve_geometry,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TransconvError",
+    "ConvSpec",
+    "conv",
+    "conv_transpose",
+    "choose_method",
+    "MethodChoice",
+    "METHODS",
+    "conv_output_length",
+    "conv_transpose_output_length",
+    "dumoulin",
+    "solve_geometry",
+]

@@ -1,0 +1,464 @@
+"""Public operators: validate once at the boundary, pick a method, run it.
+
+Methods are registered in :data:`METHODS`.  Each receives batched arrays
+``(N, C, *spatial)`` in the compute dtype and a :class:`~transconv.spec.ConvSpec`, and
+returns the result without bias.  A method may decline a call (``supports`` returns
+the reason), and reports an estimated cost in seconds; ``method="auto"`` takes the
+cheapest method that accepts the call, and :func:`choose_method` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..errors import TransconvError
+from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from .direct import conv_direct, conv_transpose_direct
+from .reference import conv_reference, conv_transpose_reference
+
+__all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a method needs to decide whether and how fast it runs: shapes, dtype and spec."""
+
+    transposed: bool
+    x_shape: tuple[int, ...]  # batched (N, C, *spatial) input of the operation
+    w_shape: tuple[int, ...]
+    spec: ConvSpec
+    dtype: np.dtype
+
+    @property
+    def output_spatial(self) -> tuple[int, ...]:
+        s = self.x_shape[2:]
+        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds of the dense formulation (taps x channel pairs x small-grid positions)."""
+        small = self.x_shape[2:] if self.transposed else self.output_spatial
+        taps = int(np.prod(self.spec.kernel_size))
+        return int(self.x_shape[0] * np.prod(small) * taps * self.w_shape[0] * self.w_shape[1])
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of computing conv / conv_transpose.
+
+    ``supports(problem)`` returns ``None`` when the method can run the call, otherwise
+    the reason it declines; ``cost(problem)`` estimates seconds on this machine.
+    """
+
+    name: str
+    conv: Callable[[np.ndarray, np.ndarray, ConvSpec], np.ndarray]
+    conv_transpose: Callable[[np.ndarray, np.ndarray, ConvSpec], np.ndarray]
+    cost: Callable[[Problem], float]
+    supports: Callable[[Problem], Optional[str]] = field(default=lambda problem: None)
+    auto: bool = True  # whether "auto" may pick it
+
+    def run(self, problem: Problem, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        fn = self.conv_transpose if problem.transposed else self.conv
+        return fn(x, w, problem.spec)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add a method to the registry (later registrations of a name replace earlier ones)."""
+    METHODS[method.name] = method
+    return method
+
+
+# Rough machine constants for the cost model; the fast-kernel module refines these.
+_GEMM_FLOPS = 1.0e11  # sustained float32 GEMM throughput, FLOP/s, per call with good shapes
+_COPY_BYTES = 4.0e9  # strided copy bandwidth, bytes/s
+
+
+def _direct_cost(p: Problem) -> float:
+    taps = int(np.prod(p.spec.kernel_size))
+    small = p.x_shape[2:] if p.transposed else p.output_spatial
+    moved = p.x_shape[0] * np.prod(small) * taps * (p.w_shape[0] + p.w_shape[1]) * p.dtype.itemsize
+    # tiny GEMMs (few channels) run far below peak; model it as a per-position overhead
+    channel_efficiency = min(1.0, (p.w_shape[0] * p.w_shape[1]) / 4096)
+    return 2 * p.macs / (_GEMM_FLOPS * max(channel_efficiency, 0.02)) + moved / _COPY_BYTES
+
+
+def _reference_cost(p: Problem) -> float:
+    return 50 * _direct_cost(p)
+
+
+register_method(Method("reference", conv_reference, conv_transpose_reference, _reference_cost, auto=False))
+register_method(Method("direct", conv_direct, conv_transpose_direct, _direct_cost))
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """The method ``"auto"`` picks for a call, why, and the estimate for every method considered."""
+
+    method: str
+    reason: str
+    costs: dict[str, float]
+    declined: dict[str, str]
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.reason}"
+
+
+def _choose(problem: Problem) -> MethodChoice:
+    costs: dict[str, float] = {}
+    declined: dict[str, str] = {}
+    for name, method in METHODS.items():
+        if not method.auto:
+            continue
+        why_not = method.supports(problem)
+        if why_not is not None:
+            declined[name] = why_not
+        else:
+            costs[name] = float(method.cost(problem))
+    best = min(costs, key=costs.__getitem__)
+    ranked = sorted(costs.items(), key=lambda kv: kv[1])
+    runners = ", ".join(f"{n} {c * 1e3:.3g} ms" for n, c in ranked)
+    reason = f"lowest estimated cost ({runners})"
+    if declined:
+        reason += "; declined: " + "; ".join(f"{n}: {r}" for n, r in declined.items())
+    return MethodChoice(best, reason, costs, declined)
+
+
+# --------------------------------------------------------------------------------------
+# Boundary validation.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    x: np.ndarray  # batched, compute dtype
+    w: np.ndarray  # (C_a, C_b, *k), compute dtype
+    bias: Optional[np.ndarray]
+    problem: Problem
+    out_dtype: np.dtype
+    squeeze: int  # leading axes to drop from the result: 0 batched, 1 unbatched, 2 plain
+
+
+def _as_numeric(op: str, name: str, value: Any) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TransconvError(f"{op}: {name} must be a numeric array, could not convert it ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        kind = "complex" if array.dtype.kind == "c" else "non-numeric"
+        raise TransconvError(
+            f"{op}: {name} must have a real numeric dtype (bool, int, float), got {kind} dtype {array.dtype}"
+        )
+    return array
+
+
+def _compute_dtype(*arrays: Optional[np.ndarray]) -> tuple[np.dtype, np.dtype]:
+    """Result dtype and the dtype to compute in.
+
+    Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
+    does); integer and bool inputs give float64; float16 is computed in float32 and
+    returned as float16.
+    """
+    result = np.result_type(*[a.dtype for a in arrays if a is not None])
+    if result.kind != "f":
+        result = np.dtype(np.float64)
+    compute = np.dtype(np.float32) if result.itemsize < 4 else result
+    return result, compute
+
+
+def _prepare(
+    op: str,
+    transposed: bool,
+    x: Any,
+    w: Any,
+    bias: Any,
+    plain: Optional[bool],
+    make_spec: Callable[[tuple[int, ...], tuple[int, ...]], ConvSpec],
+) -> _Call:
+    x = _as_numeric(op, "x", x)
+    w = _as_numeric(op, "w", w)
+    bias_arr = None if bias is None else _as_numeric(op, "bias", bias)
+    if plain is None:
+        plain = w.ndim < 3
+    if plain:
+        if w.ndim < 1 or x.ndim != w.ndim:
+            raise TransconvError(
+                f"{op}: a plain kernel (no channel axes) of shape {w.shape} needs an input with the same number "
+                f"of axes ({w.ndim}), got x of shape {x.shape}; for channels use w of shape "
+                f"(C_out, C_in/groups, *kernel) and x of shape (N, C_in, *spatial) or (C_in, *spatial)"
+            )
+        x, w, squeeze = x[None, None], w[None, None], 2
+    else:
+        d = w.ndim - 2
+        if x.ndim not in (d + 1, d + 2):
+            raise TransconvError(
+                f"{op}: x must have {d + 1} axes (C, *spatial) or {d + 2} axes (N, C, *spatial) for a {d}-d weight "
+                f"of shape {w.shape}, got x of shape {x.shape}"
+            )
+        squeeze = 1 if x.ndim == d + 1 else 0
+        if squeeze:
+            x = x[None]
+    if any(s < 1 for s in x.shape[1:]):
+        raise TransconvError(f"{op}: x must have at least one channel and one sample per spatial axis, got shape {x.shape}")
+    if any(s < 1 for s in w.shape):
+        raise TransconvError(f"{op}: w must have no empty axis, got shape {w.shape}")
+    spec = make_spec(x.shape[2:], w.shape[2:])
+    g = spec.groups
+    c_in = x.shape[1]
+    if transposed:
+        if w.shape[0] != c_in:
+            raise TransconvError(
+                f"{op}: x has {c_in} channels but w of shape {w.shape} expects {w.shape[0]} "
+                f"(w is (C_in, C_out/groups, *kernel))"
+            )
+        if c_in % g:
+            raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
+        c_out = w.shape[1] * g
+    else:
+        if c_in % g:
+            raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
+        if w.shape[1] * g != c_in:
+            raise TransconvError(
+                f"{op}: x has {c_in} channels but w of shape {w.shape} with groups={g} expects "
+                f"{w.shape[1] * g} (w is (C_out, C_in/groups, *kernel))"
+            )
+        if w.shape[0] % g:
+            raise TransconvError(f"{op}: output channels ({w.shape[0]}) must be divisible by groups ({g})")
+        c_out = w.shape[0]
+    if bias_arr is not None:
+        if plain and bias_arr.size == 1:
+            bias_arr = bias_arr.reshape(1)
+        if bias_arr.shape != (c_out,):
+            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_arr.shape}")
+    out_dtype, compute = _compute_dtype(x, w, bias_arr)
+    # arrays are converted to the compute dtype only when the call runs (choose_method
+    # passes zero-stride stand-ins that must not be materialised)
+    return _Call(x, w, bias_arr, Problem(transposed, x.shape, w.shape, spec, compute), out_dtype, squeeze)
+
+
+def _run(op: str, call: _Call, method: str) -> np.ndarray:
+    if method == "auto":
+        chosen = METHODS[_choose(call.problem).method]
+    else:
+        if method not in METHODS:
+            raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+        chosen = METHODS[method]
+        why_not = chosen.supports(call.problem)
+        if why_not is not None:
+            raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
+    compute = call.problem.dtype
+    x = np.ascontiguousarray(call.x, dtype=compute)
+    w = np.ascontiguousarray(call.w, dtype=compute)
+    out = chosen.run(call.problem, x, w)
+    if call.bias is not None:
+        out += call.bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
+    out = out.astype(call.out_dtype, copy=False)
+    return out.reshape(out.shape[call.squeeze :])
+
+
+def _conv_call(op, x, w, bias, stride, padding, dilation, groups, padding_mode, plain) -> _Call:
+    return _prepare(
+        op, False, x, w, bias, plain,
+        lambda spatial, kernel: conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode),
+    )
+
+
+def _conv_transpose_call(op, x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain) -> _Call:
+    return _prepare(
+        op, True, x, w, bias, plain,
+        lambda spatial, kernel: conv_transpose_spec(
+            op, spatial, kernel, stride, padding, output_padding, groups, dilation, padding_mode, output_size
+        ),
+    )
+
+
+def conv(
+    x: Any,
+    w: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    plain: Optional[bool] = None,
+) -> np.ndarray:
+    """N-dimensional convolution (cross-correlation, no kernel flip), as ``torch.nn.functional.conv{1,2,3}d``.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C_in, *spatial)``, unbatched ``(C_in, *spatial)``, or with a plain kernel
+        just ``spatial`` (see ``plain``).
+    w : array_like
+        ``(C_out, C_in / groups, *kernel)``, or a plain kernel ``kernel`` with no channel axes.
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride, dilation : int or tuple of int
+        One value for every spatial axis or one per axis; >= 1.
+    padding : int, tuple, tuple of (lo, hi) pairs, "valid" or "same"
+        Implicit padding on both sides, per axis, or per side.  ``"same"`` keeps
+        ``ceil(input / stride)`` outputs with the odd pixel of padding on the high side
+        (TensorFlow's rule; PyTorch's ``"same"`` for stride 1).
+    groups : int
+        Channels are split into ``groups`` independent convolutions (``groups = C_in``
+        is depthwise).
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds, as PyTorch's ``padding_mode``.
+    method : str
+        ``"auto"`` (cheapest method that accepts the call, see :func:`choose_method`),
+        ``"reference"`` (the definition, slow) or any name in ``transconv.METHODS``.
+    plain : bool, optional
+        Treat ``x`` and ``w`` as plain arrays without batch or channel axes.  Defaults to
+        True when ``w`` has fewer than 3 axes (a 1-d or 2-d plain kernel cannot be a
+        channelled weight); pass ``plain=True`` for plain 3-d and higher kernels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)`` (the batch and channel axes as given).  Float inputs keep
+        their dtype (float16 is computed in float32), integer inputs give float64.
+
+    Notes
+    -----
+    Shape, per spatial axis, with ``k_eff = dilation * (kernel - 1) + 1``::
+
+        out = floor((in + pad_lo + pad_hi - k_eff) / stride) + 1
+
+    Examples
+    --------
+    The worked example: a 3x3 kernel over a 4x4 input, no padding.
+
+    >>> import transconv as tc
+    >>> x = [[4, 5, 8, 7], [1, 8, 8, 8], [3, 6, 6, 4], [6, 5, 7, 8]]
+    >>> k = [[1, 4, 1], [1, 4, 3], [3, 3, 1]]
+    >>> tc.conv(x, k)
+    array([[122., 148.],
+           [126., 134.]])
+    """
+    call = _conv_call("conv", x, w, bias, stride, padding, dilation, groups, padding_mode, plain)
+    return _run("conv", call, method)
+
+
+def conv_transpose(
+    x: Any,
+    w: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    *,
+    output_size: Any = None,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    plain: Optional[bool] = None,
+) -> np.ndarray:
+    """N-dimensional transposed convolution, as ``torch.nn.functional.conv_transpose{1,2,3}d``.
+
+    The exact adjoint of :func:`conv` with the same weight and geometry: for every
+    ``x`` and ``y``, ``<conv(x), y> == <x, conv_transpose(y)>``.  One input value reaches
+    ``prod(kernel)`` outputs, spaced ``stride`` apart between neighbouring inputs.
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C_in, *spatial)``, ``(C_in, *spatial)``, or plain ``spatial``.
+    w : array_like
+        ``(C_in, C_out / groups, *kernel)`` (PyTorch's layout), or a plain kernel.
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride, dilation : int or tuple of int
+    padding : int, tuple, tuple of (lo, hi) pairs, "valid" or "same"
+        How much the output is cropped on each side (the padding of the convolution it
+        transposes).  ``"same"`` gives ``out = in * stride`` with the odd pixel cropped on
+        the high side (TensorFlow, ONNX ``SAME_UPPER``); PyTorch has no such option.
+    output_padding : int or tuple of int
+        Extra length on the high side of the output, ``< max(stride, dilation)``.  It only
+        chooses the output size: the added positions receive kernel contributions too.
+    groups : int
+    output_size : sequence of int, optional
+        Requested spatial output size (or a full shape); resolved to ``output_padding``.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        The adjoint of :func:`conv` with that mode: border outputs fold back onto the
+        samples the padding copied.  PyTorch only accepts "zeros" here.
+    method, plain
+        As in :func:`conv`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)``.
+
+    Notes
+    -----
+    Shape, per spatial axis::
+
+        out = (in - 1) * stride - pad_lo - pad_hi + dilation * (kernel - 1) + 1 + output_padding
+
+    Examples
+    --------
+    >>> import transconv as tc
+    >>> k = [[1, 4, 1], [1, 4, 3], [3, 3, 1]]
+    >>> tc.conv_transpose([[2, 1], [4, 4]], k)
+    array([[ 2.,  9.,  6.,  1.],
+           [ 6., 29., 30.,  7.],
+           [10., 29., 33., 13.],
+           [12., 24., 16.,  4.]])
+    """
+    call = _conv_transpose_call(
+        "conv_transpose", x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain
+    )
+    return _run("conv_transpose", call, method)
+
+
+def choose_method(
+    x: Any,
+    w: Any,
+    *,
+    transposed: bool = False,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    output_size: Any = None,
+    padding_mode: str = "zeros",
+    dtype: Any = None,
+    plain: Optional[bool] = None,
+) -> MethodChoice:
+    """The method ``method="auto"`` would use for a call, and why.
+
+    ``x`` and ``w`` may be arrays or just their shapes (tuples); ``dtype`` sets the dtype
+    assumed for shapes (float32 by default).
+
+    >>> import transconv as tc
+    >>> choice = tc.choose_method((8, 64, 32, 32), (64, 32, 4, 4), transposed=True, stride=2, padding=1)
+    >>> choice.method in tc.METHODS
+    True
+    """
+    op = "choose_method"
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+
+    def as_array(value):
+        if isinstance(value, tuple) and all(isinstance(v, (int, np.integer)) for v in value):
+            return np.broadcast_to(np.zeros((), dtype), value)
+        return value
+
+    x, w = as_array(x), as_array(w)
+    if transposed:
+        call = _conv_transpose_call(op, x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain)
+    else:
+        if output_padding not in (0, None) or output_size is not None:
+            raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
+        call = _conv_call(op, x, w, bias, stride, padding, dilation, groups, padding_mode, plain)
+    return _choose(call.problem)
