@@ -542,7 +542,8 @@ def solve_geometry(
     """Every (kernel, stride, symmetric padding, output_padding, dilation) mapping one length to another.
 
     Transposed results come checkerboard-free first (stride divides the kernel, so every
-    output pixel is reached by the same number of taps), then by kernel size.
+    output pixel is reached by the same number of taps), then those whose stride is
+    nearest the size ratio, then by kernel size.
 
     >>> solve_geometry(7, 14)[0].describe()
     'kernel_size=2, stride=2, padding=0  [even overlap]'
@@ -570,5 +571,10 @@ def solve_geometry(
                             choices.append(GeometryChoice(k, s, p, a, d, k % s == 0))
                     elif i + 2 * p >= k_eff and conv_output_length(i, k, s, p, d) == o:
                         choices.append(GeometryChoice(k, s, p, 0, d, True))
-    choices.sort(key=lambda c: (not c.checkerboard_free, c.dilation, c.output_padding > 0, c.kernel_size, c.stride, c.padding))
+    # checkerboard-free first, then the stride nearest the size ratio (the natural
+    # up-/down-sampler), then the smallest kernel
+    ratio = o / i if transposed else i / o
+    choices.sort(
+        key=lambda c: (not c.checkerboard_free, c.dilation, c.output_padding > 0, abs(c.stride - ratio), c.kernel_size, c.padding)
+    )
     return choices
