@@ -289,8 +289,16 @@ class ConvSpec:
         )
 
 
-def _kernel_and_ndim(op: str, kernel_size: Any, ndim: int) -> tuple[int, ...]:
-    return _per_axis(op, "kernel_size", kernel_size, ndim, 1)
+def _common(op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode):
+    """The arguments conv and conv_transpose share, validated in one place."""
+    return (
+        _per_axis(op, "kernel_size", kernel_size, ndim, 1),
+        _per_axis(op, "stride", stride, ndim, 1),
+        _per_axis(op, "dilation", dilation, ndim, 1),
+        _padding(op, padding, ndim),
+        _int(op, "groups", groups, 1),
+        _padding_mode(op, padding_mode),
+    )
 
 
 def conv_spec(
@@ -314,12 +322,9 @@ def conv_spec(
     ((1, 2),)
     """
     ndim = len(input_shape)
-    kernel = _kernel_and_ndim(op, kernel_size, ndim)
-    stride_t = _per_axis(op, "stride", stride, ndim, 1)
-    dilation_t = _per_axis(op, "dilation", dilation, ndim, 1)
-    groups_i = _int(op, "groups", groups, 1)
-    mode = _padding_mode(op, padding_mode)
-    pad = _padding(op, padding, ndim)
+    kernel, stride_t, dilation_t, pad, groups_i, mode = _common(
+        op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode
+    )
     if pad == "valid":
         pad = ((0, 0),) * ndim
     elif pad == "same":
@@ -353,13 +358,10 @@ def conv_transpose_spec(
     ((1,), (6,))
     """
     ndim = len(input_shape)
-    kernel = _kernel_and_ndim(op, kernel_size, ndim)
-    stride_t = _per_axis(op, "stride", stride, ndim, 1)
-    dilation_t = _per_axis(op, "dilation", dilation, ndim, 1)
-    groups_i = _int(op, "groups", groups, 1)
-    mode = _padding_mode(op, padding_mode)
+    kernel, stride_t, dilation_t, pad, groups_i, mode = _common(
+        op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode
+    )
     out_pad = _per_axis(op, "output_padding", output_padding, ndim, 0)
-    pad = _padding(op, padding, ndim)
     if pad == "valid":
         pad = ((0, 0),) * ndim
     elif pad == "same":
