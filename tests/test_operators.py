@@ -344,7 +344,7 @@ def test_four_spatial_dimensions_need_no_special_case():
     """No code path counts spatial axes: a 4-d conv is checked by the reference and the dot test."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((2, 2, 5, 4, 6, 5))
-    w = rng.standard_normal((3, 1, 2, 3, 2, 2))
+    w = rng.standard_normal((4, 1, 2, 3, 2, 2))
     kwargs = dict(stride=(2, 1, 3, 1), padding=((1, 0), 1, 0, (0, 2)), dilation=(1, 1, 2, 1), groups=2)
     cx = tc.conv(x, w, **kwargs)
     np.testing.assert_allclose(cx, tc.conv(x, w, method="reference", **kwargs), rtol=1e-12, atol=1e-12)
