@@ -1,29 +1,536 @@
-"""Command-line interface (placeholder: the worked example only; the full CLI is issue 5)."""
+"""The ``transconv`` command line (also ``python -m transconv``).
+
+Commands::
+
+    transconv demo [--out DIR]             the worked example end to end, a real 2x up-sampling, pictures
+    transconv shape -i 3 -k 3 -s 2 -p 1 --transposed          output size, formula filled in
+    transconv shape -i 7 --to 14 --transposed                 solver: geometries mapping 7 to 14
+    transconv matrix -i 4 -k 3 [--transposed] [-o C.npz|.png|.csv]   print or save C / C^T
+    transconv animate -i 3 -k 3 -s 2 -p 1 --transposed -o t.gif      GIF (or .png still grid)
+    transconv explore [-o page.html | --serve [--port N]]    the interactive explorer page
+    transconv bench ...                                        benchmarks (transconv.bench)
+
+Geometry flags shared by shape, matrix, animate and explore, as in the
+convolution-arithmetic figures: ``-i/--input N`` (or ``HxW``) is the input of the
+operation drawn (the small side when ``--transposed``), ``-k -s -p -d`` kernel, stride,
+padding (an int, ``a,b`` per axis, or ``same`` / ``valid``) and dilation,
+``--output-padding A``.  Bad arguments exit with code 2 and one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import conv, conv_transpose
+from .errors import TransconvError
 
-X = np.array([[4, 5, 8, 7], [1, 8, 8, 8], [3, 6, 6, 4], [6, 5, 7, 8]], dtype=float)
-K = np.array([[1, 4, 1], [1, 4, 3], [3, 3, 1]], dtype=float)
+__all__ = ["main", "build_parser"]
+
+PROG = "transconv"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="the worked example end to end")
-    demo.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        print("conv(x, k) =\n", conv(X, K))
-        print("conv_transpose([[2,1],[4,4]], k) =\n", conv_transpose([[2, 1], [4, 4]], K))
+class UsageError(Exception):
+    """Bad command-line usage: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one clear line, exit 2 (argparse prints usage + error otherwise)
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers.
+# --------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress bar on stderr (only drawn on a terminal; silent in pipes and tests)."""
+
+    def __init__(self, label: str, total: int, stream=None):
+        self.label, self.total = label, max(1, total)
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: Optional[int] = None) -> None:
+        if total:
+            self.total = total
+        if not self.tty:
+            return
+        width = 28
+        filled = int(width * done / self.total)
+        self.stream.write(f"\r{self.label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
+        if done >= self.total:
+            self.stream.write(f"  {time.perf_counter() - self.start:.1f} s\n")
+        self.stream.flush()
+
+
+def _ints(text: str, name: str, minimum: int) -> tuple[int, ...]:
+    parts = text.replace("x", ",").replace("X", ",").split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{PROG}: error: {name} must be an integer or integers separated by ',' or 'x', got {text!r}") from None
+    for v in values:
+        if v < minimum:
+            raise UsageError(f"{PROG}: error: {name} must be >= {minimum}, got {text!r}")
+    return values
+
+
+def _per_axis(values: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
+    if len(values) == 1:
+        return values * ndim
+    if len(values) != ndim:
+        raise UsageError(f"{PROG}: error: {name} needs 1 or {ndim} values (one per axis of the input), got {len(values)}")
+    return values
+
+
+def _geometry(args) -> dict[str, Any]:
+    """The geometry flags as keyword arguments of the library (validated there)."""
+    shape = _ints(args.input, "-i/--input", 1)
+    if len(shape) == 1:
+        shape = shape * args.ndim
+    ndim = len(shape)
+    kernel = _per_axis(_ints(args.kernel, "-k/--kernel", 1), ndim, "-k/--kernel")
+    stride = _per_axis(_ints(args.stride, "-s/--stride", 1), ndim, "-s/--stride")
+    dilation = _per_axis(_ints(args.dilation, "-d/--dilation", 1), ndim, "-d/--dilation")
+    out_pad = _per_axis(_ints(args.output_padding, "--output-padding", 0), ndim, "--output-padding")
+    if args.padding.lower() in ("same", "valid"):
+        padding: Any = args.padding.lower()
+    else:
+        padding = _per_axis(_ints(args.padding, "-p/--padding", 0), ndim, "-p/--padding")
+    if any(out_pad) and not args.transposed:
+        raise UsageError(f"{PROG}: error: --output-padding only applies with --transposed")
+    return dict(input_shape=shape, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+                output_padding=out_pad, transposed=args.transposed)
+
+
+def _spec(geo: dict[str, Any]):
+    from .viz.frames import make_spec
+
+    return make_spec(geo["input_shape"], geo["kernel_size"], geo["stride"], geo["padding"], geo["dilation"],
+                     geo["output_padding"], geo["transposed"])
+
+
+def _output_shape(spec, geo) -> tuple[int, ...]:
+    shape = geo["input_shape"]
+    return spec.transpose_output_shape(shape) if geo["transposed"] else spec.conv_output_shape(shape)
+
+
+def _x(shape: Sequence[int]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _kernel_values(text: Optional[str], kernel_size: tuple[int, ...]) -> np.ndarray:
+    from .viz.frames import example_kernel
+
+    if text is None:
+        return example_kernel(kernel_size)
+    try:
+        rows = [[float(v) for v in row.replace(",", " ").split()] for row in text.split(";")]
+        w = np.array(rows, dtype=float)
+    except ValueError:
+        raise UsageError(f"{PROG}: error: --kernel-values must be numbers, rows separated by ';', got {text!r}") from None
+    if len(kernel_size) == 1:
+        w = w.ravel()
+    if w.shape != tuple(kernel_size):
+        raise UsageError(
+            f"{PROG}: error: --kernel-values has shape {w.shape} but the kernel is {_x(kernel_size)} "
+            f"(rows separated by ';', e.g. '1,4,1;1,4,3;3,3,1')"
+        )
+    return w
+
+
+def _library_matrix(w: np.ndarray, spec, input_shape, transposed: bool):
+    """The operation's matrix as scipy.sparse, from transconv.conv_matrix when it exists."""
+    import scipy.sparse as sp
+
+    import transconv as tc
+
+    wc = w[None, None]
+    if hasattr(tc, "conv_matrix") and hasattr(tc, "conv_transpose_matrix"):
+        if transposed:
+            return sp.csr_array(tc.conv_transpose_matrix(wc, input_shape, spec.stride, spec.padding,
+                                                         spec.output_padding, 1, spec.dilation))
+        return sp.csr_array(tc.conv_matrix(wc, input_shape, spec.stride, spec.padding, spec.dilation, 1))
+    from .viz.frames import dense_matrix, frames
+
+    return sp.csr_array(dense_matrix(frames(spec, input_shape, transposed), w))
+
+
+def _fmt_matrix(m: np.ndarray) -> str:
+    ints = np.all(np.abs(m - np.round(m)) < 1e-9)
+    cells = [[(str(int(round(v))) if ints else f"{v:.4g}") if v != 0 else "." for v in row] for row in m]
+    width = max(len(c) for row in cells for c in row)
+    return "\n".join("  " + " ".join(c.rjust(width) for c in row) for row in cells)
+
+
+def _emit(args, data: Any, text: str) -> None:
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(text)
+
+
+# --------------------------------------------------------------------------------------
+# shape
+# --------------------------------------------------------------------------------------
+
+
+def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
+    """Output size under each framework's padding conventions (formulas of REFERENCES.md)."""
+    from .spec import conv_output_length, conv_transpose_output_length, effective_kernel
+
+    rows = []
+
+    def axes(fn):
+        return tuple(fn(i, k, s, d, a) for i, k, s, d, a in zip(geo["input_shape"], geo["kernel_size"], geo["stride"],
+                                                               geo["dilation"], geo["output_padding"]))
+
+    pad = geo["padding"]
+    explicit = None if isinstance(pad, str) else pad
+    if geo["transposed"]:
+        if explicit is not None:
+            rows.append(dict(framework="PyTorch / ONNX (pads) / MXNet (adj)", padding=f"p={_x(explicit)}, output_padding={_x(geo['output_padding'])}",
+                             output=[conv_transpose_output_length(i, k, s, p, d, a) for i, k, s, p, d, a in zip(
+                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"], geo["output_padding"])]))
+            rows.append(dict(framework="Caffe Deconvolution", padding=f"pad={_x(explicit)} (no adjustment)",
+                             output=[conv_transpose_output_length(i, k, s, p, d, 0) for i, k, s, p, d in zip(
+                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"])]))
+        rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_UPPER|LOWER", padding="SAME",
+                         output=list(axes(lambda i, k, s, d, a: i * s))))
+        rows.append(dict(framework="Keras Conv2DTranspose", padding="valid, output_padding=None",
+                         output=list(axes(lambda i, k, s, d, a: (i - 1) * s + max(effective_kernel(k, d), s)))))
+        rows.append(dict(framework="JAX lax.conv_transpose", padding="VALID",
+                         output=list(axes(lambda i, k, s, d, a: i * s + max(effective_kernel(k, d) - s, 0)))))
+        rows.append(dict(framework="TensorFlow conv2d_transpose", padding="VALID (output_shape required)",
+                         output=[f"{(i - 1) * s + effective_kernel(k, d)}..{(i - 1) * s + effective_kernel(k, d) + s - 1}"
+                                 for i, k, s, d in zip(geo["input_shape"], geo["kernel_size"], geo["stride"], geo["dilation"])]))
+    else:
+        if explicit is not None:
+            rows.append(dict(framework="PyTorch / ONNX / Caffe", padding=f"p={_x(explicit)}",
+                             output=[conv_output_length(i, k, s, p, d) for i, k, s, p, d in zip(
+                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"])]))
+        rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_*", padding="SAME",
+                         output=list(axes(lambda i, k, s, d, a: -(-i // s)))))
+        rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX", padding="VALID",
+                         output=list(axes(lambda i, k, s, d, a: (i - effective_kernel(k, d)) // s + 1))))
+    return rows
+
+
+def cmd_shape(args) -> int:
+    from .spec import solve_geometry
+    from .viz.frames import shape_formula
+
+    if args.to is not None:
+        geo_i = _ints(args.input, "-i/--input", 1)
+        target = _ints(args.to, "--to", 1)
+        if len(geo_i) != 1 or len(target) != 1:
+            raise UsageError(f"{PROG}: error: the solver works on one axis: give -i N --to M with single integers")
+        choices = solve_geometry(geo_i[0], target[0], transposed=args.transposed, max_kernel=args.max_kernel,
+                                 max_stride=args.max_stride, max_dilation=args.max_dilation)
+        op = "conv_transpose" if args.transposed else "conv"
+        data = dict(operation=op, input=geo_i[0], output=target[0],
+                    choices=[dict(kernel_size=c.kernel_size, stride=c.stride, padding=c.padding,
+                                  output_padding=c.output_padding, dilation=c.dilation,
+                                  checkerboard_free=c.checkerboard_free) for c in choices])
+        lines = [f"{op}: geometries mapping {geo_i[0]} to {target[0]} "
+                 f"(kernel <= {args.max_kernel}{', checkerboard-free first' if args.transposed else ''}):"]
+        lines += [f"  {c.describe()}" for c in choices] or ["  none (try a larger --max-kernel or --max-stride)"]
+        _emit(args, data, "\n".join(lines))
+        return 0
+    geo = _geometry(args)
+    spec = _spec(geo)
+    out = _output_shape(spec, geo)
+    op = "conv_transpose" if geo["transposed"] else "conv"
+    formula = shape_formula(spec, geo["input_shape"], geo["transposed"])
+    data = dict(operation=op, input_shape=list(geo["input_shape"]), output_shape=list(out),
+                kernel_size=list(spec.kernel_size), stride=list(spec.stride), padding=[list(p) for p in spec.padding],
+                dilation=list(spec.dilation), output_padding=list(spec.output_padding), formula=formula)
+    lines = [f"{op}: input {_x(geo['input_shape'])} -> output {_x(out)}"]
+    lines += [f"  axis {a}: {f}" for a, f in enumerate(formula)]
+    if geo["transposed"]:
+        from .overlap import overlap_diagnosis
+
+        diag = overlap_diagnosis(geo["input_shape"], spec.kernel_size, spec.stride, spec.padding,
+                                 spec.output_padding, spec.dilation)
+        data["checkerboard_free"] = diag.uniform
+        data["phase_counts"] = [list(p) for p in diag.phase_counts]
+        lines.append(f"  overlap: {diag.describe()}")
+    if args.frameworks:
+        table = _framework_table(geo)
+        data["frameworks"] = table
+        lines.append("  other conventions for the same kernel and stride:")
+        for row in table:
+            lines.append(f"    {row['framework']:<50} {row['padding']:<36} -> {_x(row['output'])}")
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+# --------------------------------------------------------------------------------------
+# matrix
+# --------------------------------------------------------------------------------------
+
+
+def cmd_matrix(args) -> int:
+    geo = _geometry(args)
+    spec = _spec(geo)
+    w = _kernel_values(args.kernel_values, spec.kernel_size)
+    m = _library_matrix(w, spec, geo["input_shape"], geo["transposed"])
+    name = "C^T" if geo["transposed"] else "C"
+    op = "conv_transpose" if geo["transposed"] else "conv"
+    out = _output_shape(spec, geo)
+    if args.out:
+        path = Path(args.out)
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            import scipy.sparse as sp
+
+            sp.save_npz(path, sp.csr_matrix(m))
+        elif suffix == ".npy":
+            np.save(path, m.toarray())
+        elif suffix in (".csv", ".txt"):
+            np.savetxt(path, m.toarray(), delimiter="," if suffix == ".csv" else " ", fmt="%.9g")
+        elif suffix == ".png":
+            from .viz.frames import frames
+            from .viz.render import save_matrix_pair
+
+            save_matrix_pair(frames(spec, geo["input_shape"], geo["transposed"]), path, step=args.step, w=w)
+        else:
+            raise UsageError(f"{PROG}: error: -o must end in .npz, .npy, .csv, .txt or .png, got {args.out!r}")
+        print(f"wrote {name} ({m.shape[0]}x{m.shape[1]}, {m.nnz} non-zeros) to {path}")
+        return 0
+    dense = m.toarray()
+    data = dict(name=name, operation=op, input_shape=list(geo["input_shape"]), output_shape=list(out),
+                shape=list(m.shape), nnz=int(m.nnz), kernel=w.tolist())
+    if dense.size <= 100_000:
+        data["dense"] = dense.tolist()
+    text = [f"{name} of {op} on a {_x(geo['input_shape'])} input -> {_x(out)} output: "
+            f"{m.shape[0]}x{m.shape[1]}, {m.nnz} non-zeros (row = output, column = input, C order; '.' = 0)"]
+    if m.shape[1] <= 64 and m.shape[0] <= 256:
+        text.append(_fmt_matrix(dense))
+    else:
+        text.append("  (too large to print: use -o C.npz / .png / .csv, or --format json)")
+    _emit(args, data, "\n".join(text))
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# animate
+# --------------------------------------------------------------------------------------
+
+
+def cmd_animate(args) -> int:
+    from .viz.frames import example_input, frames
+    from .viz.render import render_frames, save_gif, save_grid
+
+    geo = _geometry(args)
+    spec = _spec(geo)
+    if len(geo["input_shape"]) > 2:
+        raise UsageError(f"{PROG}: error: animate draws 1-d and 2-d geometries, got a {len(geo['input_shape'])}-d input")
+    path = Path(args.out)
+    if path.suffix.lower() not in (".gif", ".png"):
+        raise UsageError(f"{PROG}: error: -o must end in .gif (animation) or .png (still grid), got {args.out!r}")
+    w = _kernel_values(args.kernel_values, spec.kernel_size)
+    anim = frames(spec, geo["input_shape"], geo["transposed"], args.view)
+    if len(anim.frames) > args.max_frames:
+        raise UsageError(
+            f"{PROG}: error: this animation has {len(anim.frames)} frames (more than --max-frames {args.max_frames}); "
+            f"use a smaller -i or raise --max-frames"
+        )
+    images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not args.no_matrix,
+                           progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
+    if path.suffix.lower() == ".gif":
+        save_gif(images, path, fps=args.fps)
+    else:
+        save_grid(images, path)
+    print(f"wrote {path} ({len(images)} frames, {anim.view} view of "
+          f"{'conv_transpose' if geo['transposed'] else 'conv'} {_x(geo['input_shape'])} -> {_x(anim.output_shape)})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# explore
+# --------------------------------------------------------------------------------------
+
+
+def cmd_explore(args) -> int:
+    from .viz.explorer import explorer_html, serve
+
+    config = {}
+    if args.input is not None:
+        geo = _geometry(args)
+        _spec(geo)  # validate now, with the library's message
+        if len(geo["input_shape"]) != 2 or isinstance(geo["padding"], str):
+            raise UsageError(f"{PROG}: error: the explorer page takes a 2-d input and an integer padding")
+        config = dict(h=geo["input_shape"][0], w=geo["input_shape"][1], k=geo["kernel_size"][0], s=geo["stride"][0],
+                      p=geo["padding"][0], d=geo["dilation"][0], a=geo["output_padding"][0], t=int(geo["transposed"]))
+    html = explorer_html(config)
+    if args.serve:
+        return serve(html, args.port)
+    path = Path(args.out or "transconv-explorer.html")
+    path.write_text(html, encoding="utf-8")
+    print(f"wrote {path} ({len(html) // 1024} KiB, self-contained): open file://{path.resolve()} in a browser")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    from .viz.demo import run_demo
+
+    return run_demo(Path(args.out), pictures=not args.no_pictures, progress_factory=Progress)
+
+
+# --------------------------------------------------------------------------------------
+# Commands that live in their own modules (imported only when called).
+# --------------------------------------------------------------------------------------
+
+_LAZY = {
+    "bench": ("transconv.bench", "benchmarks: the methods against each other and against PyTorch"),
+    "train": ("transconv.train", "learn up-sampling weights"),
+}
+
+
+def _run_lazy(name: str, extra: list[str]) -> int:
+    module_name, help_text = _LAZY[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise UsageError(f"{PROG} {name}: not available in this version of transconv ({module_name} is not installed)") from None
+    parser = _Parser(prog=f"{PROG} {name}", description=help_text)
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(extra)) or 0)
+
+
+# --------------------------------------------------------------------------------------
+# Parser and main.
+# --------------------------------------------------------------------------------------
+
+
+def _add_geometry(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    g = p.add_argument_group("geometry (as in the convolution-arithmetic figures)")
+    g.add_argument("-i", "--input", default="4" if defaults else None, metavar="N",
+                   help="input size of the operation drawn: N (N x N), HxW, or N,M,...; with --transposed the small side "
+                        "(default: %(default)s)")
+    g.add_argument("-k", "--kernel", default="3", metavar="K", help="kernel size, one value or one per axis (default: 3)")
+    g.add_argument("-s", "--stride", default="1", metavar="S", help="stride (default: 1)")
+    g.add_argument("-p", "--padding", default="0", metavar="P",
+                   help="padding: an int, one per axis, 'same' or 'valid' (default: 0)")
+    g.add_argument("-d", "--dilation", default="1", metavar="D", help="dilation (default: 1)")
+    g.add_argument("--output-padding", default="0", metavar="A",
+                   help="extra output length on the high side, transposed only, < max(stride, dilation) (default: 0)")
+    g.add_argument("--transposed", action="store_true", help="the transposed convolution (conv_transpose)")
+    g.add_argument("--ndim", type=int, default=2, choices=(1, 2, 3),
+                   help="spatial axes when -i is a single number (default: 2)")
+
+
+def _add_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="transconv: transposed convolution made exact, visible and fast.",
+        epilog="Start with 'transconv demo'. Every command has --help.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"transconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("demo", help="the worked example end to end, a real 2x up-sampling, pictures",
+                       description="The worked example (4x4 input, 3x3 kernel, the 4x16 C and 16x4 C^T), a real 2x "
+                                   "up-sampling of skimage's camera image, and the pictures written to --out.")
+    p.add_argument("--out", "-o", default="demo-output", metavar="DIR", help="folder for the pictures (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help="print only, write nothing")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("shape", help="output size (with the formula) and the geometry solver",
+                       description="Output size of a convolution or transposed convolution with the formula filled in; "
+                                   "with --to, every kernel/stride/padding/output_padding mapping -i to --to "
+                                   "(transposed: checkerboard-free first).")
+    _add_geometry(p)
+    p.add_argument("--to", metavar="O", help="solve: list geometries mapping input size -i to output size O")
+    p.add_argument("--max-kernel", type=int, default=8, help="solver: largest kernel (default: 8)")
+    p.add_argument("--max-stride", type=int, default=None, help="solver: largest stride")
+    p.add_argument("--max-dilation", type=int, default=1, help="solver: largest dilation (default: 1)")
+    p.add_argument("--frameworks", action="store_true",
+                   help="also show the output size under TensorFlow/Keras/JAX/ONNX/Caffe padding conventions")
+    _add_format(p)
+    p.set_defaults(func=cmd_shape)
+
+    p = sub.add_parser("matrix", help="print or save C (conv) or C^T (--transposed)",
+                       description="The convolution matrix C (rows: outputs, columns: inputs, C order) or, with "
+                                   "--transposed, the transposed convolution's matrix C^T.")
+    _add_geometry(p)
+    p.add_argument("--kernel-values", metavar="ROWS", help="kernel values, rows separated by ';' "
+                   "(default: the worked example's kernel for 3x3, else 1, 2, 3, ...)")
+    p.add_argument("-o", "--out", metavar="PATH", help="save instead of printing: .npz (scipy.sparse), .npy, .csv, .txt, "
+                   ".png (picture of C and C^T)")
+    p.add_argument("--step", type=int, default=0, help="with -o .png: the step whose entries are highlighted")
+    _add_format(p)
+    p.set_defaults(func=cmd_matrix)
+
+    p = sub.add_parser("animate", help="GIF (or still PNG grid) of any configuration",
+                       description="Animate a convolution or transposed convolution: the kernel over the (zero-inserted, "
+                                   "padded) input, the output filling in, and the matrix with the current row.")
+    _add_geometry(p)
+    p.add_argument("-o", "--out", default="transconv.gif", metavar="PATH", help=".gif or .png (default: %(default)s)")
+    p.add_argument("--view", choices=("direct", "scatter"), default="direct",
+                   help="direct: the kernel slides, one output per step; scatter: one input spreads per step")
+    p.add_argument("--kernel-values", metavar="ROWS", help="kernel values, rows separated by ';'")
+    p.add_argument("--fps", type=float, default=1.5, help="frames per second (default: 1.5)")
+    p.add_argument("--no-matrix", action="store_true", help="leave out the matrix panel")
+    p.add_argument("--max-frames", type=int, default=400, help="refuse animations longer than this (default: 400)")
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("explore", help="write or serve the interactive explorer page",
+                       description="The explorer: one self-contained HTML file (no network). Geometry flags preset it.")
+    _add_geometry(p, defaults=False)
+    p.add_argument("-o", "--out", metavar="PATH", help="where to write the page (default: transconv-explorer.html)")
+    p.add_argument("--serve", action="store_true", help="serve it on http://127.0.0.1:PORT/ until Ctrl-C")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000; 0 picks a free one)")
+    p.set_defaults(func=cmd_explore)
+
+    for name, (_, help_text) in _LAZY.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(lazy=name)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if getattr(args, "lazy", None):
+            return _run_lazy(args.lazy, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except TransconvError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 2

@@ -510,7 +510,7 @@ def save_matrix_pair(anim: Animation, path: str | Path, step: int = 0, w: Any = 
     a = matrix_image(dense, rows=rows, cols=cols, entries=entries,
                      title=f"{name} {dense.shape[0]}x{dense.shape[1]} ({what} highlighted)")
     b = matrix_image(dense.T, rows=cols, cols=rows, entries=[(c, r) for r, c in entries],
-                     title=f"{other} = ({name})^T {dense.shape[1]}x{dense.shape[0]}")
+                     title=f"{other} {dense.shape[1]}x{dense.shape[0]} (the transpose: same entries)")
     sheet = Image.new("RGB", (a.width + b.width, max(a.height, b.height)), COLORS["background"])
     sheet.paste(a, (0, 0))
     sheet.paste(b, (a.width, 0))
@@ -551,7 +551,7 @@ def save_overlap_maps(maps: Sequence[tuple[str, np.ndarray]], path: str | Path) 
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -563,13 +563,12 @@ def save_image_comparison(images: Sequence[tuple[str, np.ndarray]], path: str | 
     for ax, (title, im) in zip(axes[0], images):
         if crop is not None:
             r0, r1, c0, c1 = crop
-            scale = im.shape[0] // images[0][1].shape[0] if im.shape[0] >= images[0][1].shape[0] else 1
-            im = im[r0 * scale // 1 : r1 * scale // 1, c0 * scale // 1 : c1 * scale // 1]
+            im = im[r0:r1, c0:c1]
         ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
