@@ -6,6 +6,7 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 
 from .errors import TransconvError
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
+from .overlap import overlap_diagnosis, overlap_map
 from .spec import (
     ConvSpec,
     conv_output_length,
@@ -28,4 +29,6 @@ __all__ = [
     "conv_transpose_output_length",
     "dumoulin",
     "solve_geometry",
+    "overlap_map",
+    "overlap_diagnosis",
 ]
