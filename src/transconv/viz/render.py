@@ -418,9 +418,7 @@ def render_frames(anim: Animation, x: Any = None, w: Any = None, *, matrix: Any 
 
 
 def _palette_image():
-    """A fixed 256-colour palette: every flat colour exactly, plus blends for antialiased text."""
-    from PIL import Image
-
+    """A fixed palette (at most 256 colours): every flat colour exactly, plus blends for antialiased text."""
     colors: list[RGB] = []
     for c in COLORS.values():
         if c not in colors:
@@ -434,11 +432,21 @@ def _palette_image():
     for g in range(0, 256, 8):
         if (g, g, g) not in colors:
             colors.append((g, g, g))
-    colors = colors[:256]
-    flat = [v for c in colors for v in c] + [0] * (768 - 3 * len(colors))
-    pal = Image.new("P", (1, 1))
-    pal.putpalette(flat)
-    return pal
+    return np.array(colors[:256], dtype=np.int64)
+
+
+def _to_palette(image, palette: np.ndarray):
+    """Map every pixel to its exactly nearest palette colour (Pillow's own mapping is approximate)."""
+    from PIL import Image
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    unique, inverse = np.unique(codes.ravel(), return_inverse=True)
+    colors = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    nearest = ((colors[:, None, :] - palette[None, :, :]) ** 2).sum(-1).argmin(1)
+    out = Image.fromarray(nearest[inverse].reshape(codes.shape).astype(np.uint8), "P")
+    out.putpalette([int(v) for v in palette.ravel()] + [0] * (768 - palette.size))
+    return out
 
 
 def save_gif(images: list, path: str | Path, *, fps: float = 1.5, hold_last: float = 2.0) -> Path:
@@ -447,7 +455,7 @@ def save_gif(images: list, path: str | Path, *, fps: float = 1.5, hold_last: flo
 
     path = Path(path)
     pal = _palette_image()
-    frames_p = [im.convert("RGB").quantize(palette=pal, dither=Image.Dither.NONE) for im in images]
+    frames_p = [_to_palette(im, pal) for im in images]
     durations = [int(1000 / fps)] * len(frames_p)
     durations[-1] = int(1000 * hold_last)
     frames_p[0].save(path, save_all=True, append_images=frames_p[1:], duration=durations, loop=0,
