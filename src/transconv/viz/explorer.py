@@ -48,6 +48,10 @@ def make_server(html: str, port: int = 8000):
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path == "/favicon.ico":  # browsers ask; there is none
+                self.send_response(204)
+                self.end_headers()
+                return
             if self.path.split("?")[0] not in ("/", "/index.html", "/explorer.html"):
                 self.send_error(404, "the explorer is at /")
                 return
