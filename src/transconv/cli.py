@@ -345,12 +345,13 @@ def cmd_animate(args) -> int:
             f"{PROG}: error: this animation has {len(anim.frames)} frames (more than --max-frames {args.max_frames}); "
             f"use a smaller -i or raise --max-frames"
         )
-    images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not args.no_matrix,
-                           progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
-    if path.suffix.lower() == ".gif":
-        save_gif(images, path, fps=args.fps)
+    still = path.suffix.lower() == ".png"
+    images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not (args.no_matrix or still),
+                           compact=still, progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
+    if still:
+        save_grid(images, path, anim=anim)
     else:
-        save_grid(images, path)
+        save_gif(images, path, fps=args.fps)
     print(f"wrote {path} ({len(images)} frames, {anim.view} view of "
           f"{'conv_transpose' if geo['transposed'] else 'conv'} {_x(geo['input_shape'])} -> {_x(anim.output_shape)})")
     return 0

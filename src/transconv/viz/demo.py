@@ -139,7 +139,8 @@ def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Op
         images = render_frames(t_anim, WORKED_Y, WORKED_K)
         written.append(save_gif(images, out / "worked_example_transposed.gif"))
         bar(1)
-        written.append(save_grid(images, out / "worked_example_transposed.png"))
+        written.append(save_grid(render_frames(t_anim, WORKED_Y, WORKED_K, matrix=False, compact=True),
+                                 out / "worked_example_transposed.png", anim=t_anim))
         bar(2)
         scatter = frames(t_anim.spec, (2, 2), transposed=True, view="scatter")
         written.append(save_gif(render_frames(scatter, WORKED_Y, WORKED_K), out / "worked_example_scatter.gif"))

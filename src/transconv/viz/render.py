@@ -124,7 +124,7 @@ def _as2d(shape: Sequence[int]) -> tuple[int, int]:
     raise TransconvError(f"pictures: only 1-d and 2-d geometries can be drawn, got {len(shape)} spatial axes")
 
 
-def layout(anim: Animation, *, matrix: bool = True, cell: Optional[int] = None) -> Layout:
+def layout(anim: Animation, *, matrix: bool = True, cell: Optional[int] = None, compact: bool = False) -> Layout:
     """Where everything of ``anim``'s frames goes."""
     src = _as2d(anim.source.shape)
     dst = _as2d(anim.dest.shape)
@@ -151,8 +151,8 @@ def layout(anim: Animation, *, matrix: bool = True, cell: Optional[int] = None) 
         else:
             m_cell = 0
     caption_y = sy + panel_h + 14
-    width = max(width, 620)
-    height = caption_y + 3 * 18 + 36
+    width = max(width, 260 if compact else 620)
+    height = caption_y + (22 if compact else 3 * 18 + 36)
     return Layout(
         width, height, cell, (sx, sy), src, (dx, dy), dst, m_origin, (m_rows, m_cols), m_cell, numbers, caption_y
     )
@@ -252,6 +252,7 @@ def render_frame(
     cell: Optional[int] = None,
     history: Optional[list[np.ndarray]] = None,
     title: Optional[str] = None,
+    compact: bool = False,
 ):
     """One frame as a ``PIL.Image`` (RGB).
 
@@ -263,7 +264,7 @@ def render_frame(
     from PIL import Image, ImageDraw
 
     x, w = _values(anim, x, w)
-    lay = layout(anim, matrix=matrix is not False, cell=cell)
+    lay = layout(anim, matrix=matrix is not False, cell=cell, compact=compact)
     if history is None:
         history = accumulate(anim, x, w)
     frame = anim.frames[step]
@@ -294,7 +295,8 @@ def render_frame(
         sub = _fmt(w_flat_taps[under[cnd]]) if (cnd in under and lay.numbers) else ""
         _cell(draw, lay.box("source", cnd), fill, dashed, text, sub, fonts)
     draw.text((lay.source_origin[0], lay.source_origin[1] - 8), f"input {'x'.join(map(str, anim.input_shape))}"
-              + (" (zeros inserted, padded)" if anim.transposed and anim.view == "direct" else
+              + ((" (zeros inserted, padded)" if max(anim.spec.stride) > 1 else " (padded by k-1-p)")
+                 if anim.transposed and anim.view == "direct" else
                  " (padded)" if any(lo or hi for lo, hi in anim.spec.padding) and anim.view == "direct" else ""),
               fill=COLORS["text"], font=title_font, anchor="ld")
 
@@ -352,6 +354,10 @@ def render_frame(
     y = lay.caption_y
     what = (f"output {frame.anchor} = sum of kernel x window" if anim.view == "direct"
             else f"input {frame.anchor} spreads through the kernel")
+    if compact:
+        short = f"output {frame.anchor}" if anim.view == "direct" else f"input {frame.anchor}"
+        draw.text((16, y), f"step {step + 1}: {short}", fill=COLORS["text"], font=_font(13))
+        return img
     head = title or f"{name}, {anim.view} view"
     draw.text((16, y), f"{head} - step {step + 1}/{len(anim.frames)}: {what}", fill=COLORS["text"], font=_font(13))
     for line in shape_formula(anim.spec, anim.input_shape, anim.transposed)[:1]:
@@ -402,7 +408,8 @@ def _legend(draw, anim: Animation, x: int, y: int) -> None:
 
 
 def render_frames(anim: Animation, x: Any = None, w: Any = None, *, matrix: Any = True, cell: Optional[int] = None,
-                  progress: Optional[Callable[[int, int], None]] = None, title: Optional[str] = None) -> list:
+                  progress: Optional[Callable[[int, int], None]] = None, title: Optional[str] = None,
+                  compact: bool = False) -> list:
     """All frames as ``PIL.Image`` objects (the matrix is built once)."""
     x, w = _values(anim, x, w)
     history = accumulate(anim, x, w)
@@ -411,7 +418,8 @@ def render_frames(anim: Animation, x: Any = None, w: Any = None, *, matrix: Any 
         matrix = operator_matrix(anim, w) if lay.matrix_origin is not None else False
     images = []
     for step in range(len(anim.frames)):
-        images.append(render_frame(anim, step, x, w, matrix=matrix, cell=cell, history=history, title=title))
+        images.append(render_frame(anim, step, x, w, matrix=matrix, cell=cell, history=history, title=title,
+                                   compact=compact))
         if progress:
             progress(step + 1, len(anim.frames))
     return images
@@ -459,13 +467,18 @@ def save_gif(images: list, path: str | Path, *, fps: float = 1.5, hold_last: flo
     durations = [int(1000 / fps)] * len(frames_p)
     durations[-1] = int(1000 * hold_last)
     frames_p[0].save(path, save_all=True, append_images=frames_p[1:], duration=durations, loop=0,
-                     disposal=1, optimize=False)
+                     disposal=1, optimize=True)
     return path
 
 
-def save_grid(images: list, path: str | Path, *, columns: int = 4, max_frames: int = 16) -> Path:
-    """A still PNG: frames tiled in a grid (evenly sampled when there are more than ``max_frames``)."""
-    from PIL import Image
+def save_grid(images: list, path: str | Path, *, columns: int = 4, max_frames: int = 16,
+              anim: Optional[Animation] = None) -> Path:
+    """A still PNG: frames tiled in a grid (evenly sampled when there are more than ``max_frames``).
+
+    With ``anim``, a footer gives the operation, the output-size formula and the colour legend
+    once for the whole sheet (pass frames rendered with ``compact=True``).
+    """
+    from PIL import Image, ImageDraw
 
     if len(images) > max_frames:
         pick = np.unique(np.linspace(0, len(images) - 1, max_frames).round().astype(int))
@@ -473,9 +486,19 @@ def save_grid(images: list, path: str | Path, *, columns: int = 4, max_frames: i
     columns = min(columns, len(images))
     rows = -(-len(images) // columns)
     w, h = images[0].size
-    sheet = Image.new("RGB", (columns * w, rows * h), COLORS["background"])
+    footer = 66 if anim is not None else 0
+    sheet = Image.new("RGB", (columns * w, rows * h + footer), COLORS["background"])
     for n, im in enumerate(images):
         sheet.paste(im, ((n % columns) * w, (n // columns) * h))
+    if anim is not None:
+        draw = ImageDraw.Draw(sheet)
+        y = rows * h + 4
+        name = "conv_transpose" if anim.transposed else "conv"
+        draw.text((16, y), f"{name}, {anim.view} view: input {'x'.join(map(str, anim.input_shape))} -> output "
+                  f"{'x'.join(map(str, anim.output_shape))}", fill=COLORS["text"], font=_font(13))
+        draw.text((16, y + 18), shape_formula(anim.spec, anim.input_shape, anim.transposed)[0],
+                  fill=COLORS["text"], font=_font(12))
+        _legend(draw, anim, 16, y + 40)
     path = Path(path)
     sheet.save(path)
     return path
