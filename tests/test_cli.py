@@ -111,18 +111,23 @@ def test_matrix_saves_npz_csv_png(capsys, tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
-def test_animate_gif_and_png(capsys, tmp_path):
+def _frames_and_size(path):
     from PIL import Image
 
+    with Image.open(path) as im:
+        return getattr(im, "n_frames", 1), im.size
+
+
+def test_animate_gif_and_png(capsys, tmp_path):
     code, out, err = run(capsys, "animate", "-i", "3", "-k", "3", "-s", "2", "-p", "1", "--output-padding", "1",
                          "--transposed", "-o", str(tmp_path / "t.gif"))
     assert code == 0, err
-    assert Image.open(tmp_path / "t.gif").n_frames == 36
+    assert _frames_and_size(tmp_path / "t.gif")[0] == 36
     code, out, err = run(capsys, "animate", "-i", "5", "--view", "scatter", "-o", str(tmp_path / "c.png"), "--no-matrix")
     assert code == 0, err
-    assert Image.open(tmp_path / "c.png").size[0] > 0
+    assert _frames_and_size(tmp_path / "c.png")[1][0] > 0
     code, out, err = run(capsys, "animate", "-i", "7", "--ndim", "1", "-k", "3", "-s", "2", "-o", str(tmp_path / "one.gif"))
-    assert code == 0 and Image.open(tmp_path / "one.gif").n_frames == 3
+    assert code == 0 and _frames_and_size(tmp_path / "one.gif")[0] == 3
 
 
 def test_explore_writes_a_self_contained_page(capsys, tmp_path):

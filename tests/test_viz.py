@@ -199,12 +199,21 @@ def test_overlap_map_1d_and_errors():
 def _decode_gif(path):
     from PIL import Image
 
-    im = Image.open(path)
     out = []
-    for n in range(im.n_frames):
-        im.seek(n)
-        out.append(np.asarray(im.convert("RGB")))
+    with Image.open(path) as im:
+        for n in range(im.n_frames):
+            im.seek(n)
+            out.append(np.asarray(im.convert("RGB")))
     return out
+
+
+def _open(path):
+    """Load an image fully and close the file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.copy()
 
 
 def _color(img, xy):
@@ -269,16 +278,16 @@ def test_still_grid_matrix_pair_and_heat_maps(tmp_path):
 
     anim = frames(make_spec((4, 4), 3), (4, 4))
     images = render_frames(anim, WORKED_X, WORKED_K)
-    grid = Image.open(save_grid(images, tmp_path / "g.png"))
+    grid = _open(save_grid(images, tmp_path / "g.png"))
     assert grid.size == (4 * images[0].width, images[0].height)
-    pair = np.asarray(Image.open(save_matrix_pair(anim, tmp_path / "m.png", step=0, w=WORKED_K)).convert("RGB"))
+    pair = np.asarray(_open(save_matrix_pair(anim, tmp_path / "m.png", step=0, w=WORKED_K)).convert("RGB"))
     # C's first row has 9 active entries and C^T's first column too: 18 orange cells' worth of pixels
     orange = np.all(pair == COLORS["matrix_active"], axis=-1)
     assert orange.any()
-    heat = Image.open(save_overlap_maps([("k3 s2", tc.overlap_map((4, 4), 3, 2)), ("k4 s2", tc.overlap_map((4, 4), 4, 2, 1))],
+    heat = _open(save_overlap_maps([("k3 s2", tc.overlap_map((4, 4), 3, 2)), ("k4 s2", tc.overlap_map((4, 4), 4, 2, 1))],
                                         tmp_path / "o.png"))
     assert heat.size[0] > heat.size[1]
-    cmp_ = Image.open(save_image_comparison([("a", np.zeros((8, 8))), ("b", np.ones((8, 8)))], tmp_path / "c.png"))
+    cmp_ = _open(save_image_comparison([("a", np.zeros((8, 8))), ("b", np.ones((8, 8)))], tmp_path / "c.png"))
     assert cmp_.size[0] > 0
 
 

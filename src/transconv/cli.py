@@ -160,9 +160,16 @@ def _library_matrix(w: np.ndarray, spec, input_shape, transposed: bool):
             return sp.csr_array(tc.conv_transpose_matrix(wc, input_shape, spec.stride, spec.padding,
                                                          spec.output_padding, 1, spec.dilation))
         return sp.csr_array(tc.conv_matrix(wc, input_shape, spec.stride, spec.padding, spec.dilation, 1))
-    from .viz.frames import dense_matrix, frames
+    from .viz.frames import frames
 
-    return sp.csr_array(dense_matrix(frames(spec, input_shape, transposed), w))
+    anim = frames(spec, input_shape, transposed)
+    rows, cols, vals = [], [], []
+    for f in anim.frames:
+        for (r, c), (_, t, _) in zip(anim.matrix_entries(f), f.pairs):
+            rows.append(r)
+            cols.append(c)
+            vals.append(w[t])
+    return sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=anim.matrix_shape))
 
 
 def _fmt_matrix(m: np.ndarray) -> str:

@@ -459,8 +459,6 @@ def _to_palette(image, palette: np.ndarray):
 
 def save_gif(images: list, path: str | Path, *, fps: float = 1.5, hold_last: float = 2.0) -> Path:
     """Write frames as a looping GIF (fixed palette, so flat colours are kept exactly)."""
-    from PIL import Image
-
     path = Path(path)
     pal = _palette_image()
     frames_p = [_to_palette(im, pal) for im in images]
