@@ -175,6 +175,10 @@ def _fmt(v: float) -> str:
     return f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
 
 
+def _idx(index) -> str:
+    return str(index[0]) if len(index) == 1 else str(tuple(index))
+
+
 def _dashed_rect(draw, box, color, dash=4) -> None:
     x0, y0, x1, y1 = box
     x1 -= 1
@@ -352,10 +356,10 @@ def render_frame(
 
     # ---- caption: step, formula, legend
     y = lay.caption_y
-    what = (f"output {frame.anchor} = sum of kernel x window" if anim.view == "direct"
-            else f"input {frame.anchor} spreads through the kernel")
+    what = (f"output {_idx(frame.anchor)} = sum of kernel x window" if anim.view == "direct"
+            else f"input {_idx(frame.anchor)} spreads through the kernel")
     if compact:
-        short = f"output {frame.anchor}" if anim.view == "direct" else f"input {frame.anchor}"
+        short = f"output {_idx(frame.anchor)}" if anim.view == "direct" else f"input {_idx(frame.anchor)}"
         draw.text((16, y), f"step {step + 1}: {short}", fill=COLORS["text"], font=_font(13))
         return img
     head = title or f"{name}, {anim.view} view"
@@ -535,7 +539,7 @@ def save_matrix_pair(anim: Animation, path: str | Path, step: int = 0, w: Any = 
     cols = anim.matrix_cols(frame) if anim.view == "scatter" else ()
     entries = anim.matrix_entries(frame)
     name, other = ("C^T", "C") if anim.transposed else ("C", "C^T")
-    what = f"output {frame.anchor}" if anim.view == "direct" else f"input {frame.anchor}"
+    what = f"output {_idx(frame.anchor)}" if anim.view == "direct" else f"input {_idx(frame.anchor)}"
     a = matrix_image(dense, rows=rows, cols=cols, entries=entries,
                      title=f"{name} {dense.shape[0]}x{dense.shape[1]} ({what} highlighted)")
     b = matrix_image(dense.T, rows=cols, cols=rows, entries=[(c, r) for r, c in entries],
