@@ -157,6 +157,12 @@ def test_default_page_is_the_worked_example(watched):
     # hover the input x[1, 1] = 8: column 5 of C
     page.hover("#source rect[data-i='1'][data-j='1']")
     assert highlighted(page) == nonzeros(m, col=5)
+    # hover the matrix entry C[3, 10]: output (1, 1) and input (2, 2) are marked
+    page.hover("#matrix rect.nz[data-row='3'][data-col='10']")
+    assert cells(page, "#dest rect.hover") == {(1, 1)}
+    assert {tuple(map(int, v)) for v in page.eval_on_selector_all(
+        "#source rect.hover", "els => els.map(e => [e.dataset.i, e.dataset.j])")} == {(2, 2)}
+    assert page.inner_text("#matrix-entries").startswith(f"C[3, 10] = {int(m[3, 10])}:")
 
 
 GEOMETRIES = [
