@@ -538,6 +538,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TransconvError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy"):
+            package = {"PIL": "pillow", "skimage": "scikit-image"}.get(exc.name.split(".")[0], exc.name.split(".")[0])
+            print(f"{PROG}: error: this command needs {package}: pip install 'transconv[viz]'", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
     except SystemExit as exc:  # --help / --version
