@@ -6,6 +6,16 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 
 from .errors import TransconvError
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
+from .matrix import (
+    DeconvolveInfo,
+    conv_matrix,
+    conv_operator,
+    conv_transpose_matrix,
+    deconvolve,
+    format_matrix,
+    operator_norm,
+    singular_values,
+)
 from .overlap import overlap_diagnosis, overlap_map
 from .spec import (
     ConvSpec,
@@ -31,4 +41,12 @@ __all__ = [
     "solve_geometry",
     "overlap_map",
     "overlap_diagnosis",
+    "conv_matrix",
+    "conv_transpose_matrix",
+    "conv_operator",
+    "deconvolve",
+    "DeconvolveInfo",
+    "singular_values",
+    "operator_norm",
+    "format_matrix",
 ]

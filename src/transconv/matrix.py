@@ -1,0 +1,664 @@
+"""The convolution as a matrix: C, C^T, a matrix-free operator, least squares and the spectrum.
+
+A convolution acting on one sample flattened in C order is a sparse matrix ``C`` of
+shape ``(C_out * prod(out), C_in * prod(in))``.  Row ``(co, p)`` holds the kernel
+``w[co]`` laid over the input positions that output ``p`` reads, which is exactly what
+:mod:`transconv.connectivity` lists; the transposed convolution's matrix is ``C.T``.
+
+Building ``C`` is vectorised: the connectivity gives, for every output position, the
+valid (tap, input) pairs; one template row block per output channel group is laid out
+once and the weights are gathered into it for every output channel, directly in CSR
+order (no COO sort).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .connectivity import axis_tap_indices
+from .errors import TransconvError
+from .ops import conv, conv_transpose
+from .spec import ConvSpec, conv_spec, conv_transpose_spec
+
+__all__ = [
+    "conv_matrix",
+    "conv_transpose_matrix",
+    "conv_operator",
+    "deconvolve",
+    "DeconvolveInfo",
+    "singular_values",
+    "operator_norm",
+    "format_matrix",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Boundary: weights and shapes.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A validated layer geometry: weight as (C_a, C_b, *k), spatial input shape and spec."""
+
+    w: np.ndarray
+    input_shape: tuple[int, ...]
+    spec: ConvSpec
+    plain: bool
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.spec.conv_output_shape(self.input_shape)
+
+    @property
+    def c_in(self) -> int:
+        return self.w.shape[1] * self.spec.groups
+
+    @property
+    def c_out(self) -> int:
+        return self.w.shape[0]
+
+
+def _input_shape(op: str, input_shape: Any) -> tuple[int, ...]:
+    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TransconvError(f"{op}: input_shape must be a sequence of spatial sizes, got {input_shape!r}") from None
+    if not shape:
+        raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
+    for a, n in enumerate(shape):
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
+            raise TransconvError(f"{op}: input_shape[{a}] must be an integer >= 1, got {n!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _weight(op: str, w: Any, ndim: int) -> tuple[np.ndarray, bool]:
+    """``(C_a, C_b, *k)`` float weight; a plain kernel (``ndim`` axes) gets two unit axes."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise TransconvError(f"{op}: w must have a real numeric dtype, got {w.dtype}")
+    if w.dtype.kind != "f":
+        w = w.astype(np.float64)
+    if w.ndim == ndim:
+        return w[None, None], True
+    if w.ndim != ndim + 2:
+        raise TransconvError(
+            f"{op}: w must have {ndim} axes (a plain kernel) or {ndim + 2} axes (C_a, C_b, *kernel) for an input_shape "
+            f"with {ndim} spatial axes, got w of shape {w.shape}"
+        )
+    if any(s < 1 for s in w.shape):
+        raise TransconvError(f"{op}: w must have no empty axis, got shape {w.shape}")
+    return w, False
+
+
+def _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode) -> _Layer:
+    shape = _input_shape(op, input_shape)
+    w, plain = _weight(op, w, len(shape))
+    spec = conv_spec(op, shape, w.shape[2:], stride, padding, dilation, groups, padding_mode)
+    if w.shape[0] % spec.groups:
+        raise TransconvError(f"{op}: output channels ({w.shape[0]}) must be divisible by groups ({spec.groups})")
+    return _Layer(w, shape, spec, plain)
+
+
+# --------------------------------------------------------------------------------------
+# C and C^T.
+# --------------------------------------------------------------------------------------
+
+
+def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...]):
+    """For every output position p: the valid taps t and the flat input position they read.
+
+    Returns ``(counts, taps, inputs)``: ``counts[p]`` pairs for output ``p``, then the
+    pairs themselves in output-major, tap-minor order.
+    """
+    maps = axis_tap_indices(spec, input_shape)
+    d = len(maps)
+    flat = np.zeros((1,) * (2 * d), dtype=np.int64)
+    valid = np.ones((1,) * (2 * d), dtype=bool)
+    step = 1
+    for a in reversed(range(d)):
+        m = maps[a]
+        view = [1] * (2 * d)
+        view[a], view[d + a] = m.shape
+        m = m.reshape(view)
+        flat = flat + np.where(m >= 0, m, 0) * step
+        valid = valid & (m >= 0)
+        step *= input_shape[a]
+    out = tuple(m.shape[0] for m in maps)
+    taps = tuple(m.shape[1] for m in maps)
+    shape = out + taps
+    flat = np.broadcast_to(flat, shape).reshape(int(np.prod(out)), int(np.prod(taps)))
+    valid = np.broadcast_to(valid, shape).reshape(flat.shape)
+    tap_ids = np.broadcast_to(np.arange(flat.shape[1]), flat.shape)
+    return valid.sum(axis=1), tap_ids[valid], flat[valid]
+
+
+def _build(layer: _Layer) -> sp.csr_array:
+    spec, w = layer.spec, layer.w
+    g = spec.groups
+    co_g, ci_g = w.shape[0] // g, w.shape[1]
+    n_in = int(np.prod(layer.input_shape))
+    n_out = int(np.prod(layer.output_shape))
+    counts, taps, inputs = _spatial_pairs(spec, layer.input_shape)
+    n_taps = int(np.prod(spec.kernel_size))
+    # Template for one output channel: row p lists, for each input channel of its group,
+    # the valid (tap, input) pairs of p -> ordered (p, ci, t), i.e. increasing columns.
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    row_of_pair = np.repeat(np.arange(n_out), counts)
+    rank = np.arange(taps.size) - starts[row_of_pair]  # position of the pair within its row
+    row_len = counts * ci_g
+    row_start = np.concatenate([[0], np.cumsum(row_len)])
+    template_len = int(row_start[-1])
+    order = (row_start[row_of_pair][:, None] + np.arange(ci_g)[None, :] * counts[row_of_pair][:, None] + rank[:, None])
+    template_col = np.empty(template_len, dtype=np.int64)
+    template_w = np.empty(template_len, dtype=np.int64)  # index into w[co].reshape(ci_g * taps)
+    template_col[order] = np.arange(ci_g)[None, :] * n_in + inputs[:, None]
+    template_w[order] = np.arange(ci_g)[None, :] * n_taps + taps[:, None]
+
+    index_dtype = np.int32 if max(layer.c_in * n_in, layer.c_out * n_out * 1, template_len * layer.c_out) < 2**31 - 1 else np.int64
+    group_of = np.arange(layer.c_out) // co_g
+    indices = (group_of[:, None] * (ci_g * n_in) + template_col[None, :]).astype(index_dtype, copy=False).ravel()
+    data = np.take(w.reshape(layer.c_out, ci_g * n_taps), template_w, axis=1).ravel()
+    indptr = np.concatenate([[0], np.cumsum(np.tile(row_len, layer.c_out))]).astype(index_dtype)
+    matrix = sp.csr_array((data, indices, indptr), shape=(layer.c_out * n_out, layer.c_in * n_in))
+    if spec.padding_mode == "zeros":
+        matrix.has_canonical_format = True  # columns increase along every row, no repeats
+    else:
+        matrix.sum_duplicates()  # taps folded back onto the same input add up
+    return matrix
+
+
+def conv_matrix(
+    w: Any,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> sp.csr_array:
+    """The sparse matrix ``C`` of a convolution on one sample: ``C @ x.ravel() == conv(x, w).ravel()``.
+
+    Parameters
+    ----------
+    w : array_like
+        ``(C_out, C_in / groups, *kernel)``, or a plain kernel with ``len(input_shape)`` axes.
+    input_shape : sequence of int
+        Spatial shape of the input (no batch or channel axes).
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`transconv.conv`.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(C_out * prod(out), C_in * prod(input_shape))``; rows are outputs and
+        columns inputs, both flattened in C order ``(channel, *spatial)``.  With a
+        reflect/replicate/circular mode the taps that land in the padding are folded
+        onto the inputs they copy and added there.
+
+    Examples
+    --------
+    The worked example: a 3x3 kernel on a 4x4 input is a 4x16 matrix.
+
+    >>> import numpy as np, transconv as tc
+    >>> k = np.array([[1, 4, 1], [1, 4, 3], [3, 3, 1]])
+    >>> C = tc.conv_matrix(k, (4, 4))
+    >>> C.shape
+    (4, 16)
+    >>> C.toarray()[0].astype(int).tolist()
+    [1, 4, 1, 0, 1, 4, 3, 0, 3, 3, 1, 0, 0, 0, 0, 0]
+    >>> (C.T @ np.array([2, 1, 4, 4])).reshape(4, 4).astype(int).tolist()
+    [[2, 9, 6, 1], [6, 29, 30, 7], [10, 29, 33, 13], [12, 24, 16, 4]]
+    """
+    layer = _conv_layer("conv_matrix", w, input_shape, stride, padding, dilation, groups, padding_mode)
+    return _build(layer)
+
+
+def conv_transpose_matrix(
+    w: Any,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    *,
+    padding_mode: str = "zeros",
+    output_size: Any = None,
+) -> sp.csr_array:
+    """The sparse matrix of :func:`transconv.conv_transpose` on inputs of spatial shape ``input_shape``.
+
+    It is ``conv_matrix(w, out_shape, ...).T`` where ``out_shape`` is the transposed
+    convolution's output shape.  When ``output_padding >= stride`` (allowed if the
+    dilation is larger) the convolution on ``out_shape`` has more output positions than
+    ``input_shape``; the transposed input feeds only the first ones, so only those rows
+    of ``C`` are transposed.
+
+    Parameters
+    ----------
+    w : array_like
+        ``(C_in, C_out / groups, *kernel)`` (PyTorch's transposed layout) or a plain kernel.
+    input_shape : sequence of int
+        Spatial shape of the transposed convolution's input.
+    stride, padding, output_padding, groups, dilation, padding_mode, output_size
+        As in :func:`transconv.conv_transpose`.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(C_out * prod(out_shape), C_in * prod(input_shape))``.
+
+    Examples
+    --------
+    >>> import numpy as np, transconv as tc
+    >>> k = np.array([[1, 4, 1], [1, 4, 3], [3, 3, 1]])
+    >>> CT = tc.conv_transpose_matrix(k, (2, 2))
+    >>> CT.shape
+    (16, 4)
+    >>> (CT != tc.conv_matrix(k, (4, 4)).T).nnz
+    0
+    """
+    op = "conv_transpose_matrix"
+    shape = _input_shape(op, input_shape)
+    w_arr, plain = _weight(op, w, len(shape))
+    spec = conv_transpose_spec(op, shape, w_arr.shape[2:], stride, padding, output_padding, groups, dilation,
+                               padding_mode, output_size)
+    if w_arr.shape[0] % spec.groups:
+        raise TransconvError(f"{op}: input channels ({w_arr.shape[0]}) must be divisible by groups ({spec.groups})")
+    big = spec.transpose_output_shape(shape)
+    layer = _Layer(w_arr, big, spec, plain)
+    matrix = _build(layer)
+    fed = layer.output_shape
+    if fed != shape:  # output_padding >= stride: keep the rows the transposed input feeds
+        keep = np.zeros(fed, dtype=bool)
+        keep[tuple(slice(0, n) for n in shape)] = True
+        rows = np.flatnonzero(np.broadcast_to(keep, (layer.c_out,) + fed).ravel())
+        matrix = matrix[rows]
+    return sp.csr_array(matrix.T)
+
+
+def format_matrix(
+    matrix: Any,
+    row_shape: Sequence[int],
+    col_shape: Sequence[int],
+    *,
+    row_name: str = "y",
+    col_name: str = "x",
+    max_size: int = 64,
+) -> str:
+    """A readable printout of a small matrix with each row and column named by its position.
+
+    ``row_shape`` / ``col_shape`` are the (channel and) spatial shapes the rows and
+    columns flatten, e.g. ``(2, 2)`` and ``(4, 4)`` for the worked example's C.
+
+    >>> import transconv as tc
+    >>> C = tc.conv_matrix([[1, 4, 1], [1, 4, 3], [3, 3, 1]], (4, 4))
+    >>> print(format_matrix(C, (2, 2), (4, 4)).splitlines()[1])
+    y[0,0] |  1  4  1  .  1  4  3  .  3  3  1  .  .  .  .  .
+    """
+    dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    rows, cols = dense.shape
+    if rows != int(np.prod(row_shape)) or cols != int(np.prod(col_shape)):
+        raise TransconvError(
+            f"format_matrix: matrix of shape {dense.shape} does not match row_shape {tuple(row_shape)} "
+            f"({int(np.prod(row_shape))} rows) and col_shape {tuple(col_shape)} ({int(np.prod(col_shape))} columns)"
+        )
+    if max(rows, cols) > max_size:
+        raise TransconvError(
+            f"format_matrix: the matrix is {rows}x{cols}; printing is for matrices up to {max_size} "
+            f"on a side (pass max_size to print larger ones)"
+        )
+
+    def label(name, index):
+        return f"{name}[{','.join(map(str, index))}]"
+
+    def number(v):
+        if v == 0:
+            return "."
+        return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+    row_labels = [label(row_name, np.unravel_index(r, row_shape)) for r in range(rows)]
+    col_labels = [label(col_name, np.unravel_index(c, col_shape)) for c in range(cols)]
+    cells = [[number(v) for v in row] for row in dense]
+    width = max([len(c) for row in cells for c in row] + [2])
+    lead = max(len(s) for s in row_labels)
+    # column header: the flat column number; the legend below names each one
+    header = " " * lead + " | " + " ".join(f"{c:>{width}}" for c in range(cols))
+    lines = [header]
+    for name, row in zip(row_labels, cells):
+        lines.append(f"{name:<{lead}} | " + " ".join(f"{c:>{width}}" for c in row))
+    lines.append("columns: " + ", ".join(f"{c}={s}" for c, s in enumerate(col_labels)))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Matrix-free operator and least squares.
+# --------------------------------------------------------------------------------------
+
+
+def _operator(layer: _Layer) -> spla.LinearOperator:
+    spec, w = layer.spec, layer.w
+    in_shape = (layer.c_in,) + layer.input_shape
+    out_shape = (layer.c_out,) + layer.output_shape
+    # explicit (lo, hi) pairs: "same" was resolved for this input shape and must not be
+    # re-read by conv_transpose, whose "same" means something else
+    kwargs = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
+                  padding_mode=spec.padding_mode)
+
+    def forward(v: np.ndarray) -> np.ndarray:  # (n_in, k) -> (n_out, k)
+        x = np.asarray(v).T.reshape((-1,) + in_shape)
+        return conv(x, w, **kwargs).reshape(x.shape[0], -1).T
+
+    def adjoint(u: np.ndarray) -> np.ndarray:
+        y = np.asarray(u).T.reshape((-1,) + out_shape)
+        return conv_transpose(y, w, output_size=layer.input_shape, **kwargs).reshape(y.shape[0], -1).T
+
+    return spla.LinearOperator(
+        (int(np.prod(out_shape)), int(np.prod(in_shape))),
+        matvec=lambda v: forward(np.reshape(v, (-1, 1)))[:, 0],
+        rmatvec=lambda u: adjoint(np.reshape(u, (-1, 1)))[:, 0],
+        matmat=forward,
+        rmatmat=adjoint,
+        dtype=w.dtype,
+    )
+
+
+def conv_operator(
+    w: Any,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> spla.LinearOperator:
+    """``C`` as a matrix-free :class:`scipy.sparse.linalg.LinearOperator`.
+
+    ``matvec`` is :func:`transconv.conv`, ``rmatvec`` is :func:`transconv.conv_transpose`
+    (so ``op.H`` is the transposed convolution), and ``matmat`` / ``rmatmat`` run many
+    vectors as one batch.  Nothing of size ``C`` is stored, so it serves where the matrix
+    would not fit in memory: LSQR/CG, ``svds``, power iteration.
+
+    Examples
+    --------
+    >>> import numpy as np, transconv as tc
+    >>> A = tc.conv_operator([[1, 4, 1], [1, 4, 3], [3, 3, 1]], (4, 4))
+    >>> A.shape
+    (4, 16)
+    >>> x = np.array([[4, 5, 8, 7], [1, 8, 8, 8], [3, 6, 6, 4], [6, 5, 7, 8]])
+    >>> (A @ x.ravel()).tolist()
+    [122.0, 148.0, 126.0, 134.0]
+    >>> A.H.matvec(np.array([2, 1, 4, 4])).reshape(4, 4)[1].tolist()
+    [6.0, 29.0, 30.0, 7.0]
+    """
+    return _operator(_conv_layer("conv_operator", w, input_shape, stride, padding, dilation, groups, padding_mode))
+
+
+@dataclass(frozen=True)
+class DeconvolveInfo:
+    """How a :func:`deconvolve` solve went (one entry per sample when ``y`` is batched)."""
+
+    iterations: Any
+    residual_norm: Any  # ||C x - y|| (the data misfit, without the damping term)
+    relative_residual: Any  # residual_norm / ||y||
+    stop_reason: Any  # LSQR's istop: 1, 2 converged; 3 conditioning limit; 7 iteration limit
+
+
+def deconvolve(
+    y: Any,
+    w: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    input_shape: Optional[Sequence[int]] = None,
+    damp: float = 0.0,
+    padding_mode: str = "zeros",
+    atol: float = 1e-8,
+    btol: float = 1e-8,
+    iter_lim: Optional[int] = None,
+    full_output: bool = False,
+):
+    """True deconvolution: the least-squares ``x`` with ``conv(x, w) ~ y`` (not ``conv_transpose``).
+
+    Solves ``min ||C x - y||^2 + damp^2 ||x||^2`` with LSQR on the matrix-free
+    :func:`conv_operator`.  ``conv_transpose(y)`` is ``C^T y``: it has the right shape
+    and connectivity but undoes neither the blur nor the stride; this solves ``C x = y``.
+
+    Parameters
+    ----------
+    y : array_like
+        ``(N, C_out, *out)``, ``(C_out, *out)``, or plain ``out`` with a plain kernel.
+    w : array_like
+        The convolution's weight ``(C_out, C_in / groups, *kernel)`` or a plain kernel.
+    stride, padding, dilation, groups, padding_mode
+        The convolution that produced ``y``.
+    input_shape : sequence of int, optional
+        Spatial shape of ``x``.  A stride-s convolution maps s lengths to the same output,
+        so it is ambiguous; by default the smallest (``output_padding = 0``) is taken.
+    damp : float
+        Tikhonov regularisation weight (LSQR's ``damp``).
+    atol, btol, iter_lim
+        LSQR's stopping rules.
+    full_output : bool
+        Also return a :class:`DeconvolveInfo` with iterations and residuals.
+
+    Returns
+    -------
+    x : numpy.ndarray
+        Shaped like the convolution's input.
+    info : DeconvolveInfo
+        Only with ``full_output=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, transconv as tc
+    >>> k = np.array([[1., 2.], [0.5, 1.]])
+    >>> x = np.arange(16.0).reshape(4, 4)
+    >>> y = tc.conv(x, k, padding=1)
+    >>> x_hat, info = tc.deconvolve(y, k, padding=1, full_output=True)
+    >>> bool(np.allclose(x_hat, x, atol=1e-6)), info.relative_residual < 1e-8
+    (True, True)
+    """
+    op = "deconvolve"
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TransconvError(f"{op}: y must have a real numeric dtype, got {y.dtype}")
+    w_arr = np.asarray(w)
+    plain = w_arr.ndim < 3  # the operators' rule: a 1-d or 2-d kernel has no channel axes
+    ndim = w_arr.ndim if plain else w_arr.ndim - 2
+    if plain:
+        if y.ndim != ndim:
+            raise TransconvError(f"{op}: a plain kernel of shape {w_arr.shape} needs a plain y with {ndim} axes, got {y.shape}")
+        batch = y[None, None]
+    elif y.ndim == ndim + 1:
+        batch = y[None]
+    elif y.ndim == ndim + 2:
+        batch = y
+    else:
+        raise TransconvError(f"{op}: y must have {ndim + 1} or {ndim + 2} axes for a {ndim}-d weight {w_arr.shape}, got {y.shape}")
+    out = batch.shape[2:]
+    if input_shape is None:
+        input_shape = _smallest_input(op, out, w_arr.shape[-ndim:], stride, padding, dilation)
+    layer = _conv_layer(op, w_arr, input_shape, stride, padding, dilation, groups, padding_mode)
+    if (layer.c_out,) + layer.output_shape != batch.shape[1:]:
+        raise TransconvError(
+            f"{op}: y has shape {batch.shape[1:]} per sample but the convolution of input_shape {layer.input_shape} "
+            f"gives {(layer.c_out,) + layer.output_shape}"
+        )
+    damp = float(damp)
+    if not damp >= 0:
+        raise TransconvError(f"{op}: damp must be a number >= 0, got {damp}")
+    A = _operator(layer)
+    xs, info = [], []
+    for sample in batch.reshape(batch.shape[0], -1).astype(layer.w.dtype):
+        x, istop, itn, r1norm, r2norm, *_ = spla.lsqr(A, sample, damp=damp, atol=atol, btol=btol, iter_lim=iter_lim)
+        misfit = float(np.linalg.norm(A @ x - sample))
+        norm_y = float(np.linalg.norm(sample))
+        xs.append(x)
+        info.append((int(itn), misfit, misfit / norm_y if norm_y else 0.0, int(istop)))
+    x = np.stack(xs).reshape((batch.shape[0], layer.c_in) + layer.input_shape).astype(layer.w.dtype, copy=False)
+    if plain:
+        x = x[0, 0]
+    elif y.ndim == ndim + 1:
+        x = x[0]
+    if not full_output:
+        return x
+    columns = list(zip(*info))
+    if batch.shape[0] == 1 and y.ndim != ndim + 2:
+        return x, DeconvolveInfo(*(c[0] for c in columns))
+    return x, DeconvolveInfo(*(np.array(c) for c in columns))
+
+
+def _smallest_input(op, out, kernel, stride, padding, dilation) -> tuple[int, ...]:
+    """The smallest spatial input whose convolution has spatial shape ``out``."""
+    from .spec import conv_output_length, effective_kernel
+
+    ndim = len(out)
+    probe = conv_spec(op, tuple(max(o, 1) * 64 for o in out), kernel, stride, padding, dilation)
+    shape = []
+    for a, o in enumerate(out):
+        k, s, d = probe.kernel_size[a], probe.stride[a], probe.dilation[a]
+        if isinstance(padding, str) and padding.lower() == "same":
+            shape.append(o * s)
+            continue
+        lo, hi = probe.padding[a]
+        i = max((o - 1) * s - lo - hi + effective_kernel(k, d), 1)
+        if conv_output_length(i, k, s, (lo, hi), d) != o:
+            raise TransconvError(f"{op}: no input length gives output length {o} on spatial axis {a}; pass input_shape")
+        shape.append(i)
+    return tuple(shape[:ndim])
+
+
+# --------------------------------------------------------------------------------------
+# Spectrum.
+# --------------------------------------------------------------------------------------
+
+
+def _circulant(layer: _Layer) -> bool:
+    """Circular padding, stride 1, output shape == input shape: C is block-circulant."""
+    spec = layer.spec
+    return (
+        spec.padding_mode == "circular"
+        and all(s == 1 for s in spec.stride)
+        and layer.output_shape == layer.input_shape
+    )
+
+
+def _fft_singular_values(layer: _Layer) -> np.ndarray:
+    """Every singular value of a block-circulant conv (Sedghi, Gupta & Long 2019).
+
+    Output p reads input ``(p - lo + t*d) mod n``; in the Fourier basis each frequency f
+    sees the C_out x C_in matrix ``sum_t w[:, :, t] exp(2 pi i f (t*d - lo) / n)``, and
+    C's singular values are the union of those small matrices' singular values.
+    """
+    spec, w = layer.spec, layer.w
+    n = layer.input_shape
+    g = spec.groups
+    # symbol[..., f] = sum over taps of w * phase(tap, f), built as an FFT of the kernel
+    # placed at its (circular) offsets t*d - lo on the input grid
+    placed = np.zeros(w.shape[:2] + n, dtype=np.float64)
+    for tap in np.ndindex(*spec.kernel_size):
+        pos = tuple((t * d - lo) % size for t, d, (lo, _), size in zip(tap, spec.dilation, spec.padding, n))
+        placed[(slice(None), slice(None)) + pos] += w[(slice(None), slice(None)) + tap]
+    symbol = np.fft.ifftn(placed, axes=tuple(range(2, 2 + len(n)))) * np.prod(n)  # exp(+2 pi i f x / n)
+    symbol = np.moveaxis(symbol.reshape(w.shape[:2] + (-1,)), -1, 0)  # (F, C_out, C_in/g)
+    co_g = w.shape[0] // g
+    values = [np.linalg.svd(symbol[:, k * co_g:(k + 1) * co_g, :], compute_uv=False).ravel() for k in range(g)]
+    values = np.concatenate(values)
+    # a wide block (C_out/g < C_in/g) also has zero singular values for the missing rows
+    return np.sort(values)[::-1]
+
+
+def singular_values(
+    w: Any,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    k: Optional[int] = None,
+) -> np.ndarray:
+    """Singular values of the convolution's matrix ``C``, largest first.
+
+    * Circular padding, stride 1, output shape = input shape: exact, from the FFT of the
+      kernel and one small SVD per frequency (Sedghi, Gupta & Long, "The Singular Values
+      of Convolutional Layers", 2019).  Cost ``O(prod(n) * C^3)`` instead of ``O(N^3)``.
+    * Anything else: ``k=None`` takes the dense SVD of C (refused above 6,000 on the
+      short side, where ``k`` is needed); with ``k`` the ``k`` largest come from
+      :func:`scipy.sparse.linalg.svds` on the matrix-free operator.
+
+    Returns ``min(C.shape)`` values (or ``k``).
+
+    Examples
+    --------
+    >>> import numpy as np, transconv as tc
+    >>> s = tc.singular_values(np.ones((2, 2)) / 4, (8, 8), padding=((0, 1), (0, 1)), padding_mode="circular")
+    >>> s.shape, round(float(s[0]), 6)
+    ((64,), 1.0)
+    """
+    op = "singular_values"
+    layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
+    rows = layer.c_out * int(np.prod(layer.output_shape))
+    cols = layer.c_in * int(np.prod(layer.input_shape))
+    count = min(rows, cols)
+    if k is not None:
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= count:
+            raise TransconvError(f"{op}: k must be an integer from 1 to {count} (min of C's shape {rows}x{cols}), got {k!r}")
+        k = int(k)
+    if _circulant(layer):
+        values = _fft_singular_values(layer)
+        values = np.concatenate([values, np.zeros(max(count - values.size, 0))])[:count]
+        return values if k is None else values[:k]
+    if k is None or k >= count - 1:
+        if count > 6000:
+            raise TransconvError(
+                f"{op}: C is {rows}x{cols}; a full SVD needs min(shape) <= 6000 (pass k for the k largest)"
+            )
+        values = np.linalg.svd(_build(layer).toarray(), compute_uv=False)
+        return values if k is None else values[:k]
+    values = spla.svds(_operator(layer), k=k, return_singular_vectors=False, random_state=0)
+    return np.sort(values)[::-1]
+
+
+def operator_norm(
+    w: Any,
+    input_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+) -> float:
+    """The spectral norm of ``C`` (the layer's Lipschitz constant for the 2-norm).
+
+    Exact via the FFT for circular stride-1 same-size layers; otherwise the largest
+    singular value from ARPACK on the matrix-free operator (no matrix stored).
+
+    >>> import numpy as np, transconv as tc
+    >>> round(tc.operator_norm([[1, 4, 1], [1, 4, 3], [3, 3, 1]], (4, 4)), 4)
+    12.7695
+    """
+    op = "operator_norm"
+    layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
+    if _circulant(layer):
+        return float(_fft_singular_values(layer)[0])
+    rows = layer.c_out * int(np.prod(layer.output_shape))
+    cols = layer.c_in * int(np.prod(layer.input_shape))
+    if min(rows, cols) <= 64:
+        return float(np.linalg.svd(_build(layer).toarray(), compute_uv=False)[0])
+    return float(spla.svds(_operator(layer), k=1, return_singular_vectors=False, random_state=0)[0])
