@@ -113,7 +113,7 @@ def _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_m
 # --------------------------------------------------------------------------------------
 
 
-def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...]):
+def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...], dtype=np.int64):
     """For every output position p: the valid taps t and the flat input position they read.
 
     Returns ``(counts, taps, inputs)``: ``counts[p]`` pairs for output ``p``, then the
@@ -121,7 +121,7 @@ def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...]):
     """
     maps = axis_tap_indices(spec, input_shape)
     d = len(maps)
-    flat = np.zeros((1,) * (2 * d), dtype=np.int64)
+    flat = np.zeros((1,) * (2 * d), dtype=dtype)
     valid = np.ones((1,) * (2 * d), dtype=bool)
     step = 1
     for a in reversed(range(d)):
@@ -129,7 +129,7 @@ def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...]):
         view = [1] * (2 * d)
         view[a], view[d + a] = m.shape
         m = m.reshape(view)
-        flat = flat + np.where(m >= 0, m, 0) * step
+        flat = flat + (np.where(m >= 0, m, 0) * step).astype(dtype)
         valid = valid & (m >= 0)
         step *= input_shape[a]
     out = tuple(m.shape[0] for m in maps)
@@ -137,7 +137,10 @@ def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...]):
     shape = out + taps
     flat = np.broadcast_to(flat, shape).reshape(int(np.prod(out)), int(np.prod(taps)))
     valid = np.broadcast_to(valid, shape).reshape(flat.shape)
-    tap_ids = np.broadcast_to(np.arange(flat.shape[1]), flat.shape)
+    if valid.all():  # no zero padding reached: skip the boolean gathers (copy: broadcast views are read-only)
+        return (np.full(flat.shape[0], flat.shape[1]), np.tile(np.arange(flat.shape[1], dtype=dtype), flat.shape[0]),
+                np.array(flat, copy=True).ravel())
+    tap_ids = np.broadcast_to(np.arange(flat.shape[1], dtype=dtype), flat.shape)
     return valid.sum(axis=1), tap_ids[valid], flat[valid]
 
 
@@ -147,26 +150,35 @@ def _build(layer: _Layer) -> sp.csr_array:
     co_g, ci_g = w.shape[0] // g, w.shape[1]
     n_in = int(np.prod(layer.input_shape))
     n_out = int(np.prod(layer.output_shape))
-    counts, taps, inputs = _spatial_pairs(spec, layer.input_shape)
     n_taps = int(np.prod(spec.kernel_size))
+    # int32 indices (half the memory, and what scipy prefers) whenever they fit
+    largest = max(layer.c_in * n_in, layer.c_out * n_out * ci_g * n_taps)
+    index_dtype = np.int32 if largest < 2**31 - 1 else np.int64
+    counts, taps, inputs = _spatial_pairs(spec, layer.input_shape, index_dtype)
     # Template for one output channel: row p lists, for each input channel of its group,
     # the valid (tap, input) pairs of p -> ordered (p, ci, t), i.e. increasing columns.
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    row_of_pair = np.repeat(np.arange(n_out), counts)
-    rank = np.arange(taps.size) - starts[row_of_pair]  # position of the pair within its row
     row_len = counts * ci_g
-    row_start = np.concatenate([[0], np.cumsum(row_len)])
-    template_len = int(row_start[-1])
-    order = (row_start[row_of_pair][:, None] + np.arange(ci_g)[None, :] * counts[row_of_pair][:, None] + rank[:, None])
-    template_col = np.empty(template_len, dtype=np.int64)
-    template_w = np.empty(template_len, dtype=np.int64)  # index into w[co].reshape(ci_g * taps)
-    template_col[order] = np.arange(ci_g)[None, :] * n_in + inputs[:, None]
-    template_w[order] = np.arange(ci_g)[None, :] * n_taps + taps[:, None]
-
-    index_dtype = np.int32 if max(layer.c_in * n_in, layer.c_out * n_out * 1, template_len * layer.c_out) < 2**31 - 1 else np.int64
-    group_of = np.arange(layer.c_out) // co_g
-    indices = (group_of[:, None] * (ci_g * n_in) + template_col[None, :]).astype(index_dtype, copy=False).ravel()
-    data = np.take(w.reshape(layer.c_out, ci_g * n_taps), template_w, axis=1).ravel()
+    template_len = int(row_len.sum())
+    channel = np.arange(ci_g, dtype=index_dtype)
+    if ci_g == 1:  # the pairs are already in row order
+        template_col, template_w = inputs, taps
+    else:
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(index_dtype)
+        row_of_pair = np.repeat(np.arange(n_out, dtype=index_dtype), counts)
+        rank = np.arange(taps.size, dtype=index_dtype) - starts[row_of_pair]  # place of the pair in its row
+        row_start = np.concatenate([[0], np.cumsum(row_len)]).astype(index_dtype)
+        order = row_start[row_of_pair][:, None] + channel[None, :] * counts[row_of_pair][:, None].astype(index_dtype) + rank[:, None]
+        template_col = np.empty(template_len, dtype=index_dtype)
+        template_w = np.empty(template_len, dtype=index_dtype)  # index into w[co].reshape(ci_g * taps)
+        template_col[order] = channel[None, :] * n_in + inputs[:, None]
+        template_w[order] = channel[None, :] * n_taps + taps[:, None]
+    group_of = np.arange(layer.c_out, dtype=index_dtype) // co_g
+    if layer.c_out == 1:
+        indices = template_col
+        data = w.reshape(-1)[template_w]
+    else:
+        indices = (group_of[:, None] * (ci_g * n_in) + template_col[None, :]).ravel()
+        data = np.take(w.reshape(layer.c_out, ci_g * n_taps), template_w, axis=1).ravel()
     indptr = np.concatenate([[0], np.cumsum(np.tile(row_len, layer.c_out))]).astype(index_dtype)
     matrix = sp.csr_array((data, indices, indptr), shape=(layer.c_out * n_out, layer.c_in * n_in))
     if spec.padding_mode == "zeros":
