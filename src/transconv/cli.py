@@ -149,27 +149,12 @@ def _kernel_values(text: Optional[str], kernel_size: tuple[int, ...]) -> np.ndar
 
 
 def _library_matrix(w: np.ndarray, spec, input_shape, transposed: bool):
-    """The operation's matrix as scipy.sparse, from transconv.conv_matrix when it exists."""
-    import scipy.sparse as sp
+    """The operation's matrix (scipy.sparse) from transconv.conv_matrix / conv_transpose_matrix."""
+    from .matrix import conv_matrix, conv_transpose_matrix
 
-    import transconv as tc
-
-    wc = w[None, None]
-    if hasattr(tc, "conv_matrix") and hasattr(tc, "conv_transpose_matrix"):
-        if transposed:
-            return sp.csr_array(tc.conv_transpose_matrix(wc, input_shape, spec.stride, spec.padding,
-                                                         spec.output_padding, 1, spec.dilation))
-        return sp.csr_array(tc.conv_matrix(wc, input_shape, spec.stride, spec.padding, spec.dilation, 1))
-    from .viz.frames import frames
-
-    anim = frames(spec, input_shape, transposed)
-    rows, cols, vals = [], [], []
-    for f in anim.frames:
-        for (r, c), (_, t, _) in zip(anim.matrix_entries(f), f.pairs):
-            rows.append(r)
-            cols.append(c)
-            vals.append(w[t])
-    return sp.csr_array(sp.coo_array((vals, (rows, cols)), shape=anim.matrix_shape))
+    if transposed:
+        return conv_transpose_matrix(w, input_shape, spec.stride, spec.padding, spec.output_padding, 1, spec.dilation)
+    return conv_matrix(w, input_shape, spec.stride, spec.padding, spec.dilation, 1)
 
 
 def _fmt_matrix(m: np.ndarray) -> str:

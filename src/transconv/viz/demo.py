@@ -73,8 +73,6 @@ def _fmt(m: np.ndarray) -> str:
 def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Optional[Callable] = None) -> int:
     import transconv as tc
 
-    from .render import operator_matrix
-
     start = time.perf_counter()
     say = print
     say("transconv demo: a convolution is a sparse matrix C, a transposed convolution is C^T.\n")
@@ -87,17 +85,17 @@ def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Op
     say(_fmt(y))
 
     conv_anim = frames(make_spec((4, 4), 3), (4, 4))
-    C = operator_matrix(conv_anim, WORKED_K)
-    source = "transconv.conv_matrix" if hasattr(tc, "conv_matrix") else "the connectivity"
-    say(f"\nC, the 4x16 convolution matrix (from {source}): each row is the kernel laid out with zeros between rows")
+    C = tc.conv_matrix(WORKED_K, (4, 4)).toarray()
+    say("\nC = tc.conv_matrix(k, (4, 4)), the 4x16 convolution matrix: each row is the kernel laid out "
+        "with zeros between rows")
     say(_fmt(C))
     cx = C @ WORKED_X.ravel()
     say(f"C @ x.ravel() = {cx.astype(int).tolist()}   (= conv(x, k) flattened: {np.allclose(cx, y.ravel())})")
 
     t_anim = frames(make_spec((2, 2), 3, transposed=True), (2, 2), transposed=True)
-    CT = operator_matrix(t_anim, WORKED_K)
-    say("\nC^T, the 16x4 matrix of the transposed convolution (the transpose of C: "
-        f"{np.array_equal(CT, C.T)}):")
+    CT = tc.conv_transpose_matrix(WORKED_K, (2, 2)).toarray()
+    say("\nC^T = tc.conv_transpose_matrix(k, (2, 2)), the 16x4 matrix of the transposed convolution "
+        f"(the transpose of C: {np.array_equal(CT, C.T)}):")
     say(_fmt(CT))
     up = (CT @ WORKED_Y.ravel()).reshape(4, 4)
     say("C^T @ [2, 1, 4, 4], reshaped to 4x4: one input value reaches 9 outputs")
