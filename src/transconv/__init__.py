@@ -4,6 +4,7 @@ A convolution is a sparse matrix C; a transposed convolution is C^T.  This packa
 computes both (``conv``, ``conv_transpose``), builds both matrices, and explains them.
 """
 
+from . import interop
 from .errors import TransconvError
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
 from .matrix import (
@@ -28,6 +29,7 @@ from .spec import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "interop",
     "TransconvError",
     "ConvSpec",
     "conv",
