@@ -61,8 +61,15 @@ def test_shape_overlap_and_framework_table(capsys):
                        "--transposed", "--frameworks", "--format", "json")
     data = json.loads(out)
     assert data["checkerboard_free"] is False and data["output_shape"] == [16, 16]
-    same = [row for row in data["frameworks"] if row["padding"] == "SAME"]
-    assert same and same[0]["output"] == [16, 16]
+    same = [row for row in data["frameworks"] if "SAME" in row["padding"].upper()]
+    assert len(same) >= 5 and all(row["output"] == [16, 16] for row in same)
+    # every row's conv_transpose arguments reproduce its output size
+    x = np.ones((8, 8))
+    for row in data["frameworks"]:
+        kw = row["transconv"]
+        y = tc.conv_transpose(x, np.ones((3, 3)), stride=2, padding=[tuple(p) for p in kw["padding"]],
+                              output_padding=kw["output_padding"])
+        assert list(y.shape) == row["output"], row
     code, out, _ = run(capsys, "shape", "-i", "8", "-k", "4", "-s", "2", "-p", "1", "--transposed")
     assert "uniform interior" in out
 

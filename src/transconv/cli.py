@@ -177,43 +177,66 @@ def _emit(args, data: Any, text: str) -> None:
 
 
 def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
-    """Output size under each framework's padding conventions (formulas of REFERENCES.md)."""
+    """The same kernel and stride under each framework's padding conventions.
+
+    Transposed: every row goes through :mod:`transconv.interop` (the library's translation)
+    and shows the output size and the ``conv_transpose`` arguments that reproduce it.
+    """
     from .spec import conv_output_length, conv_transpose_output_length, effective_kernel
 
-    rows = []
-
-    def axes(fn):
-        return tuple(fn(i, k, s, d, a) for i, k, s, d, a in zip(geo["input_shape"], geo["kernel_size"], geo["stride"],
-                                                               geo["dilation"], geo["output_padding"]))
-
+    shape, k, s, d, a = geo["input_shape"], geo["kernel_size"], geo["stride"], geo["dilation"], geo["output_padding"]
     pad = geo["padding"]
     explicit = None if isinstance(pad, str) else pad
-    if geo["transposed"]:
-        if explicit is not None:
-            rows.append(dict(framework="PyTorch / ONNX (pads) / MXNet (adj)", padding=f"p={_x(explicit)}, output_padding={_x(geo['output_padding'])}",
-                             output=[conv_transpose_output_length(i, k, s, p, d, a) for i, k, s, p, d, a in zip(
-                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"], geo["output_padding"])]))
-            rows.append(dict(framework="Caffe Deconvolution", padding=f"pad={_x(explicit)} (no adjustment)",
-                             output=[conv_transpose_output_length(i, k, s, p, d, 0) for i, k, s, p, d in zip(
-                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"])]))
-        rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_UPPER|LOWER", padding="SAME",
-                         output=list(axes(lambda i, k, s, d, a: i * s))))
-        rows.append(dict(framework="Keras Conv2DTranspose", padding="valid, output_padding=None",
-                         output=list(axes(lambda i, k, s, d, a: (i - 1) * s + max(effective_kernel(k, d), s)))))
-        rows.append(dict(framework="JAX lax.conv_transpose", padding="VALID",
-                         output=list(axes(lambda i, k, s, d, a: i * s + max(effective_kernel(k, d) - s, 0)))))
-        rows.append(dict(framework="TensorFlow conv2d_transpose", padding="VALID (output_shape required)",
-                         output=[f"{(i - 1) * s + effective_kernel(k, d)}..{(i - 1) * s + effective_kernel(k, d) + s - 1}"
-                                 for i, k, s, d in zip(geo["input_shape"], geo["kernel_size"], geo["stride"], geo["dilation"])]))
-    else:
+    ndim = len(shape)
+    rows = []
+    if not geo["transposed"]:
         if explicit is not None:
             rows.append(dict(framework="PyTorch / ONNX / Caffe", padding=f"p={_x(explicit)}",
-                             output=[conv_output_length(i, k, s, p, d) for i, k, s, p, d in zip(
-                                 geo["input_shape"], geo["kernel_size"], geo["stride"], explicit, geo["dilation"])]))
+                             output=[conv_output_length(i, kk, ss, p, dd) for i, kk, ss, p, dd in zip(shape, k, s, explicit, d)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_*", padding="SAME",
-                         output=list(axes(lambda i, k, s, d, a: -(-i // s)))))
+                         output=[-(-i // ss) for i, ss in zip(shape, s)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX", padding="VALID",
-                         output=list(axes(lambda i, k, s, d, a: (i - effective_kernel(k, d)) // s + 1))))
+                         output=[(i - effective_kernel(kk, dd)) // ss + 1 for i, kk, ss, dd in zip(shape, k, s, d)]))
+        return rows
+
+    from . import interop
+
+    same_size = tuple(i * ss for i, ss in zip(shape, s))
+    valid_size = tuple((i - 1) * ss + effective_kernel(kk, dd) for i, kk, ss, dd in zip(shape, k, s, d))
+    calls = []
+    if explicit is not None:
+        calls += [
+            ("PyTorch ConvTranspose", f"padding={_x(explicit)}, output_padding={_x(a)}",
+             lambda: dict(stride=s, padding=tuple((p, p) for p in explicit), output_padding=a, dilation=d)),
+            ("ONNX ConvTranspose", f"pads={_x(explicit)}, output_padding={_x(a)}",
+             lambda: interop.from_onnx(shape, k, s, pads=list(explicit) * 2, output_padding=a, dilations=d)),
+            ("MXNet Deconvolution", f"pad={_x(explicit)}, adj={_x(a)}",
+             lambda: interop.from_mxnet(shape, k, s, d, explicit, a)),
+            ("Caffe Deconvolution", f"pad={_x(explicit)} (no adjustment)",
+             lambda: interop.from_caffe(k, s, explicit, d, ndim)),
+        ]
+    calls += [
+        ("TensorFlow conv_transpose", f"SAME, output_shape={_x(same_size)}",
+         lambda: interop.from_tensorflow(shape, k, s, "SAME", same_size, d)),
+        ("TensorFlow conv_transpose", f"VALID, output_shape={_x(valid_size)}",
+         lambda: interop.from_tensorflow(shape, k, s, "VALID", valid_size, d)),
+        ("Keras ConvTranspose", "same", lambda: interop.from_keras(shape, k, s, "same", None, d)),
+        ("Keras ConvTranspose", "valid", lambda: interop.from_keras(shape, k, s, "valid", None, d)),
+        ("JAX lax.conv_transpose", "SAME", lambda: interop.from_jax(shape, k, s, "SAME", d)),
+        ("JAX lax.conv_transpose", "VALID", lambda: interop.from_jax(shape, k, s, "VALID", d)),
+        ("ONNX ConvTranspose", "auto_pad=SAME_UPPER", lambda: interop.from_onnx(shape, k, s, auto_pad="SAME_UPPER", dilations=d)),
+        ("ONNX ConvTranspose", "auto_pad=SAME_LOWER", lambda: interop.from_onnx(shape, k, s, auto_pad="SAME_LOWER", dilations=d)),
+    ]
+    for framework, padding, call in calls:
+        try:
+            kw = call()
+        except TransconvError as exc:
+            rows.append(dict(framework=framework, padding=padding, output=None, error=str(exc)))
+            continue
+        out = [conv_transpose_output_length(i, kk, ss, p, dd, aa) for i, kk, ss, p, dd, aa in
+               zip(shape, k, kw["stride"], kw["padding"], kw["dilation"], kw["output_padding"])]
+        rows.append(dict(framework=framework, padding=padding, output=out,
+                         transconv=dict(padding=[list(p) for p in kw["padding"]], output_padding=list(kw["output_padding"]))))
     return rows
 
 
@@ -261,7 +284,14 @@ def cmd_shape(args) -> int:
         data["frameworks"] = table
         lines.append("  other conventions for the same kernel and stride:")
         for row in table:
-            lines.append(f"    {row['framework']:<50} {row['padding']:<36} -> {_x(row['output'])}")
+            if row.get("output") is None:
+                lines.append(f"    {row['framework']:<26} {row['padding']:<30} -> not valid: {row['error']}")
+                continue
+            how = ""
+            if "transconv" in row:
+                pairs = ", ".join(f"({lo}, {hi})" for lo, hi in row["transconv"]["padding"])
+                how = f"   = conv_transpose(padding=({pairs}), output_padding={tuple(row['transconv']['output_padding'])})"
+            lines.append(f"    {row['framework']:<26} {row['padding']:<30} -> {_x(row['output'])}{how}")
     _emit(args, data, "\n".join(lines))
     return 0
 
@@ -463,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-stride", type=int, default=None, help="solver: largest stride")
     p.add_argument("--max-dilation", type=int, default=1, help="solver: largest dilation (default: 1)")
     p.add_argument("--frameworks", action="store_true",
-                   help="also show the output size under TensorFlow/Keras/JAX/ONNX/Caffe padding conventions")
+                   help="also show the output size under PyTorch/TensorFlow/Keras/JAX/ONNX/MXNet/Caffe conventions "
+                        "(transposed: with the conv_transpose arguments that reproduce each, from transconv.interop)")
     _add_format(p)
     p.set_defaults(func=cmd_shape)
 
