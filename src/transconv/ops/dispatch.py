@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import TransconvError
 from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from . import compiled
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
@@ -74,26 +75,67 @@ def register_method(method: Method) -> Method:
     return method
 
 
-# Rough machine constants for the cost model; the fast-kernel module refines these.
-_GEMM_FLOPS = 1.0e11  # sustained float32 GEMM throughput, FLOP/s, per call with good shapes
-_COPY_BYTES = 4.0e9  # strided copy bandwidth, bytes/s
+# Machine constants of the cost model (2-core AVX-512 machine, see benchmarks/): sustained
+# float32 GEMM rate for well-shaped products, the rate of compiled table-driven
+# multiply-adds, and the effective rate of numpy's strided copies.
+_GEMM_FLOPS = 1.5e11
+_COMPILED_MACS = 2.5e9
+_SCATTER_ELEMENTS = 1.2e9
+_COPY_BYTES = 4.0e9
+
+
+def _small_positions(p: Problem) -> int:
+    small = p.x_shape[2:] if p.transposed else p.output_spatial
+    return int(p.x_shape[0] * np.prod(small))
+
+
+def _channels(p: Problem) -> tuple[int, int]:
+    """(channels contracted per group, channels produced per group)."""
+    g = p.spec.groups
+    if p.transposed:
+        return p.w_shape[0] // g, p.w_shape[1]
+    return p.w_shape[1], p.w_shape[0] // g
+
+
+def _gemm_efficiency(m: int, k: int, n: int) -> float:
+    """Fraction of peak a GEMM of this shape reaches: thin products are memory-bound."""
+    return min(1.0, m / 64) * min(1.0, k / 64) * min(1.0, n / 256) + 1e-3
 
 
 def _direct_cost(p: Problem) -> float:
     taps = int(np.prod(p.spec.kernel_size))
-    small = p.x_shape[2:] if p.transposed else p.output_spatial
-    moved = p.x_shape[0] * np.prod(small) * taps * (p.w_shape[0] + p.w_shape[1]) * p.dtype.itemsize
-    # tiny GEMMs (few channels) run far below peak; model it as a per-position overhead
-    channel_efficiency = min(1.0, (p.w_shape[0] * p.w_shape[1]) / 4096)
-    return 2 * p.macs / (_GEMM_FLOPS * max(channel_efficiency, 0.02)) + moved / _COPY_BYTES
+    c_sum, c_make = _channels(p)
+    moved = _small_positions(p) * taps * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
+    eff = _gemm_efficiency(c_make, c_sum, int(np.prod(p.output_spatial)))
+    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _COPY_BYTES
 
 
 def _reference_cost(p: Problem) -> float:
     return 50 * _direct_cost(p)
 
 
+def _gemm_cost(p: Problem) -> float:
+    taps = int(np.prod(p.spec.kernel_size))
+    c_sum, c_make = _channels(p)
+    positions = _small_positions(p)
+    eff = _gemm_efficiency(c_make * (taps if p.transposed else 1), c_sum * (1 if p.transposed else taps), positions)
+    moved = positions * taps * (c_make if p.transposed else c_sum) * p.spec.groups  # scatter / gather elements
+    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _SCATTER_ELEMENTS + 1e-4 * p.spec.groups
+
+
+def _compiled_direct_cost(p: Problem) -> float:
+    return p.macs / _COMPILED_MACS + 2e-5
+
+
+def _needs_numba(p: Problem) -> Optional[str]:
+    return compiled.NUMBA_ERROR
+
+
 register_method(Method("reference", conv_reference, conv_transpose_reference, _reference_cost, auto=False))
 register_method(Method("direct", conv_direct, conv_transpose_direct, _direct_cost))
+register_method(Method("gemm", compiled.gemm_conv, compiled.gemm_conv_transpose, _gemm_cost, _needs_numba))
+register_method(Method("compiled_direct", compiled.direct_conv, compiled.direct_conv_transpose, _compiled_direct_cost,
+                       _needs_numba))
 
 
 @dataclass(frozen=True)
