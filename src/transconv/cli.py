@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -531,7 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000; 0 picks a free one)")
     p.set_defaults(func=cmd_explore)
 
-    for name, (_, help_text) in _LAZY.items():
+    for name, (module_name, help_text) in _LAZY.items():
+        if importlib.util.find_spec(module_name) is None:  # looks for the file, imports nothing
+            help_text += " (not in this version)"
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.set_defaults(lazy=name)
     return parser
