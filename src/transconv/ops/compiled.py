@@ -18,8 +18,8 @@ weight re-layout or cache) and moves data with a parallel numba kernel:
     conv_transpose  Z[(co, t), (n, p)]    = w.reshape(C_in, C_out * T).T @ y[:, block]
                     x[n, co, table[t, p]] += Z[(co, t), (n, p)]        (the fused col2im)
 
-Blocks of samples bound the extra memory to about half the output (and at least one
-sample): there is never a column buffer of size N x C*k^d x H x W.  Scatters run in
+Blocks of samples bound the extra memory to the output's size (at least one sample, at
+most 256 MB): there is never a column buffer of size N x C*k^d x H x W.  Scatters run in
 parallel over (channel plane, output phase): taps whose offsets differ modulo the
 stride write disjoint output positions, so with zero padding the phases of one plane
 run on different cores without atomics (sub-pixel decomposition); with folding padding
@@ -208,12 +208,16 @@ if numba is not None:
 # Methods.  Arrays arrive batched (N, C, *spatial), C-contiguous, in the compute dtype.
 # --------------------------------------------------------------------------------------
 
-_BLOCK_BYTES = 32 * 2**20  # upper bound of the per-block work buffer
+_BLOCK_BYTES = 256 * 2**20  # upper bound of the per-block work buffer
 
 
 def _samples_per_block(n: int, per_sample_bytes: int, output_bytes: int) -> int:
-    """Samples per GEMM block: buffer <= half the output (>= 1 sample), <= 32 MB."""
-    budget = min(max(output_bytes // 2, 1), _BLOCK_BYTES)
+    """Samples per GEMM block: work buffer <= the output's size (>= 1 sample), <= 256 MB.
+
+    Fewer, larger blocks are faster: every block hands the cores from BLAS's threads to
+    numba's and back, and both pools spin for a while before they sleep.
+    """
+    budget = min(max(output_bytes, 1), _BLOCK_BYTES)
     return int(max(1, min(n, budget // max(per_sample_bytes, 1))))
 
 
@@ -251,7 +255,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
-    nb = _samples_per_block(n, ci_g * T * P * x.itemsize, max(out.nbytes, 2 * _BLOCK_BYTES))
+    nb = _samples_per_block(n, ci_g * T * P * x.itemsize, max(out.nbytes, 32 * 2**20))
     cols = np.empty((ci_g * T, nb * P), dtype=x.dtype)
     for gi in range(g):
         for n0 in range(0, n, nb):

@@ -1,0 +1,257 @@
+"""Benchmarks: transconv against PyTorch on real decoder layers, in one process.
+
+``transconv bench`` (or ``python -m transconv bench``) times ``tc.conv_transpose`` and
+``tc.conv`` against ``torch.nn.functional.conv_transpose{1,2,3}d`` / ``conv{1,2,3}d`` in
+NCHW and channels_last, with the same thread count, after warm-up, and reports the
+ratios, GFLOP/s as a fraction of this machine's measured float32 GEMM rate, the
+bandwidth of memory-bound layers against a measured copy, and the peak extra memory of
+our call as a multiple of its output.  Timings never appear in the test suite.
+
+Entry points for the CLI: :func:`add_arguments` and :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import choose_method, conv, conv_transpose
+
+__all__ = ["Layer", "SUITE", "add_arguments", "run", "main"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One transposed-conv layer: input (N, C_in, *spatial) -> C_out channels."""
+
+    name: str
+    batch: int
+    c_in: int
+    spatial: tuple[int, ...]
+    c_out: int
+    kernel: int
+    stride: int
+    padding: int = 0
+    output_padding: int = 0
+    groups: int = 1
+    quick: bool = True
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.c_in, self.c_out // self.groups) + (self.kernel,) * len(self.spatial)
+
+    def kwargs(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding, groups=self.groups)
+
+    def out_spatial(self) -> tuple[int, ...]:
+        return tuple((i - 1) * self.stride - 2 * self.padding + self.kernel + self.output_padding for i in self.spatial)
+
+    @property
+    def macs(self) -> int:
+        return self.batch * int(np.prod(self.spatial)) * self.kernel ** len(self.spatial) * self.c_in * self.c_out // self.groups
+
+
+SUITE = [
+    Layer("DCGAN 512->256 4x4 k4s2p1", 64, 512, (4, 4), 256, 4, 2, 1),
+    Layer("DCGAN 256->128 8x8 k4s2p1", 64, 256, (8, 8), 128, 4, 2, 1),
+    Layer("DCGAN 128->64 16x16 k4s2p1", 64, 128, (16, 16), 64, 4, 2, 1),
+    Layer("DCGAN 64->3 32x32 k4s2p1", 64, 64, (32, 32), 3, 4, 2, 1),
+    Layer("U-Net 512->256 32x32 k2s2", 8, 512, (32, 32), 256, 2, 2),
+    Layer("U-Net 128->64 128x128 k2s2", 8, 128, (128, 128), 64, 2, 2, quick=False),
+    Layer("256->128 32x32 k3s2p1op1", 16, 256, (32, 32), 128, 3, 2, 1, 1),
+    Layer("FCN-32s 21->21 16x16 k64s32p16", 4, 21, (16, 16), 21, 64, 32, 16, quick=False),
+    Layer("FCN-32s depthwise k64s32p16", 4, 21, (16, 16), 21, 64, 32, 16, groups=21),
+    Layer("image 1024^2 k3s2p1op1", 1, 1, (1024, 1024), 1, 3, 2, 1, 1),
+    Layer("image 1024^2 k4s2p1", 1, 1, (1024, 1024), 1, 4, 2, 1),
+    Layer("3-d 64->32 16^3 k2s2", 2, 64, (16, 16, 16), 32, 2, 2),
+    Layer("3-d 32->16 32^3 k3s2p1op1", 2, 32, (32, 32, 32), 16, 3, 2, 1, 1, quick=False),
+]
+
+
+def _best(fn: Callable[[], object], repeats: int, budget: float) -> float:
+    """Minimum wall time of ``fn`` over ``repeats`` runs (fewer if they exceed ``budget`` seconds)."""
+    fn()  # warm-up (compilation, caches, allocator)
+    times = []
+    start = time.perf_counter()
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget and len(times) >= 2:
+            break
+    return min(times)
+
+
+def machine_rates(threads: int) -> dict:
+    """Measured float32 GEMM throughput (FLOP/s) and copy bandwidth (bytes/s) in this process."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    b = rng.standard_normal((2048, 2048), dtype=np.float32)
+    gemm = 2 * 2048**3 / _best(lambda: a @ b, 5, 2.0)
+    src = np.ones(32 * 2**20 // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    copy = 2 * src.nbytes / _best(lambda: np.copyto(dst, src), 10, 1.0)  # read + write
+    info = {}
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if blas:
+            info = {k: blas[0].get(k) for k in ("internal_api", "architecture", "num_threads", "version")}
+    except Exception:  # threadpoolctl is optional
+        pass
+    return {"gemm_flops": gemm, "copy_bytes": copy, "blas": info, "threads": threads}
+
+
+def _torch_funcs(ndim: int):
+    import torch.nn.functional as F
+
+    return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
+
+
+def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
+    import torch
+
+    rng = np.random.default_rng(1)
+    ndim = len(layer.spatial)
+    w = (rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05)
+    if transposed:
+        x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        ours = lambda: conv_transpose(x, w, **layer.kwargs())  # noqa: E731
+        kw = layer.kwargs()
+        torch_fn = _torch_funcs(ndim)[1]
+        torch_call = lambda xt, wt: torch_fn(xt, wt, None, kw["stride"], kw["padding"], kw["output_padding"], kw["groups"])  # noqa: E731
+        choice = choose_method(x, w, transposed=True, **kw)
+    else:  # the mirrored convolution: from the transposed layer's output back to its input
+        x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        kw = dict(stride=layer.stride, padding=layer.padding, groups=layer.groups)
+        # conv weight (C_out_conv, C_in_conv/g, *k) = (layer.c_in, layer.c_out/g, *k): the same array
+        ours = lambda: conv(x, w, **kw)  # noqa: E731
+        torch_fn = _torch_funcs(ndim)[0]
+        torch_call = lambda xt, wt: torch_fn(xt, wt, None, kw["stride"], kw["padding"], 1, kw["groups"])  # noqa: E731
+        choice = choose_method(x, w, **kw)
+    out = ours()
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    expected = torch_call(xt, wt).numpy()
+    error = float(np.abs(out - expected).max() / max(1e-30, np.abs(expected).max()))
+    t_ours = _best(ours, repeats, budget)
+    with torch.no_grad():
+        t_nchw = _best(lambda: torch_call(xt, wt), repeats, budget)
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
+        if fmt is not None:
+            xc, wc = xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
+            t_cl = _best(lambda: torch_call(xc, wc), repeats, budget)
+        else:
+            t_cl = float("nan")
+    tracemalloc.start()
+    result = ours()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    flops = 2 * layer.macs
+    moved = x.nbytes + w.nbytes + result.nbytes
+    return {
+        "layer": layer.name,
+        "op": "conv_transpose" if transposed else "conv",
+        "method": choice.method,
+        "ours_ms": t_ours * 1e3,
+        "torch_nchw_ms": t_nchw * 1e3,
+        "torch_cl_ms": t_cl * 1e3,
+        "ratio_nchw": t_ours / t_nchw,
+        "ratio_cl": t_ours / t_cl if t_cl == t_cl else float("nan"),
+        "gflops": flops / t_ours / 1e9,
+        "gemm_fraction": flops / t_ours / rates["gemm_flops"],
+        "bandwidth_fraction": moved / t_ours / rates["copy_bytes"],
+        "extra_memory_x_output": max(0, peak - result.nbytes) / result.nbytes,
+        "max_rel_error_vs_torch": error,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a subset of the layers and fewer repeats (under a minute)")
+    parser.add_argument("--op", choices=("conv_transpose", "conv", "both"), default="both")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7, quick 3)")
+    parser.add_argument("--layer", action="append", default=None, help="only layers whose name contains this text")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _row(r: dict) -> str:
+    return (
+        f"{'convT' if r['op'] == 'conv_transpose' else 'conv':5s} {r['layer'][:32]:32s} {r['method'][:15]:15s} "
+        f"{r['ours_ms']:9.2f} {r['torch_nchw_ms']:9.2f} {r['torch_cl_ms']:9.2f} {r['ratio_nchw']:6.2f} "
+        f"{r['ratio_cl']:6.2f} {r['gflops']:8.1f} {100 * r['gemm_fraction']:5.0f}% {100 * r['bandwidth_fraction']:5.0f}% "
+        f"{r['extra_memory_x_output']:6.2f}"
+    )
+
+
+def _table(rows: list[dict], rates: dict) -> str:
+    lines = [
+        f"float32, {rates['threads']} threads; measured GEMM {rates['gemm_flops'] / 1e9:.0f} GFLOP/s, "
+        f"copy {rates['copy_bytes'] / 1e9:.1f} GB/s; BLAS {rates['blas'].get('internal_api', '?')} "
+        f"{rates['blas'].get('architecture', '?')}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
+        f"{'op':5s} {'layer':32s} {'method':15s} {'ours ms':>9s} {'torch ms':>9s} {'t_cl ms':>9s} "
+        f"{'/nchw':>6s} {'/cl':>6s} {'GFLOP/s':>8s} {'%GEMM':>6s} {'%copy':>6s} {'mem x':>6s}",
+    ]
+    lines += [_row(r) for r in rows]
+    for op in ("conv_transpose", "conv"):
+        sel = [r for r in rows if r["op"] == op]
+        if sel:
+            med = statistics.median(r["ratio_nchw"] for r in sel)
+            cl = [r["ratio_cl"] for r in sel if r["ratio_cl"] == r["ratio_cl"]]
+            worst = max(sel, key=lambda r: r["ratio_nchw"])
+            lines.append(
+                f"{op}: median ours/torch NCHW {med:.2f}, channels_last {statistics.median(cl) if cl else float('nan'):.2f}; "
+                f"worst {worst['ratio_nchw']:.2f} ({worst['layer']})"
+            )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+    except ImportError:
+        print("transconv bench: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
+        return 2
+    try:
+        import numba
+
+        threads = numba.get_num_threads()
+    except ImportError:
+        threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    repeats = args.repeats or (3 if args.quick else 7)
+    budget = 1.5 if args.quick else 5.0
+    layers = [l for l in SUITE if (l.quick or not args.quick)]
+    if args.layer:
+        layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
+    ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
+    rates = machine_rates(threads)
+    rows = []
+    for transposed in ops:
+        for layer in layers:
+            rows.append(bench_layer(layer, transposed, repeats, budget, rates))
+            if not args.json:  # progress, one line per layer, on stderr
+                print(_row(rows[-1]), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"machine": rates, "rows": rows}, indent=2))
+    else:
+        print(_table(rows, rates))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="transconv bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The fast methods: blocking, every method on larger layers, choose_method's explanation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import transconv as tc
+from transconv.ops import compiled
+
+FAST = [m for m in tc.METHODS if m != "reference"]
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("transposed", [True, False])
+def test_blocks_of_samples_agree_with_one_block(method, transposed, monkeypatch):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    kwargs = dict(stride=2, padding=1, groups=2)
+    if transposed:
+        x = rng.standard_normal((5, 6, 7, 6)).astype(np.float32)
+        run = lambda m: tc.conv_transpose(x, w, output_padding=1, method=m, **kwargs)  # noqa: E731
+    else:
+        x = rng.standard_normal((5, 8, 13, 12)).astype(np.float32)
+        w_conv = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)  # (C_out, C_in/groups, k, k)
+        run = lambda m: tc.conv(x, w_conv, method=m, **kwargs)  # noqa: E731
+    expected = run("reference")
+    monkeypatch.setattr(compiled, "_BLOCK_BYTES", 1)  # one sample per block
+    np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("layer", [
+    # (x shape, w shape, kwargs): decoder layers in small, the shapes the benchmark runs in large
+    ((4, 32, 4, 4), (32, 16, 4, 4), dict(stride=2, padding=1)),
+    ((2, 16, 8, 8), (16, 8, 2, 2), dict(stride=2)),
+    ((2, 8, 6, 6), (8, 4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 4, 3, 3), (4, 1, 16, 16), dict(stride=8, padding=4, groups=4)),
+    ((1, 1, 64, 64), (1, 1, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((2, 8, 4, 4, 4), (8, 4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((3, 6, 17), (6, 2, 5), dict(stride=3, padding=2, dilation=2, groups=3)),
+])
+def test_decoder_layers_match_the_reference(method, layer):
+    x_shape, w_shape, kwargs = layer
+    rng = np.random.default_rng(sum(x_shape))
+    y = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    expected = tc.conv_transpose(y.astype(float), w.astype(float), method="reference", **kwargs)
+    got = tc.conv_transpose(y, w, method=method, **kwargs)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    conv_kwargs = {k: v for k, v in kwargs.items() if k != "output_padding"}
+    x = rng.standard_normal(expected.shape).astype(np.float32)
+    expected = tc.conv(x.astype(float), w.astype(float), method="reference", **conv_kwargs)
+    np.testing.assert_allclose(tc.conv(x, w, method=method, **conv_kwargs), expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+
+
+def test_mutating_the_weight_between_calls_is_seen():
+    """No weight cache can go stale: methods read the weight in its own layout every call."""
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal((2, 8, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 4, 4)).astype(np.float32)
+    for method in FAST:
+        first = tc.conv_transpose(y, w, stride=2, padding=1, method=method)
+        w *= 2
+        np.testing.assert_allclose(tc.conv_transpose(y, w, stride=2, padding=1, method=method), 2 * first, rtol=1e-5)
+        w /= 2
+
+
+def test_choose_method_reports_every_estimate():
+    big = tc.choose_method((64, 256, 8, 8), (256, 128, 4, 4), transposed=True, stride=2, padding=1)
+    assert set(big.costs) == {m for m, spec in tc.METHODS.items() if spec.auto and m not in big.declined}
+    assert big.method == min(big.costs, key=big.costs.get)
+    assert all(name in big.reason for name in big.costs)
+    single = tc.choose_method((1, 1, 1024, 1024), (1, 1, 3, 3), transposed=True, stride=2, padding=1, output_padding=1)
+    assert single.method == "compiled_direct"
