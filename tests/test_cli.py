@@ -99,7 +99,11 @@ def test_matrix_json_is_the_library_matrix(capsys, transposed):
     assert np.array_equal(np.array(data["dense"]), want)
     assert data["name"] == ("C^T" if transposed else "C") and data["shape"] == list(want.shape)
     code, out, _ = run(capsys, "matrix", *flags)
-    assert "1 4 1 . 1 4 3 . 3 3 1 . . . . ." in out or transposed
+    rows = {line.split("|")[0].strip(): line.split("|")[1].split() for line in out.splitlines() if "|" in line}
+    if transposed:  # output x[1,1] of the transposed conv is reached by all four inputs
+        assert rows["y[1,1]"] == ["4", "1", "4", "1"] and "3=x[1,1]" in out
+    else:
+        assert rows["y[0,0]"] == "1 4 1 . 1 4 3 . 3 3 1 . . . . .".split() and "15=x[3,3]" in out
 
 
 def test_matrix_saves_npz_csv_png(capsys, tmp_path):

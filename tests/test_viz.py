@@ -54,15 +54,23 @@ def _run(shape, k, s, p, d, a, transposed):
     return spec, x, w, y
 
 
-@pytest.mark.parametrize("transposed", [False, True])
+def _valid(geometry, transposed) -> bool:
+    try:
+        _run(*geometry, transposed)
+    except tc.TransconvError:
+        return False
+    return True
+
+
+# every geometry in each direction where the operation accepts it (some only one way)
+VALID = [(g, t) for g in GEOMETRIES for t in (False, True) if _valid(g, t)]
+
+
 @pytest.mark.parametrize("view", ["direct", "scatter"])
-@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("geometry, transposed", VALID)
 def test_frames_sum_to_the_operation(geometry, view, transposed):
     shape, k, s, p, d, a = geometry
-    try:
-        spec, x, w, y = _run(shape, k, s, p, d, a, transposed)
-    except tc.TransconvError:
-        pytest.skip("geometry not valid in this direction")
+    spec, x, w, y = _run(shape, k, s, p, d, a, transposed)
     anim = frames(spec, shape, transposed, view)
     assert anim.output_shape == y.shape
     assert np.allclose(accumulate(anim, x, w)[-1], y)
@@ -70,27 +78,20 @@ def test_frames_sum_to_the_operation(geometry, view, transposed):
     assert len(anim.frames) == int(np.prod(y.shape if view == "direct" else shape))
 
 
-@pytest.mark.parametrize("transposed", [False, True])
-@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("geometry, transposed", VALID)
 def test_both_views_hold_the_same_multiply_adds(geometry, transposed):
     shape, k, s, p, d, a = geometry
-    try:
-        spec, *_ = _run(shape, k, s, p, d, a, transposed)
-    except tc.TransconvError:
-        pytest.skip("geometry not valid in this direction")
+    spec, *_ = _run(shape, k, s, p, d, a, transposed)
     direct = Counter(q for f in frames(spec, shape, transposed, "direct").frames for q in f.pairs)
     scatter = Counter(q for f in frames(spec, shape, transposed, "scatter").frames for q in f.pairs)
     assert direct == scatter
     assert max(direct.values()) == 1
 
 
-@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("geometry", [g for g, t in VALID if t])
 def test_transposed_matrix_is_the_transpose_of_conv_matrix(geometry):
     shape, k, s, p, d, a = geometry
-    try:
-        spec, x, w, y = _run(shape, k, s, p, d, a, True)
-    except tc.TransconvError:
-        pytest.skip("geometry not valid")
+    spec, x, w, y = _run(shape, k, s, p, d, a, True)
     ct = dense_matrix(frames(spec, shape, True), w)
     c = dense_matrix(frames(spec, y.shape, False), w)
     assert np.array_equal(ct, c.T)

@@ -30,6 +30,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .matrix import format_matrix
+
 from .errors import TransconvError
 
 __all__ = ["main", "build_parser"]
@@ -156,13 +158,6 @@ def _library_matrix(w: np.ndarray, spec, input_shape, transposed: bool):
     if transposed:
         return conv_transpose_matrix(w, input_shape, spec.stride, spec.padding, spec.output_padding, 1, spec.dilation)
     return conv_matrix(w, input_shape, spec.stride, spec.padding, spec.dilation, 1)
-
-
-def _fmt_matrix(m: np.ndarray) -> str:
-    ints = np.all(np.abs(m - np.round(m)) < 1e-9)
-    cells = [[(str(int(round(v))) if ints else f"{v:.4g}") if v != 0 else "." for v in row] for row in m]
-    width = max(len(c) for row in cells for c in row)
-    return "\n".join("  " + " ".join(c.rjust(width) for c in row) for row in cells)
 
 
 def _emit(args, data: Any, text: str) -> None:
@@ -338,7 +333,9 @@ def cmd_matrix(args) -> int:
     text = [f"{name} of {op} on a {_x(geo['input_shape'])} input -> {_x(out)} output: "
             f"{m.shape[0]}x{m.shape[1]}, {m.nnz} non-zeros (row = output, column = input, C order; '.' = 0)"]
     if m.shape[1] <= 64 and m.shape[0] <= 256:
-        text.append(_fmt_matrix(dense))
+        # rows and columns named by position: y[...] outputs and x[...] inputs of the operation
+        text.append(format_matrix(m, tuple(out), tuple(geo["input_shape"]), row_name="y", col_name="x",
+                                     max_size=256))
     else:
         text.append("  (too large to print: use -o C.npz / .png / .csv, or --format json)")
     _emit(args, data, "\n".join(text))

@@ -70,6 +70,10 @@ def _fmt(m: np.ndarray) -> str:
     return "\n".join("    " + " ".join(c.rjust(width) for c in row) for row in cells)
 
 
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
 def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Optional[Callable] = None) -> int:
     import transconv as tc
 
@@ -88,7 +92,7 @@ def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Op
     C = tc.conv_matrix(WORKED_K, (4, 4)).toarray()
     say("\nC = tc.conv_matrix(k, (4, 4)), the 4x16 convolution matrix: each row is the kernel laid out "
         "with zeros between rows")
-    say(_fmt(C))
+    say(_indent(tc.format_matrix(C, (2, 2), (4, 4), row_name="y", col_name="x")))
     cx = C @ WORKED_X.ravel()
     say(f"C @ x.ravel() = {cx.astype(int).tolist()}   (= conv(x, k) flattened: {np.allclose(cx, y.ravel())})")
 
@@ -96,7 +100,7 @@ def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Op
     CT = tc.conv_transpose_matrix(WORKED_K, (2, 2)).toarray()
     say("\nC^T = tc.conv_transpose_matrix(k, (2, 2)), the 16x4 matrix of the transposed convolution "
         f"(the transpose of C: {np.array_equal(CT, C.T)}):")
-    say(_fmt(CT))
+    say(_indent(tc.format_matrix(CT, (4, 4), (2, 2), row_name="x", col_name="y")))
     up = (CT @ WORKED_Y.ravel()).reshape(4, 4)
     say("C^T @ [2, 1, 4, 4], reshaped to 4x4: one input value reaches 9 outputs")
     say(_fmt(up))
