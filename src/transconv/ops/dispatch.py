@@ -131,9 +131,23 @@ def _needs_numba(p: Problem) -> Optional[str]:
     return compiled.NUMBA_ERROR
 
 
+def _gemm_supports(p: Problem) -> Optional[str]:
+    if compiled.NUMBA_ERROR:
+        return compiled.NUMBA_ERROR
+    if not p.transposed:
+        # the convolution gathers C_in/g * taps rows per output position of a sample
+        taps = int(np.prod(p.spec.kernel_size))
+        per_sample = p.w_shape[1] * taps * int(np.prod(p.output_spatial)) * p.dtype.itemsize
+        output = p.w_shape[0] * int(np.prod(p.output_spatial)) * p.dtype.itemsize
+        if per_sample > max(64 * 2**20, 16 * output):
+            return (f"its gather buffer would be {per_sample / 2**20:.0f} MB per sample, "
+                    f"{per_sample / output:.0f}x the output (kernel {p.spec.kernel_size})")
+    return None
+
+
 register_method(Method("reference", conv_reference, conv_transpose_reference, _reference_cost, auto=False))
 register_method(Method("direct", conv_direct, conv_transpose_direct, _direct_cost))
-register_method(Method("gemm", compiled.gemm_conv, compiled.gemm_conv_transpose, _gemm_cost, _needs_numba))
+register_method(Method("gemm", compiled.gemm_conv, compiled.gemm_conv_transpose, _gemm_cost, _gemm_supports))
 register_method(Method("compiled_direct", compiled.direct_conv, compiled.direct_conv_transpose, _compiled_direct_cost,
                        _needs_numba))
 
