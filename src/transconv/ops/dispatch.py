@@ -139,7 +139,7 @@ def _gemm_supports(p: Problem) -> Optional[str]:
         taps = int(np.prod(p.spec.kernel_size))
         per_sample = p.w_shape[1] * taps * int(np.prod(p.output_spatial)) * p.dtype.itemsize
         output = p.w_shape[0] * int(np.prod(p.output_spatial)) * p.dtype.itemsize
-        if per_sample > max(64 * 2**20, 16 * output):
+        if per_sample > max(128 * 2**20, 16 * output):
             return (f"its gather buffer would be {per_sample / 2**20:.0f} MB per sample, "
                     f"{per_sample / output:.0f}x the output (kernel {p.spec.kernel_size})")
     return None
