@@ -15,7 +15,7 @@ import pytest
 
 import transconv as tc
 from transconv.cli import main
-from transconv.viz.frames import WORKED_K, dense_matrix, example_kernel, frames, make_spec
+from transconv.viz.frames import WORKED_K, dense_matrix, frames, make_spec
 
 
 def run(capsys, *argv):

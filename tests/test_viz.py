@@ -268,8 +268,6 @@ def test_gif_pixels_show_kernel_inputs_zeros_and_outputs(tmp_path, view):
 
 
 def test_still_grid_matrix_pair_and_heat_maps(tmp_path):
-    from PIL import Image
-
     from transconv.viz.render import (
         COLORS,
         render_frames,

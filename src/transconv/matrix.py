@@ -24,7 +24,7 @@ import scipy.sparse.linalg as spla
 from .connectivity import axis_tap_indices
 from .errors import TransconvError
 from .ops import conv, conv_transpose
-from .spec import ConvSpec, conv_spec, conv_transpose_spec
+from .spec import ConvSpec, conv_spec, conv_transpose_spec, spatial_shape
 
 __all__ = [
     "conv_matrix",
@@ -66,18 +66,7 @@ class _Layer:
 
 
 def _input_shape(op: str, input_shape: Any) -> tuple[int, ...]:
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
-        input_shape = (input_shape,)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TransconvError(f"{op}: input_shape must be a sequence of spatial sizes, got {input_shape!r}") from None
-    if not shape:
-        raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
-    for a, n in enumerate(shape):
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-            raise TransconvError(f"{op}: input_shape[{a}] must be an integer >= 1, got {n!r}")
-    return tuple(int(n) for n in shape)
+    return spatial_shape(op, input_shape)
 
 
 def _weight(op: str, w: Any, ndim: int) -> tuple[np.ndarray, bool]:

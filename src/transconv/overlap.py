@@ -14,33 +14,21 @@ from :mod:`transconv.connectivity`, the maps the operators use.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .connectivity import transpose_axis_tap_indices
-from .errors import TransconvError
-from .spec import conv_transpose_spec, effective_kernel
+from .spec import conv_transpose_spec, effective_kernel, spatial_shape
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
 
 def _shape(op: str, input_shape: Any, kernel_size: Any) -> tuple[int, ...]:
-    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
-        ndim = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 1
-        return (int(input_shape),) * ndim
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TransconvError(f"{op}: input_shape must be an int or a sequence of ints, got {input_shape!r}") from None
-    if not shape:
-        raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
-    for a, n in enumerate(shape):
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-            raise TransconvError(f"{op}: input_shape[{a}] must be an integer >= 1, got {n!r}")
-    return tuple(int(n) for n in shape)
+    """An int input_shape takes its number of axes from a tuple kernel_size (else one axis)."""
+    ndim = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 1
+    return spatial_shape(op, input_shape, ndim)
 
 
 def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:

@@ -118,6 +118,28 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
     return tuple(pairs)
 
 
+def spatial_shape(op: str, input_shape: Any, ndim: int | None = None) -> tuple[int, ...]:
+    """Validate a spatial shape: a sequence of ints >= 1 (an int is one axis, or ``ndim`` axes).
+
+    >>> spatial_shape("conv_matrix", (4, 4))
+    (4, 4)
+    >>> spatial_shape("overlap_map", 5, ndim=2)
+    (5, 5)
+    """
+    if _is_int(input_shape):
+        input_shape = (input_shape,) * (ndim or 1)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TransconvError(f"{op}: input_shape must be an int or a sequence of ints, got {input_shape!r}") from None
+    if not shape:
+        raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
+    for a, n in enumerate(shape):
+        if not _is_int(n) or n < 1:
+            raise TransconvError(f"{op}: input_shape[{a}] must be an integer >= 1, got {n!r}")
+    return tuple(int(n) for n in shape)
+
+
 def _padding_mode(op: str, padding_mode: Any) -> str:
     if padding_mode not in PADDING_MODES:
         raise TransconvError(
