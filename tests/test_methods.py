@@ -75,3 +75,12 @@ def test_choose_method_reports_every_estimate():
     assert all(name in big.reason for name in big.costs)
     single = tc.choose_method((1, 1, 1024, 1024), (1, 1, 3, 3), transposed=True, stride=2, padding=1, output_padding=1)
     assert single.method == "compiled_direct"
+
+
+def test_compiled_methods_decline_tables_too_large_with_a_reason(monkeypatch):
+    monkeypatch.setattr(compiled, "TABLE_LIMIT", 1000)
+    choice = tc.choose_method((1, 1, 64, 64), (1, 1, 3, 3), transposed=True, stride=2, padding=1)
+    assert choice.method == "direct"
+    assert "connectivity table" in choice.declined["compiled_direct"]
+    with pytest.raises(tc.TransconvError, match="compiled_direct.*connectivity table"):
+        tc.conv_transpose(np.ones((64, 64)), np.ones((3, 3)), stride=2, padding=1, method="compiled_direct")

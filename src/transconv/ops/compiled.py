@@ -58,7 +58,15 @@ __all__ = ["NUMBA_ERROR", "gemm_conv", "gemm_conv_transpose", "direct_conv", "di
 # --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
+TABLE_LIMIT = 256 * 2**20  # bytes of connectivity table a compiled method may build
+
+
+def table_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
+    """Size of the (taps, small positions) table a compiled method needs."""
+    return int(np.prod(spec.kernel_size)) * int(np.prod(small)) * 4
+
+
+@lru_cache(maxsize=16)
 def _table(maps_key, grid: tuple[int, ...], spec: ConvSpec, transposed: bool):
     maps = transpose_axis_tap_indices(spec, maps_key) if transposed else axis_tap_indices(spec, maps_key)
     return flat_table(maps, grid, spec)

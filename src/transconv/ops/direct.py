@@ -93,9 +93,13 @@ def conv_direct(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     xg = xp.reshape(n, g, c_in // g, *xp.shape[2:])
     y = np.zeros((n, g, wg.shape[1], positions), dtype=x.dtype)
     lead = (slice(None),) * 3
+    single = wg.shape[1] == wg.shape[2] == 1  # one channel per group: a scaled add, not a GEMM
     for t, tap in enumerate(_taps(spec)):
         window = xg[lead + tap_slices(tap, spec, out_shape)].reshape(n, g, c_in // g, positions)
-        y += np.matmul(wg[..., t], window)
+        if single:
+            y += wg[:, :, :, t][None] * window
+        else:
+            y += np.matmul(wg[..., t], window)
     return y.reshape(n, -1, *out_shape)
 
 
@@ -110,8 +114,12 @@ def conv_transpose_direct(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     yg = y.reshape(n, g, c_in // g, -1)
     xp = np.zeros((n, g, wg.shape[2], *padded), dtype=y.dtype)
     lead = (slice(None),) * 3
+    single = wt.shape[1] == wt.shape[2] == 1
     for t, tap in enumerate(_taps(spec)):
-        contribution = np.matmul(wt[..., t], yg).reshape(n, g, wg.shape[2], *small)
+        if single:
+            contribution = (wt[:, :, :, t][None] * yg).reshape(n, g, 1, *small)
+        else:
+            contribution = np.matmul(wt[..., t], yg).reshape(n, g, wg.shape[2], *small)
         xp[lead + tap_slices(tap, spec, small)] += contribution
     xp = xp.reshape(n, -1, *padded)
     return np.ascontiguousarray(pad_adjoint(xp, spec, big))

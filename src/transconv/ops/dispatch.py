@@ -106,6 +106,8 @@ def _direct_cost(p: Problem) -> float:
     taps = int(np.prod(p.spec.kernel_size))
     c_sum, c_make = _channels(p)
     moved = _small_positions(p) * taps * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
+    if c_sum == c_make == 1:  # one channel per group: scaled adds, bound by memory traffic
+        return 2 * moved / _COPY_BYTES
     eff = _gemm_efficiency(c_make, c_sum, int(np.prod(p.output_spatial)))
     return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _COPY_BYTES
 
@@ -128,12 +130,19 @@ def _compiled_direct_cost(p: Problem) -> float:
 
 
 def _needs_numba(p: Problem) -> Optional[str]:
-    return compiled.NUMBA_ERROR
+    if compiled.NUMBA_ERROR:
+        return compiled.NUMBA_ERROR
+    small = p.x_shape[2:] if p.transposed else p.output_spatial
+    size = compiled.table_bytes(p.spec, small)
+    if size > compiled.TABLE_LIMIT:
+        return f"its connectivity table would take {size / 2**20:.0f} MB (limit {compiled.TABLE_LIMIT // 2**20} MB)"
+    return None
 
 
 def _gemm_supports(p: Problem) -> Optional[str]:
-    if compiled.NUMBA_ERROR:
-        return compiled.NUMBA_ERROR
+    why_not = _needs_numba(p)
+    if why_not:
+        return why_not
     if not p.transposed:
         # the convolution gathers C_in/g * taps rows per output position of a sample
         taps = int(np.prod(p.spec.kernel_size))
