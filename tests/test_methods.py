@@ -84,3 +84,23 @@ def test_compiled_methods_decline_tables_too_large_with_a_reason(monkeypatch):
     assert "connectivity table" in choice.declined["compiled_direct"]
     with pytest.raises(tc.TransconvError, match="compiled_direct.*connectivity table"):
         tc.conv_transpose(np.ones((64, 64)), np.ones((3, 3)), stride=2, padding=1, method="compiled_direct")
+
+
+def test_concurrent_calls_are_correct_and_leave_blas_threads_as_they_were():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas")
+
+    before = blas_threads()
+    rng = np.random.default_rng(2)
+    ys = [rng.standard_normal((4, 16, 6, 6)).astype(np.float32) for _ in range(6)]
+    w = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda y: tc.conv_transpose(y, w, stride=2, padding=1, method="gemm"), ys))
+    for y, got in zip(ys, results):
+        np.testing.assert_allclose(got, tc.conv_transpose(y, w, stride=2, padding=1, method="reference"),
+                                   rtol=1e-4, atol=1e-4)
+    assert blas_threads() == before

@@ -577,9 +577,8 @@ def _fft_singular_values(layer: _Layer) -> np.ndarray:
     symbol = np.moveaxis(symbol.reshape(w.shape[:2] + (-1,)), -1, 0)  # (F, C_out, C_in/g)
     co_g = w.shape[0] // g
     values = [np.linalg.svd(symbol[:, k * co_g:(k + 1) * co_g, :], compute_uv=False).ravel() for k in range(g)]
-    values = np.concatenate(values)
-    # a wide block (C_out/g < C_in/g) also has zero singular values for the missing rows
-    return np.sort(values)[::-1]
+    # F frequencies x min(C_out/g, C_in/g) values per group: exactly min(C.shape) in all
+    return np.sort(np.concatenate(values))[::-1]
 
 
 def singular_values(

@@ -37,6 +37,7 @@ multiplying and accumulating straight from the tables.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -242,6 +243,7 @@ def _samples_per_block(n: int, per_sample_bytes: int) -> int:
 
 
 _WORKERS: dict = {}
+_SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
 
 
 def _split(n: int, work) -> None:
@@ -258,18 +260,20 @@ def _split(n: int, work) -> None:
     if workers < 2 or n < workers:
         work(0, n, False)
         return
-    if "pool" not in _WORKERS:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import ThreadpoolController
-
-        _WORKERS["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="transconv")
-        _WORKERS["blas"] = ThreadpoolController()
     bounds = np.linspace(0, n, workers + 1).astype(int)
-    with _WORKERS["blas"].limit(limits=1, user_api="blas"):
-        futures = [_WORKERS["pool"].submit(work, int(a), int(b), True) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        for f in futures:
-            f.result()
+    with _SPLIT_LOCK:
+        if "pool" not in _WORKERS:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import ThreadpoolController
+
+            _WORKERS["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="transconv")
+            _WORKERS["blas"] = ThreadpoolController()
+        with _WORKERS["blas"].limit(limits=1, user_api="blas"):
+            futures = [_WORKERS["pool"].submit(work, int(a), int(b), True)
+                       for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            for f in futures:
+                f.result()
 
 
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
