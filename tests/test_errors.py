@@ -109,3 +109,38 @@ def test_choose_method_explains():
     choice = tc.choose_method((8, 64, 32, 32), (64, 32, 4, 4), transposed=True, stride=2, padding=1)
     assert choice.method in tc.METHODS and "cost" in choice.reason
     assert choice.method in str(choice)
+
+
+# ---------------------------------------------------------------- fuzz: only results or TransconvError
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.one_of(
+    st.integers(-3, 5), st.floats(allow_nan=True, allow_infinity=True), st.none(), st.booleans(),
+    st.text(max_size=3), st.sampled_from(["same", "valid", "SAME", "reflect"]),
+    st.lists(st.integers(-2, 4), max_size=4).map(tuple),
+    st.lists(st.tuples(st.integers(-1, 3), st.integers(-1, 3)), max_size=3).map(tuple),
+)
+
+
+@given(
+    x_shape=st.lists(st.integers(0, 5), min_size=1, max_size=5).map(tuple),
+    w_shape=st.lists(st.integers(0, 4), min_size=1, max_size=5).map(tuple),
+    stride=_values, padding=_values, dilation=_values, groups=_values, output_padding=_values,
+    mode=st.sampled_from(["zeros", "reflect", "replicate", "circular", "edge", 3]),
+    transposed=st.booleans(),
+)
+def test_fuzzed_arguments_give_a_result_or_a_transconv_error(x_shape, w_shape, stride, padding, dilation, groups,
+                                                               output_padding, mode, transposed):
+    x = np.ones(x_shape)
+    w = np.ones(w_shape)
+    try:
+        if transposed:
+            out = tc.conv_transpose(x, w, None, stride, padding, output_padding, groups, dilation, padding_mode=mode)
+        else:
+            out = tc.conv(x, w, None, stride, padding, dilation, groups, padding_mode=mode)
+    except tc.TransconvError as exc:
+        assert str(exc).startswith("conv_transpose:" if transposed else "conv:")
+        return
+    assert np.isfinite(out).all() and out.size > 0
