@@ -21,11 +21,12 @@ weight re-layout or cache) and moves data with a parallel numba kernel:
 With at least as many samples as cores, each core takes a share of the samples and
 runs its GEMM (single-threaded BLAS) and its scatter back to back (see ``_split``).
 
-Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)``
-times the output (1x for kernel = stride, 2.25x for k3 s2, 4x for k4 s2) and the
-convolution's gather buffer ``prod(k)`` times its output per input channel; both are
-cut into blocks of samples above 512 MB.  There is never a full column buffer
-N x C*k^d x H x W beyond that cap.  Scatters run in
+Extra memory: per sample, the transposed convolution's GEMM result holds
+``prod(k) / prod(s)`` times its output (1x for kernel = stride, 4x for k4 s2) and the
+convolution's gather buffer ``prod(k) * C_in`` values per output position; blocks of
+samples keep all workers' buffers together under half the output (the input, for conv)
+or 4 MB, whichever is larger, and at least one sample.  There is never a full column
+buffer N x C*k^d x H x W.  Scatters run in
 parallel over (channel plane, output phase): taps whose offsets differ modulo the
 stride write disjoint output positions, so with zero padding the phases of one plane
 run on different cores without atomics (sub-pixel decomposition); with folding padding
@@ -231,15 +232,25 @@ if numba is not None:
 _BLOCK_BYTES = 512 * 2**20  # upper bound of the per-block work buffer
 
 
-def _samples_per_block(n: int, per_sample_bytes: int) -> int:
-    """Samples per GEMM block: as many as fit a 512 MB work buffer (at least one).
+def _samples_per_block(n: int, per_sample_bytes: int, budget: int = _BLOCK_BYTES) -> int:
+    """Samples per GEMM block: as many as fit ``budget`` bytes of work buffer (at least one)."""
+    return int(max(1, min(n, budget // max(per_sample_bytes, 1))))
 
-    Few, large blocks are much faster than many small ones: every block hands the
-    cores from OpenBLAS's threads to numba's OpenMP threads and back, and OpenMP threads
-    spin after a parallel region (measured: DCGAN 64->3 in 4 blocks 25 ms, in 1 block
-    7 ms).  So the buffer is sized by an absolute cap, not by the output.
+
+def _worker_budget(reference_bytes: int) -> int:
+    """Work-buffer bytes per block for a worker of :func:`_split`.
+
+    All workers together hold at most half of ``reference_bytes`` (the output, for the
+    transposed convolution), with a 4 MB floor so tiny layers are not cut into crumbs.
+    Inside a worker, small blocks cost nothing (one core runs GEMM and scatter back to
+    back, and cache-sized blocks are even faster: DCGAN 64x128x16x16 23 ms in blocks of
+    4 samples, 30 ms in one block of 32).  Without the split, every block hands the cores
+    from OpenBLAS's threads to numba's OpenMP threads and back, and both spin after their
+    parallel regions (DCGAN 64->3: 25 ms in 4 blocks, 7 ms in one), so that path takes
+    blocks up to the absolute cap.
     """
-    return int(max(1, min(n, _BLOCK_BYTES // max(per_sample_bytes, 1))))
+    workers = max(1, numba.get_num_threads())
+    return int(min(_BLOCK_BYTES, max(reference_bytes // (2 * workers), 4 * 2**20)))
 
 
 _WORKERS: dict = {}
@@ -288,10 +299,11 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
     wf = w.reshape(c_in, co_g * T)
-    nb = _samples_per_block(n, co_g * T * P * y.itemsize)
+    per_sample = co_g * T * P * y.itemsize
 
     def work(start: int, stop: int, serial: bool) -> None:
         scatter = _scatter_serial if serial else _scatter
+        nb = _samples_per_block(stop - start, per_sample, _worker_budget(out.nbytes) if serial else _BLOCK_BYTES)
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
@@ -316,10 +328,12 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
-    nb = _samples_per_block(n, ci_g * T * P * x.itemsize)
+    per_sample = ci_g * T * P * x.itemsize
 
     def work(start: int, stop: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
+        # the gather buffer is measured against the input, which it re-reads prod(k) times
+        nb = _samples_per_block(stop - start, per_sample, _worker_budget(x.nbytes) if serial else _BLOCK_BYTES)
         cols = np.empty((ci_g * T, min(nb, stop - start) * P), dtype=x.dtype)
         for gi in range(g):
             for n0 in range(start, stop, nb):
