@@ -127,10 +127,10 @@ def _axis_phases(k: int, s: int, d: int, lo: int, out_len: int):
 # ---------------------------------------------------------------------------- transposed
 
 
-def _tw(w: np.ndarray, g: int) -> np.ndarray:
-    """(G*Cig, Cog, *k) -> (G, Cog, T, Cig) contiguous (GEMM rows = (co, tap))."""
+def _tap_rows(w: np.ndarray, g: int, flat: np.ndarray) -> np.ndarray:
+    """(G*Cig, Cog, *k) -> (G, Cig, Cog*Tc) holding only taps ``flat``: rows stay contiguous."""
     ci, cog = w.shape[:2]
-    return np.ascontiguousarray(w.reshape(g, ci // g, cog, -1).transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(w.reshape(g, ci // g, cog, -1)[..., flat]).reshape(g, ci // g, -1)
 
 
 def _folded_input(y: np.ndarray, g: int) -> np.ndarray:
@@ -181,7 +181,6 @@ def _conv_transpose_blas(y: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bo
     P = int(np.prod(M))
     item = y.dtype.itemsize
     plan = _ct_plan(spec, small, phase)
-    wt = weight_layout(w, ("ct", g), lambda a: _tw(a, g))  # (G, Cog, T, Cig)
     out = (np.zeros if phase else np.empty)((n, g, cog) + O, dtype=y.dtype)
     budget = chunk_budget(out.nbytes)
     max_tc = max(len(p[0]) for p in plan) if plan else 1
@@ -189,18 +188,25 @@ def _conv_transpose_blas(y: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bo
     xf = _folded_input(y, g) if nb > 1 else None
     yg = y.reshape(n, g, cig, P)
     zbuf = np.empty(cog * max_tc * nb * P, dtype=y.dtype)
-    for flat, T1, T2, t0, t1, r2, zero_rows in plan:
+    flat_out = out.reshape(-1)
+    T = int(np.prod(spec.kernel_size))
+    for pi, (flat, T1, T2, t0, t1, r2, zero_rows) in enumerate(plan):
         tc = len(flat)
+        if tc == T:  # all taps: the weight as it is, (G, Cig, Cog*T), used transposed by BLAS
+            wsel = w.reshape(g, cig, cog * T)
+        else:
+            wsel = weight_layout(w, ("ct-taps", g, flat.tobytes()), lambda a, flat=flat: _tap_rows(a, g, flat))
         for gi in range(g):
-            wsel = wt[gi][:, flat, :].reshape(cog * tc, cig) if tc != wt.shape[2] else wt[gi].reshape(cog * tc, cig)
+            wg = wsel[gi].T  # (Cog*Tc, Cig)
             for n0 in range(0, n, nb):
                 m = min(nb, n - n0)
                 cols = xf[gi][:, n0 * P : (n0 + m) * P] if xf is not None else yg[n0, gi]
                 z = zbuf[: cog * tc * m * P].reshape(cog * tc, m * P)
-                np.matmul(wsel, cols, out=z)
+                np.matmul(wg, cols, out=z)
+                dims = np.array([n0, gi, m, cog, tc, g, O[0], O[1], O[2], M[0], M[1], M[2], T1, T2], dtype=np.int64)
                 kernels.col2im_kernel(
-                    z.reshape(cog, tc, m * P), out, n0, gi, m, zero_rows,
-                    t0.zs, t0.cnt, t0.tt, t0.mm, t1.zs, t1.cnt, t1.tt, t1.mm, r2, T1, T2, M[0], M[1], M[2],
+                    zbuf, flat_out, dims, zero_rows,
+                    t0.zs, t0.cnt, t0.tt, t0.mm, t1.zs, t1.cnt, t1.tt, t1.mm, r2,
                 )
     return out.reshape((n, g * cog) + tuple(big))
 
@@ -232,9 +238,10 @@ def conv_transpose_compiled(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.
     wk = weight_layout(
         w, ("ctd", g), lambda a: np.ascontiguousarray(a.reshape((g, cig, cog) + K).transpose(0, 2, 1, 3, 4, 5))
     )
-    x = y.reshape((n, g, cig) + canonical3(y.shape[2:]))
+    M = canonical3(y.shape[2:])
     out = np.empty((n, g, cog) + O, dtype=y.dtype)
-    kernels.direct_kernel(x, wk, out, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
+    dims = np.array((n, g, cog, cig) + O + M + K, dtype=np.int64)
+    kernels.direct_kernel(y.reshape(-1), wk.reshape(-1), out.reshape(-1), dims, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
     return out.reshape((n, g * cog) + spec.transpose_output_shape(y.shape[2:]))
 
 
@@ -245,10 +252,10 @@ def conv_compiled(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     cog = co // g
     K = canonical3(spec.kernel_size)
     t0, t1, r2, O = _direct_tables(spec, False, x.shape[2:])
-    wk = w.reshape((g, cog, cig) + K)
-    xx = x.reshape((n, g, cig) + canonical3(x.shape[2:]))
+    M = canonical3(x.shape[2:])
     out = np.empty((n, g, cog) + O, dtype=x.dtype)
-    kernels.direct_kernel(xx, wk, out, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
+    dims = np.array((n, g, cog, cig) + O + M + K, dtype=np.int64)
+    kernels.direct_kernel(x.reshape(-1), w.reshape(-1), out.reshape(-1), dims, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
     return out.reshape((n, co) + spec.conv_output_shape(x.shape[2:]))
 
 
@@ -273,7 +280,7 @@ def _conv_blas(x: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bool) -> np.
     O = tuple(m.shape[0] for m in idx)
     Po = int(np.prod(O))
     item = x.dtype.itemsize
-    xx = x.reshape((n, g, cig) + canonical3(x.shape[2:]))
+    M = canonical3(x.shape[2:])
     out = np.empty((n, g, cog, Po), dtype=x.dtype)
     budget = chunk_budget(out.nbytes)
     # tap blocks along axis 0: phases (polyphase components) or as few blocks as fit
@@ -285,7 +292,7 @@ def _conv_blas(x: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bool) -> np.
         per_tap0 = cig * K[1] * K[2] * Po * item
         size = int(max(1, min(K[0], budget // max(1, per_tap0))))
         blocks = [tuple(range(a, min(K[0], a + size))) for a in range(0, K[0], size)]
-    wk = weight_layout(w, ("cv", g), lambda a: np.ascontiguousarray(a.reshape((g, cog, cig) + K)))
+    wk = w.reshape((g, cog, cig) + K)
     max_tc = max(len(b) for b in blocks) * K[1] * K[2]
     nb = int(max(1, min(n, budget // max(1, cig * max_tc * Po * item))))
     colbuf = np.empty(cig * max_tc * nb * Po, dtype=x.dtype)
@@ -296,7 +303,8 @@ def _conv_blas(x: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bool) -> np.
             for bi, block in enumerate(blocks):
                 tc = len(block) * K[1] * K[2]
                 col = colbuf[: cig * tc * m * Po].reshape((cig, tc, m) + O)
-                kernels.im2col_kernel(xx, col, n0, gi, m, np.array(block, dtype=np.int64), idx[0], idx[1], idx[2])
+                dims = np.array((n0, gi, m, g, cig) + M, dtype=np.int64)
+                kernels.im2col_kernel(x.reshape(-1), colbuf, dims, np.array(block, dtype=np.int64), idx[0], idx[1], idx[2])
                 wsel = wk[gi][:, :, list(block)].reshape(cog, cig * tc)
                 col2 = col.reshape(cig * tc, m * Po)
                 if m == 1:

@@ -41,13 +41,14 @@ if numba is not None:
     _opts = dict(cache=True, parallel=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 
     @njit(**_opts)
-    def direct_kernel(X, W, out, cnt0, tt0, mm0, cnt1, tt1, mm1, runs):  # pragma: no cover - compiled
-        """out[n,g,co,z] = sum_ci sum_taps W[g,co,ci,t] X[n,g,ci,m(z,t)].
+    def direct_kernel(X, W, out, dims, cnt0, tt0, mm0, cnt1, tt1, mm1, runs):  # pragma: no cover - compiled
+        """out[n,g,co,z] = sum_ci sum_taps W[g,co,ci,t] X[n,g,ci,m(z,t)], on flat arrays.
 
-        X: (N, G, Cig, M0, M1, M2); W: (G, Cog, Cig, T0, T1, T2); out: (N, G, Cog, O0, O1, O2).
+        dims = (N, G, Cog, Cig, O0, O1, O2, M0, M1, M2, T0, T1, T2); X is
+        (N, G, Cig, M0, M1, M2), W (G, Cog, Cig, T0, T1, T2), out (N, G, Cog, O0, O1, O2).
         """
-        N, G, Cog, O0, O1, O2 = out.shape
-        Cig = X.shape[2]
+        N, G, Cog, Cig, O0, O1, O2, M0, M1, M2, T0, T1, T2 = (
+            dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11], dims[12])
         R = runs.shape[0]
         total = N * G * Cog * O0
         for idx in prange(total):
@@ -57,36 +58,55 @@ if numba is not None:
             rest //= Cog
             g = rest % G
             n = rest // G
+            obase = ((n * G + g) * Cog + co) * O0 * O1 * O2
             for z1 in range(O1):
-                row = out[n, g, co, z0, z1]
-                row[:] = 0
+                doff = obase + (z0 * O1 + z1) * O2
+                for q in range(O2):
+                    out[doff + q] = 0
                 for ci in range(Cig):
+                    xb = ((n * G + g) * Cig + ci) * M0
+                    wb = ((g * Cog + co) * Cig + ci) * T0
                     for j0 in range(cnt0[z0]):
                         t0 = tt0[z0, j0]
                         m0 = mm0[z0, j0]
                         for j1 in range(cnt1[z1]):
                             t1 = tt1[z1, j1]
                             m1 = mm1[z1, j1]
-                            xrow = X[n, g, ci, m0, m1]
-                            wk = W[g, co, ci, t0, t1]
+                            soff = ((xb + m0) * M1 + m1) * M2
+                            woff = ((wb + t0) * T1 + t1) * T2
                             for r in range(R):
-                                wv = wk[runs[r, 0]]
-                                zs = runs[r, 1]
+                                wv = W[woff + runs[r, 0]]
+                                zs = doff + runs[r, 1]
                                 zst = runs[r, 2]
-                                ms = runs[r, 3]
+                                ms = soff + runs[r, 3]
                                 mst = runs[r, 4]
-                                for q in range(runs[r, 5]):
-                                    row[zs + zst * q] += wv * xrow[ms + mst * q]
+                                ln = runs[r, 5]
+                                if zst == 1 and mst == 1:
+                                    for q in range(ln):
+                                        out[zs + q] += wv * X[ms + q]
+                                elif mst == 1:
+                                    for q in range(ln):
+                                        out[zs + zst * q] += wv * X[ms + q]
+                                elif zst == 1:
+                                    for q in range(ln):
+                                        out[zs + q] += wv * X[ms + mst * q]
+                                else:
+                                    for q in range(ln):
+                                        out[zs + zst * q] += wv * X[ms + mst * q]
 
     @njit(**_opts)
-    def col2im_kernel(Z, out, n0, g, nb, zero_rows, z0s, cnt0, tt0, mm0, z1s, cnt1, tt1, mm1, runs, T1, T2, M0, M1, M2):  # pragma: no cover
-        """Fused col2im / pixel shuffle: out[n0+nn, g, co, z] (+)= sum_taps Z[co, t, col(nn, m(z,t))].
+    def col2im_kernel(Z, out, dims, zero_rows, z0s, cnt0, tt0, mm0, z1s, cnt1, tt1, mm1, runs):  # pragma: no cover
+        """Fused col2im / pixel shuffle on flat arrays: out[n0+nn, g, co, z] (+)= sum_taps Z[co, t, col(nn, m(z,t))].
 
-        Z: (Cog, Tc, nb*M0*M1*M2), the GEMM result for ``nb`` samples and ``Tc`` taps;
-        out: (N, G, Cog, O0, O1, O2).  Rows ``(z0s[i], z1s[j])`` are produced: zeroed
-        first when ``zero_rows`` (all their taps are in Z), else accumulated.
+        dims = (n0, g, nb, Cog, Tc, G, O0, O1, O2, M0, M1, M2, T1, T2).  Z is the GEMM
+        result (Cog, Tc, nb*M0*M1*M2) for ``nb`` samples and ``Tc`` taps; out is
+        (N, G, Cog, O0, O1, O2).  Rows ``(z0s[i], z1s[j])`` are produced: zeroed first
+        when ``zero_rows`` (all their taps are in Z), else accumulated.
         """
-        Cog = Z.shape[0]
+        n0, g, nb, Cog, Tc, G, O0, O1, O2, M0, M1, M2, T1, T2 = (
+            dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11],
+            dims[12], dims[13])
+        cols = nb * M0 * M1 * M2
         R0 = z0s.shape[0]
         R1 = z1s.shape[0]
         R = runs.shape[0]
@@ -97,36 +117,45 @@ if numba is not None:
             co = rest % Cog
             nn = rest // Cog
             z0 = z0s[i0]
+            obase = (((n0 + nn) * G + g) * Cog + co) * O0 * O1 * O2
             for i1 in range(R1):
                 z1 = z1s[i1]
-                row = out[n0 + nn, g, co, z0, z1]
+                doff = obase + (z0 * O1 + z1) * O2
                 if zero_rows:
-                    row[:] = 0
+                    for q in range(O2):
+                        out[doff + q] = 0
                 for j0 in range(cnt0[i0]):
                     t0 = tt0[i0, j0]
                     m0 = mm0[i0, j0]
                     for j1 in range(cnt1[i1]):
                         t1 = tt1[i1, j1]
                         m1 = mm1[i1, j1]
-                        tb = (t0 * T1 + t1) * T2
+                        tb = co * Tc + (t0 * T1 + t1) * T2
                         cb = ((nn * M0 + m0) * M1 + m1) * M2
                         for r in range(R):
-                            zrow = Z[co, tb + runs[r, 0]]
-                            zs = runs[r, 1]
+                            zs = doff + runs[r, 1]
                             zst = runs[r, 2]
-                            ms = cb + runs[r, 3]
+                            ms = (tb + runs[r, 0]) * cols + cb + runs[r, 3]
                             mst = runs[r, 4]
-                            for q in range(runs[r, 5]):
-                                row[zs + zst * q] += zrow[ms + mst * q]
+                            ln = runs[r, 5]
+                            if mst == 1 and zst == 1:
+                                for q in range(ln):
+                                    out[zs + q] += Z[ms + q]
+                            elif mst == 1:
+                                for q in range(ln):
+                                    out[zs + zst * q] += Z[ms + q]
+                            else:
+                                for q in range(ln):
+                                    out[zs + zst * q] += Z[ms + mst * q]
 
     @njit(**_opts)
-    def im2col_kernel(X, col, n0, g, nb, taps0, idx0, idx1, idx2):  # pragma: no cover
-        """col[ci, t, nn, o] = X[n0+nn, g, ci, idx(o, t)] (0 where the index is -1).
+    def im2col_kernel(X, col, dims, taps0, idx0, idx1, idx2):  # pragma: no cover
+        """col[ci, t, nn, o] = X[n0+nn, g, ci, idx(o, t)] (0 where the index is -1), flat arrays.
 
-        X: (N, G, Cig, M0, M1, M2); col: (Cig, Tc0*T1*T2, nb, O0, O1, O2);
+        dims = (n0, g, nb, G, Cig, M0, M1, M2); col is (Cig, Tc0*T1*T2, nb, O0, O1, O2);
         idx_a: (O_a, T_a) input positions (taps of axis 0 restricted to ``taps0``).
         """
-        Cig = col.shape[0]
+        n0, g, nb, G, Cig, M0, M1, M2 = dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7]
         Tc0 = taps0.shape[0]
         T1 = idx1.shape[1]
         T2 = idx2.shape[1]
@@ -145,18 +174,49 @@ if numba is not None:
             ci = rest // Tc0
             t0 = taps0[i0]
             tflat = (i0 * T1 + t1) * T2 + t2
+            xb = (((n0 + nn) * G + g) * Cig + ci) * M0
+            # contiguous stretch of the last axis: o2 in [lo2, hi2) reads m2 = idx2[lo2, t2] + step*(o2-lo2)
+            lo2 = 0
+            while lo2 < O2 and idx2[lo2, t2] < 0:
+                lo2 += 1
+            hi2 = O2
+            while hi2 > lo2 and idx2[hi2 - 1, t2] < 0:
+                hi2 -= 1
+            regular = True
+            if hi2 - lo2 >= 2:
+                step = idx2[lo2 + 1, t2] - idx2[lo2, t2]
+                for o2 in range(lo2, hi2):
+                    if idx2[o2, t2] != idx2[lo2, t2] + step * (o2 - lo2):
+                        regular = False
+                        break
+            else:
+                step = 1
             for o0 in range(O0):
                 m0 = idx0[o0, t0]
                 for o1 in range(O1):
-                    dst = col[ci, tflat, nn, o0, o1]
+                    doff = ((((ci * Tc0 * T1 * T2) + tflat) * nb + nn) * O0 + o0) * O1 * O2 + o1 * O2
                     m1 = idx1[o1, t1]
                     if m0 < 0 or m1 < 0:
-                        dst[:] = 0
+                        for o2 in range(O2):
+                            col[doff + o2] = 0
                         continue
-                    src = X[n0 + nn, g, ci, m0, m1]
-                    for o2 in range(O2):
-                        m2 = idx2[o2, t2]
-                        dst[o2] = src[m2] if m2 >= 0 else 0
+                    soff = ((xb + m0) * M1 + m1) * M2
+                    if regular:
+                        for o2 in range(lo2):
+                            col[doff + o2] = 0
+                        s0 = soff + idx2[lo2, t2] - lo2 * step if hi2 > lo2 else soff
+                        if step == 1:
+                            for o2 in range(lo2, hi2):
+                                col[doff + o2] = X[s0 + o2]
+                        else:
+                            for o2 in range(lo2, hi2):
+                                col[doff + o2] = X[s0 + step * o2]
+                        for o2 in range(hi2, O2):
+                            col[doff + o2] = 0
+                    else:
+                        for o2 in range(O2):
+                            m2 = idx2[o2, t2]
+                            col[doff + o2] = X[soff + m2] if m2 >= 0 else 0
 
 else:  # pragma: no cover
     direct_kernel = col2im_kernel = im2col_kernel = None
