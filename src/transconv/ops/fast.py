@@ -1,16 +1,10 @@
-"""Fast methods: BLAS for channel contractions, compiled loops (numba) for data movement.
+"""The ``phase`` method (registered with ``auto=False``; ``ops/compiled.py`` holds ``gemm``).
 
-``gemm``  (transposed) one GEMM ``W_all (C_out*taps, C_in) @ X (C_in, N*H*W)`` with the
-          batch folded into the columns, then a compiled fused col2im: every output row
-          is gathered once from the taps that reach it (a pure pixel shuffle when
-          kernel = stride).  (conv) compiled im2col + one GEMM.
 ``phase`` (transposed) sub-pixel / phase decomposition: for each output phase
           ``r`` (per axis ``r < stride``) only the taps with ``t*dilation = r (mod stride)``
           reach it; one GEMM with that exact sub-kernel, whose result is written straight
           into the phase's interleaved output positions.  No multiplication by inserted
           zeros.  (conv) the adjoint: polyphase im2col per phase, GEMMs accumulated.
-``compiled`` a direct compiled loop over output rows (few channels, depthwise,
-          single-channel images): no GEMM, no buffers.
 
 Memory: besides the output, a call holds at most one GEMM result / column block,
 chunked (over samples, then over taps) to stay within ``max(output bytes, 4 MiB)``
@@ -25,18 +19,17 @@ import itertools
 import threading
 import weakref
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
 from ..spec import ConvSpec
 from . import kernels
 from .direct import pad_adjoint
-from .tables import OuterTable, canonical3, outer_table, runs, spec_triples
+from .tables import canonical3, outer_table, runs, spec_triples
 
 __all__ = [
-    "conv_transpose_gemm", "conv_transpose_phase", "conv_transpose_compiled",
-    "conv_gemm", "conv_compiled", "weight_layout", "clear_caches", "chunk_budget",
+    "conv_transpose_phase", "conv_phase", "weight_layout", "clear_caches", "chunk_budget",
 ]
 
 MIN_BUDGET = 4 << 20
@@ -211,52 +204,8 @@ def _conv_transpose_blas(y: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bo
     return out.reshape((n, g * cog) + tuple(big))
 
 
-def conv_transpose_gemm(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    return _conv_transpose_blas(y, w, spec, phase=False)
-
-
 def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return _conv_transpose_blas(y, w, spec, phase=True)
-
-
-# ---------------------------------------------------------------------------- direct compiled
-
-
-def _direct_tables(spec: ConvSpec, transposed: bool, in_spatial):
-    trs = spec_triples(spec, transposed, in_spatial)
-    t0 = outer_table(trs[0])
-    t1 = outer_table(trs[1])
-    return t0, t1, runs(trs[2]).table, tuple(tr.out_len for tr in trs)
-
-
-def conv_transpose_compiled(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, ci = y.shape[:2]
-    g = spec.groups
-    cig, cog = ci // g, w.shape[1]
-    K = canonical3(spec.kernel_size)
-    t0, t1, r2, O = _direct_tables(spec, True, y.shape[2:])
-    wk = weight_layout(
-        w, ("ctd", g), lambda a: np.ascontiguousarray(a.reshape((g, cig, cog) + K).transpose(0, 2, 1, 3, 4, 5))
-    )
-    M = canonical3(y.shape[2:])
-    out = np.empty((n, g, cog) + O, dtype=y.dtype)
-    dims = np.array((n, g, cog, cig) + O + M + K, dtype=np.int64)
-    kernels.direct_kernel(y.reshape(-1), wk.reshape(-1), out.reshape(-1), dims, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
-    return out.reshape((n, g * cog) + spec.transpose_output_shape(y.shape[2:]))
-
-
-def conv_compiled(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, ci = x.shape[:2]
-    g = spec.groups
-    cig, co = ci // g, w.shape[0]
-    cog = co // g
-    K = canonical3(spec.kernel_size)
-    t0, t1, r2, O = _direct_tables(spec, False, x.shape[2:])
-    M = canonical3(x.shape[2:])
-    out = np.empty((n, g, cog) + O, dtype=x.dtype)
-    dims = np.array((n, g, cog, cig) + O + M + K, dtype=np.int64)
-    kernels.direct_kernel(x.reshape(-1), w.reshape(-1), out.reshape(-1), dims, t0.cnt, t0.tt, t0.mm, t1.cnt, t1.tt, t1.mm, r2)
-    return out.reshape((n, co) + spec.conv_output_shape(x.shape[2:]))
 
 
 # ---------------------------------------------------------------------------- conv via im2col
@@ -322,10 +271,6 @@ def _conv_blas(x: np.ndarray, w: np.ndarray, spec: ConvSpec, phase: bool) -> np.
                     else:
                         out[n0 : n0 + m, gi] += view
     return out.reshape((n, co) + spec.conv_output_shape(x.shape[2:]))
-
-
-def conv_gemm(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    return _conv_blas(x, w, spec, phase=False)
 
 
 def conv_phase(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:

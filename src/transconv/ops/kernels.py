@@ -12,10 +12,7 @@ these kernels decline with that reason.
 
 from __future__ import annotations
 
-import os
-import warnings
 
-import numpy as np
 
 NUMBA_ERROR: str | None = None
 try:  # pragma: no cover - exercised by the import itself
@@ -25,7 +22,7 @@ except Exception as exc:  # pragma: no cover
     NUMBA_ERROR = f"numba is not available ({type(exc).__name__}: {exc}); install numba>=0.59"
     numba = None
 
-__all__ = ["NUMBA_ERROR", "available", "direct_kernel", "col2im_kernel", "im2col_kernel", "threads"]
+__all__ = ["NUMBA_ERROR", "available", "col2im_kernel", "im2col_kernel", "threads"]
 
 
 def available() -> bool:
@@ -39,60 +36,6 @@ def threads() -> int:
 
 if numba is not None:
     _opts = dict(cache=True, parallel=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
-
-    @njit(**_opts)
-    def direct_kernel(X, W, out, dims, cnt0, tt0, mm0, cnt1, tt1, mm1, runs):  # pragma: no cover - compiled
-        """out[n,g,co,z] = sum_ci sum_taps W[g,co,ci,t] X[n,g,ci,m(z,t)], on flat arrays.
-
-        dims = (N, G, Cog, Cig, O0, O1, O2, M0, M1, M2, T0, T1, T2); X is
-        (N, G, Cig, M0, M1, M2), W (G, Cog, Cig, T0, T1, T2), out (N, G, Cog, O0, O1, O2).
-        """
-        N, G, Cog, Cig, O0, O1, O2, M0, M1, M2, T0, T1, T2 = (
-            dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], dims[10], dims[11], dims[12])
-        R = runs.shape[0]
-        total = N * G * Cog * O0
-        for idx in prange(total):
-            z0 = idx % O0
-            rest = idx // O0
-            co = rest % Cog
-            rest //= Cog
-            g = rest % G
-            n = rest // G
-            obase = ((n * G + g) * Cog + co) * O0 * O1 * O2
-            for z1 in range(O1):
-                doff = obase + (z0 * O1 + z1) * O2
-                for q in range(O2):
-                    out[doff + q] = 0
-                for ci in range(Cig):
-                    xb = ((n * G + g) * Cig + ci) * M0
-                    wb = ((g * Cog + co) * Cig + ci) * T0
-                    for j0 in range(cnt0[z0]):
-                        t0 = tt0[z0, j0]
-                        m0 = mm0[z0, j0]
-                        for j1 in range(cnt1[z1]):
-                            t1 = tt1[z1, j1]
-                            m1 = mm1[z1, j1]
-                            soff = ((xb + m0) * M1 + m1) * M2
-                            woff = ((wb + t0) * T1 + t1) * T2
-                            for r in range(R):
-                                wv = W[woff + runs[r, 0]]
-                                zs = doff + runs[r, 1]
-                                zst = runs[r, 2]
-                                ms = soff + runs[r, 3]
-                                mst = runs[r, 4]
-                                ln = runs[r, 5]
-                                if zst == 1 and mst == 1:
-                                    for q in range(ln):
-                                        out[zs + q] += wv * X[ms + q]
-                                elif mst == 1:
-                                    for q in range(ln):
-                                        out[zs + zst * q] += wv * X[ms + q]
-                                elif zst == 1:
-                                    for q in range(ln):
-                                        out[zs + q] += wv * X[ms + mst * q]
-                                else:
-                                    for q in range(ln):
-                                        out[zs + zst * q] += wv * X[ms + mst * q]
 
     @njit(**_opts)
     def col2im_kernel(Z, out, dims, zero_rows, z0s, cnt0, tt0, mm0, z1s, cnt1, tt1, mm1, runs):  # pragma: no cover
@@ -219,4 +162,4 @@ if numba is not None:
                             col[doff + o2] = X[soff + m2] if m2 >= 0 else 0
 
 else:  # pragma: no cover
-    direct_kernel = col2im_kernel = im2col_kernel = None
+    col2im_kernel = im2col_kernel = None
