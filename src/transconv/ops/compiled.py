@@ -1,256 +1,364 @@
-"""Compiled methods: one GEMM per block of samples plus a compiled gather/scatter, and a
+"""Compiled methods: one GEMM per block plus a compiled row scatter / gather, and a
 direct compiled kernel for few channels.
 
-Both read the connectivity as flat tables, ``table[t, p]`` = the flat position (on the
-large grid) that small-grid position ``p`` meets through tap ``t``, or ``-1`` where it
-meets padding.  Reflect/replicate/circular padding is already folded into the table,
-so no padded copy is ever made and no mode needs a second code path:
+All kernels read the connectivity split into *rows* (``RowPlan``): every spatial axis
+but the last goes through a table (``outer[t, r]`` = the large-grid row that small-grid
+row ``r`` meets through outer tap ``t``, ``-1`` where it meets padding), and the last
+axis is an arithmetic run per tap (small position ``i`` in ``[lo, hi)`` meets large
+position ``stride * (i + shift) + phase``).  Both are read off
+:mod:`transconv.connectivity`, and the runs are checked against it when the plan is
+built.  Padding modes other than zeros are the zero-padded problem with the padding
+applied (conv) or folded back (conv_transpose, its adjoint) by ``direct.pad`` /
+``direct.pad_adjoint``, so the kernels have one code path:
 
-    conv            y[n, co, p]        = sum_{ci, t} w[co, ci, t] * x[n, ci, table[t, p]]
-    conv_transpose  x[n, ci, table[t, p]] += sum_{co} w[co, ci, t] * y[n, co, p]
+    conv            y[n, co, p]        = sum_{ci, t} w[co, ci, t] * x[n, ci, q(t, p)]
+    conv_transpose  x[n, ci, q(t, p)] += sum_{co} w[co, ci, t] * y[n, co, p]
 
 ``"gemm"`` evaluates the channel contraction with BLAS (batch folded into the GEMM's
-column dimension, weights used in their own layout through a transposed view, so no
-weight re-layout or cache) and moves data with a parallel numba kernel:
+column dimension when planes are small, weights used in their own layout through a
+transposed view, so no weight re-layout or cache) and moves data with numba:
 
-    conv            cols[(ci, t), (n, p)] = x[n, ci, table[t, p]]      (one block of samples)
+    conv            cols[(ci, t), (n, p)] = x[n, ci, q(t, p)]       (a block of samples)
                     y[:, block]           = w.reshape(C_out, C_in * T) @ cols
     conv_transpose  Z[(co, t), (n, p)]    = w.reshape(C_in, C_out * T).T @ y[:, block]
-                    x[n, co, table[t, p]] += Z[(co, t), (n, p)]        (the fused col2im)
+                    x[n, co, q(t, p)]    += Z[(co, t), (n, p)]       (the fused col2im)
+
+The transposed scatter is *output-stationary*: each large-grid row is produced once,
+from the (tap, small row) pairs that reach it (the inverse of ``outer``).  Within the
+row, taps are summed into one contiguous accumulator per output phase (sub-pixel
+decomposition: positions ``phase, phase + s, ...`` of the row), with unit-stride loops
+the compiler vectorises, and the phases are then interleaved into the row.  Rows are
+written exactly once, so outputs need no zero fill, and tasks (plane, block of rows)
+write disjoint memory: no atomics, no false sharing between the phases of one row.
 
 With at least as many samples as cores, each core takes a share of the samples and
-runs its GEMM (single-threaded BLAS) and its scatter back to back (see ``_split``).
+runs its GEMMs (single-threaded BLAS) and its scatters back to back (see ``_split``).
 
-Extra memory: per sample, the transposed convolution's GEMM result holds
-``prod(k) / prod(s)`` times its output (1x for kernel = stride, 4x for k4 s2) and the
-convolution's gather buffer ``prod(k) * C_in`` values per output position; blocks of
-samples keep all workers' buffers together under half the output (the input, for conv)
-or 4 MB, whichever is larger, and at least one sample.  There is never a full column
-buffer N x C*k^d x H x W.  Scatters run in
-parallel over (channel plane, output phase): taps whose offsets differ modulo the
-stride write disjoint output positions, so with zero padding the phases of one plane
-run on different cores without atomics (sub-pixel decomposition); with folding padding
-modes the plane is one task.
+Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)``
+times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
+samples and output channels keep all workers' results together under the output's
+size (1 MB floor per worker), at least one plane's worth.  The convolution's gather
+buffer holds ``prod(k) * C_in`` values per output position; its blocks over samples
+and output rows keep it under twice the output (1 MB floor per worker), at least one
+output row's worth.  There is never a full column buffer N x C*k^d x H x W.
 
 ``"compiled_direct"`` skips BLAS for few channels (single-channel images, depthwise),
-multiplying and accumulating straight from the tables.
+multiplying and accumulating rows straight from the input.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
 from ..connectivity import axis_tap_indices, transpose_axis_tap_indices
 from ..spec import ConvSpec
+from .direct import pad, pad_adjoint
 
 try:  # numba is a core dependency; a broken install makes the methods decline, not the package fail
     import numba
-    from numba import njit, prange
+    from numba import njit, prange, uintp
 
     NUMBA_ERROR = None
 except Exception as exc:  # pragma: no cover - exercised only without numba
     numba = None
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
-__all__ = ["NUMBA_ERROR", "gemm_conv", "gemm_conv_transpose", "direct_conv", "direct_conv_transpose", "flat_table"]
+__all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
+           "direct_conv_transpose"]
 
 
 # --------------------------------------------------------------------------------------
-# Tables from the connectivity.
+# Row plans from the connectivity.
 # --------------------------------------------------------------------------------------
 
 
-TABLE_LIMIT = 256 * 2**20  # bytes of connectivity table a compiled method may build
+TABLE_LIMIT = 256 * 2**20  # bytes of row plan a compiled method may build
 
 
-def table_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
-    """Size of the (taps, small positions) table a compiled method needs."""
-    return int(np.prod(spec.kernel_size)) * int(np.prod(small)) * 4
+@dataclass(frozen=True)
+class RowPlan:
+    """The connectivity of a zero-padded problem as rows (see the module docstring).
 
-
-@lru_cache(maxsize=16)
-def _table(maps_key, grid: tuple[int, ...], spec: ConvSpec, transposed: bool):
-    maps = transpose_axis_tap_indices(spec, maps_key) if transposed else axis_tap_indices(spec, maps_key)
-    return flat_table(maps, grid, spec)
-
-
-def flat_table(maps, grid: tuple[int, ...], spec: ConvSpec):
-    """``(table[T, P], tap_order[T], phase_start[n_phases + 1])`` from per-axis maps.
-
-    ``maps[a]`` is ``(P_a, k_a)``: the position on axis ``a`` of ``grid`` met by small
-    position ``p_a`` through tap ``t_a``.  Taps are grouped by output phase, the residue
-    of ``t * dilation - pad_lo`` modulo the stride on every axis.
+    ``small`` is the grid the taps are indexed from (the conv output, the transposed
+    input), ``big`` the other one.  ``ptr, pair_tap, pair_row`` list, for each big row,
+    the (outer tap, small row) pairs that reach it (CSR, for output-stationary
+    scatters).  Per last-axis tap ``j``: small positions ``lo[j] <= i < hi[j]`` meet big
+    position ``stride * (i + shift[j]) + phase[j]``.
     """
-    d = len(maps)
+
+    small_rows: int
+    small_width: int
+    big_rows: int
+    big_width: int
+    outer: np.ndarray
+    ptr: np.ndarray
+    pair_tap: np.ndarray
+    pair_row: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    phase: np.ndarray
+    shift: np.ndarray
+    stride: int
+
+    @property
+    def last_taps(self) -> int:
+        return int(self.lo.shape[0])
+
+    @property
+    def phase_width(self) -> int:
+        """Length of one phase accumulator: ceil(big_width / stride)."""
+        return -(-self.big_width // self.stride)
+
+
+def plan_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
+    """Size of the outer table (and its inverse) a compiled method builds."""
+    outer_taps = int(np.prod(spec.kernel_size[:-1]))
+    return 3 * outer_taps * int(np.prod(small[:-1])) * 8
+
+
+def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
+    """Split per-axis maps (``maps[a][i, t]``: big position met by small ``i`` via tap ``t``,
+    ``-1`` = padding) into an outer-row table and last-axis runs."""
     small = tuple(m.shape[0] for m in maps)
-    taps = tuple(m.shape[1] for m in maps)
-    index_dtype = np.int32 if int(np.prod(grid)) < 2**31 - 1 else np.int64
-    flat = np.zeros(taps + small, dtype=np.int64)
-    valid = np.ones(taps + small, dtype=bool)
-    step = 1
+    outer_maps, last = maps[:-1], np.asarray(maps[-1], dtype=np.int64)
+    taps = tuple(m.shape[1] for m in outer_maps)
+    flat = np.zeros(taps + small[:-1], dtype=np.int64)
+    valid = np.ones(taps + small[:-1], dtype=bool)
+    step, d = 1, len(outer_maps)
     for a in reversed(range(d)):
         view = [1] * (2 * d)
         view[a], view[d + a] = taps[a], small[a]
-        m = maps[a].T.reshape(view)
+        m = outer_maps[a].T.reshape(view)
         flat = flat + np.where(m >= 0, m, 0) * step
         valid = valid & (m >= 0)
-        step *= grid[a]
-    table = np.where(valid, flat, -1).reshape(int(np.prod(taps)), int(np.prod(small))).astype(index_dtype)
-    if spec.padding_mode == "zeros":
-        residues = np.zeros(taps, dtype=np.int64)
-        for a in range(d):
-            r = (np.arange(taps[a]) * spec.dilation[a] - spec.padding[a][0]) % spec.stride[a]
-            view = [1] * d
-            view[a] = taps[a]
-            residues = residues * spec.stride[a] + r.reshape(view)
-        residues = residues.ravel()
-        order = np.argsort(residues, kind="stable").astype(np.int64)
-        _, counts = np.unique(residues, return_counts=True)
-    else:  # folded taps may land anywhere: one task per plane
-        order = np.arange(table.shape[0], dtype=np.int64)
-        counts = np.array([table.shape[0]])
-    phase_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    for a in (table, order, phase_start):
+        step *= big[a]
+    outer = np.where(valid, flat, -1).reshape(int(np.prod(taps)), int(np.prod(small[:-1])))
+    big_rows = int(np.prod(big[:-1]))
+    tap_of, row_of = np.nonzero(outer >= 0)
+    target = outer[tap_of, row_of]
+    order = np.argsort(target, kind="stable")
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(target, minlength=big_rows))])
+    k = last.shape[1]
+    lo, hi, phase, shift = (np.zeros(k, dtype=np.int64) for _ in range(4))
+    for j in range(k):
+        hit = np.nonzero(last[:, j] >= 0)[0]
+        if hit.size == 0:
+            continue
+        lo[j], hi[j] = hit[0], hit[-1] + 1
+        offset = last[lo[j], j] - stride * lo[j]
+        run = offset + stride * np.arange(lo[j], hi[j])
+        if not np.array_equal(last[lo[j]:hi[j], j], run):  # only zero padding is a run; others go through pad
+            raise AssertionError("row_plan needs zero padding: the last axis is not an arithmetic run")
+        phase[j] = offset % stride
+        shift[j] = (offset - phase[j]) // stride
+    arrays = (outer, ptr.astype(np.int64), tap_of[order].astype(np.int64), row_of[order].astype(np.int64),
+              lo, hi, phase, shift)
+    for a in arrays:
         a.setflags(write=False)
-    return table, order, phase_start
+    return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride))
 
 
-def _transpose_table(spec: ConvSpec, small: tuple[int, ...]):
-    return _table(tuple(small), spec.transpose_output_shape(small), spec, True)
+def _zero_core(spec: ConvSpec) -> ConvSpec:
+    """The same geometry with the padding kept (zeros): the problem on the padded grid."""
+    return replace(spec, padding=((0, 0),) * spec.ndim, padding_mode="zeros")
 
 
-def _conv_table(spec: ConvSpec, big: tuple[int, ...]):
-    return _table(tuple(big), tuple(big), spec, False)
+def _folds(spec: ConvSpec) -> bool:
+    return spec.padding_mode != "zeros" and any(lo or hi for lo, hi in spec.padding)
+
+
+@lru_cache(maxsize=32)
+def _transpose_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
+    return row_plan(transpose_axis_tap_indices(spec, small), spec.transpose_output_shape(small), spec.stride[-1])
+
+
+@lru_cache(maxsize=32)
+def _conv_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
+    return row_plan(axis_tap_indices(spec, big), big, spec.stride[-1])
 
 
 # --------------------------------------------------------------------------------------
 # Kernels (compiled lazily on first call; cache=True keeps them across processes).
+# Indices are cast to uintp: numba then drops its negative-index wraparound, which
+# otherwise keeps LLVM from vectorising the row loops (measured 2.5x on a row add).
 # --------------------------------------------------------------------------------------
 
 if numba is not None:
+    _serial = dict(cache=True, nogil=True, boundscheck=False)
+    _parallel = dict(_serial, parallel=True)
 
-    def _scatter_py(z, table, order, phase_start, out, n0, co0, c_g, nb, P):  # pragma: no cover - compiled
-        # z[(co, t), (n, p)] -> out[n0 + n, co0 + co, table[t, p]]
-        T = table.shape[0]
-        phases = phase_start.shape[0] - 1
-        for task in prange(nb * c_g * phases):
-            ph = task % phases
-            plane = task // phases
-            co = plane % c_g
-            n = plane // c_g
+    @njit(**_serial)
+    def _add_runs(acc, src, base, wv, lo, hi, phase, shift, width):  # pragma: no cover - compiled
+        # acc[phase[j] * width + i + shift[j]] += wv[j] * src[base + i] for i in [lo[j], hi[j])
+        for j in range(lo.shape[0]):
+            a = phase[j] * width + shift[j]
+            w = wv[j]
+            for i in range(lo[j], hi[j]):
+                acc[uintp(a + i)] += w * src[uintp(base + i)]
+
+    @njit(**_serial)
+    def _interleave(acc, dst, base, big_width, stride, width):  # pragma: no cover - compiled
+        # dst[base + stride * i + ph] = acc[ph * width + i]: the phases back into one row
+        if stride == 1:
+            for i in range(big_width):
+                dst[uintp(base + i)] = acc[uintp(i)]
+            return
+        for ph in range(stride):
+            count = (big_width - ph + stride - 1) // stride
+            for i in range(count):
+                dst[uintp(base + ph + stride * i)] = acc[uintp(ph * width + i)]
+
+    def _scatter_py(z, T, out, n0, co0, cb, nb, P, ptr, pair_tap, pair_row, lo, hi, phase, shift,
+                    small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
+        # out[n0 + n, co0 + co, row o] = the taps of Z[(co, t), (n, p)] reaching o, for a block
+        # of nb samples and cb output channels; z is the flat (cb * T, nb * P) GEMM result
+        kl = lo.shape[0]
+        cols = nb * P
+        width = (big_width + stride - 1) // stride
+        rows_per_chunk = (big_rows + chunks - 1) // chunks
+        for task in prange(nb * cb * chunks):
+            chunk = task % chunks
+            plane = task // chunks
+            co = plane % cb
+            n = plane // cb
             dst = out[n0 + n, co0 + co]
-            for k in range(phase_start[ph], phase_start[ph + 1]):
-                t = order[k]
-                row = z[co * T + t]
-                base = n * P
-                for p in range(P):
-                    q = table[t, p]
-                    if q >= 0:
-                        dst[q] += row[base + p]
+            acc = np.empty(stride * width, dtype=z.dtype)
+            for o in range(chunk * rows_per_chunk, min(big_rows, (chunk + 1) * rows_per_chunk)):
+                acc[:] = 0
+                for e in range(ptr[o], ptr[o + 1]):
+                    # the kl last-axis taps of this pair are kl consecutive rows of Z
+                    base = (co * T + pair_tap[e] * kl) * cols + n * P + pair_row[e] * small_width
+                    for j in range(kl):
+                        a = phase[j] * width + shift[j]
+                        b = base + j * cols
+                        for i in range(lo[j], hi[j]):
+                            acc[uintp(a + i)] += z[uintp(b + i)]
+                _interleave(acc, dst, o * big_width, big_width, stride, width)
 
-    def _gather_py(x, table, ci0, ci_g, n0, nb, cols):  # pragma: no cover - compiled
-        # cols[(ci, t), (n, p)] = x[n0 + n, ci0 + ci, table[t, p]]
-        T, P = table.shape
-        for row in prange(ci_g * T):
-            ci = row // T
-            t = row % T
-            dst = cols[row]
-            for n in range(nb):
-                src = x[n0 + n, ci0 + ci]
-                base = n * P
-                for p in range(P):
-                    q = table[t, p]
-                    dst[base + p] = src[q] if q >= 0 else 0.0
-
-    # parallel=True spreads a call over numba's threads; the serial twins (prange runs as
-    # range) are for the worker threads of _split, each with single-threaded BLAS
-    _scatter = njit(parallel=True, cache=True, nogil=True)(_scatter_py)
-    _scatter_serial = njit(cache=True, nogil=True)(_scatter_py)
-    _gather = njit(parallel=True, cache=True, nogil=True)(_gather_py)
-    _gather_serial = njit(cache=True, nogil=True)(_gather_py)
-
-    @njit(parallel=True, cache=True, nogil=True)
-    def _direct_transpose(y, w, table, order, phase_start, out, groups):  # pragma: no cover - compiled
-        # out[n, g*co_g + co, table[t, p]] += w[g*ci_g + ci, co, t] * y[n, g*ci_g + ci, p]
+    def _direct_transpose_py(y, w, out, groups, ptr, pair_tap, pair_row, lo, hi, phase, shift,
+                             small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
+        # out[n, g*co_g + co, row o] = sum over ci of group g and taps reaching o of w[ci, co, t] * y[n, ci, p]
         N, C_in, P = y.shape
         co_g = w.shape[1]
+        kl = lo.shape[0]
         ci_g = C_in // groups
         C_out = co_g * groups
-        phases = phase_start.shape[0] - 1
-        for task in prange(N * C_out * phases):
-            ph = task % phases
-            plane = task // phases
+        width = (big_width + stride - 1) // stride
+        rows_per_chunk = (big_rows + chunks - 1) // chunks
+        for task in prange(N * C_out * chunks):
+            chunk = task % chunks
+            plane = task // chunks
             co_all = plane % C_out
             n = plane // C_out
             g = co_all // co_g
             co = co_all % co_g
             dst = out[n, co_all]
-            for ci in range(g * ci_g, (g + 1) * ci_g):
-                src = y[n, ci]
-                for k in range(phase_start[ph], phase_start[ph + 1]):
-                    t = order[k]
-                    wv = w[ci, co, t]
-                    for p in range(P):
-                        q = table[t, p]
-                        if q >= 0:
-                            dst[q] += wv * src[p]
+            acc = np.empty(stride * width, dtype=y.dtype)
+            for o in range(chunk * rows_per_chunk, min(big_rows, (chunk + 1) * rows_per_chunk)):
+                acc[:] = 0
+                for ci in range(g * ci_g, (g + 1) * ci_g):
+                    src = y[n, ci]
+                    for e in range(ptr[o], ptr[o + 1]):
+                        t0 = pair_tap[e] * kl
+                        _add_runs(acc, src, pair_row[e] * small_width, w[ci, co, t0:t0 + kl], lo, hi, phase, shift,
+                                  width)
+                _interleave(acc, dst, o * big_width, big_width, stride, width)
 
-    @njit(parallel=True, cache=True, nogil=True)
-    def _direct_conv(x, w, table, out, groups, block):  # pragma: no cover - compiled
-        # out[n, co, p] = sum w[co, ci, t] * x[n, g*ci_g + ci, table[t, p]]; blocks of p in parallel
+    def _gather_py(x, cols, ci0, ci_g, n0, nb, r0, r1, outer, lo, hi, phase, shift, small_width, big_width,
+                   stride):  # pragma: no cover - compiled
+        # cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))] for small rows r0 <= r < r1
+        kl = lo.shape[0]
+        T = outer.shape[0] * kl
+        span = (r1 - r0) * small_width
+        for task in prange(ci_g * T):
+            ci = task // T
+            t = task % T
+            to = t // kl
+            j = t % kl
+            dst = cols[task]
+            for n in range(nb):
+                src = x[n0 + n, ci0 + ci]
+                for r in range(r0, r1):
+                    base = n * span + (r - r0) * small_width
+                    big_row = outer[to, r]
+                    if big_row < 0:
+                        for i in range(small_width):
+                            dst[uintp(base + i)] = 0
+                        continue
+                    for i in range(lo[j]):
+                        dst[uintp(base + i)] = 0
+                    s0 = big_row * big_width + phase[j] + stride * shift[j]
+                    for i in range(lo[j], hi[j]):
+                        dst[uintp(base + i)] = src[uintp(s0 + stride * i)]
+                    for i in range(hi[j], small_width):
+                        dst[uintp(base + i)] = 0
+
+    def _direct_conv_py(x, w, out, groups, outer, lo, hi, phase, shift, small_width, big_width, stride,
+                        chunks):  # pragma: no cover - compiled
+        # out[n, co, (r, i)] = sum_{ci, t} w[co, ci, t] * x[n, g*ci_g + ci, q(t, (r, i))]
         N, C_out, P = out.shape
-        T = table.shape[0]
+        kl = lo.shape[0]
         ci_g = w.shape[1]
         co_g = C_out // groups
-        n_blocks = (P + block - 1) // block
-        for task in prange(N * C_out * n_blocks):
-            b = task % n_blocks
-            plane = task // n_blocks
+        rows = outer.shape[1]
+        rows_per_chunk = (rows + chunks - 1) // chunks
+        for task in prange(N * C_out * chunks):
+            chunk = task % chunks
+            plane = task // chunks
             co = plane % C_out
             n = plane // C_out
             g = co // co_g
-            p0 = b * block
-            p1 = min(P, p0 + block)
             dst = out[n, co]
-            for ci in range(ci_g):
-                src = x[n, g * ci_g + ci]
-                for t in range(T):
-                    wv = w[co, ci, t]
-                    for p in range(p0, p1):
-                        q = table[t, p]
-                        if q >= 0:
-                            dst[p] += wv * src[q]
+            for r in range(chunk * rows_per_chunk, min(rows, (chunk + 1) * rows_per_chunk)):
+                base = r * small_width
+                for i in range(small_width):
+                    dst[uintp(base + i)] = 0
+                for ci in range(ci_g):
+                    src = x[n, g * ci_g + ci]
+                    for to in range(outer.shape[0]):
+                        big_row = outer[to, r]
+                        if big_row < 0:
+                            continue
+                        for j in range(kl):
+                            wv = w[co, ci, to * kl + j]
+                            s0 = big_row * big_width + phase[j] + stride * shift[j]
+                            for i in range(lo[j], hi[j]):
+                                dst[uintp(base + i)] += wv * src[uintp(s0 + stride * i)]
+
+    # parallel=True spreads a call over numba's threads; the serial twins (prange runs as
+    # range) are for the worker threads of _split, each with single-threaded BLAS
+    _scatter = njit(**_parallel)(_scatter_py)
+    _scatter_serial = njit(**_serial)(_scatter_py)
+    _gather = njit(**_parallel)(_gather_py)
+    _gather_serial = njit(**_serial)(_gather_py)
+    _direct_transpose = njit(**_parallel)(_direct_transpose_py)
+    _direct_conv = njit(**_parallel)(_direct_conv_py)
 
 
 # --------------------------------------------------------------------------------------
 # Methods.  Arrays arrive batched (N, C, *spatial), C-contiguous, in the compute dtype.
 # --------------------------------------------------------------------------------------
 
-_BLOCK_BYTES = 512 * 2**20  # upper bound of the per-block work buffer
-
-
-def _samples_per_block(n: int, per_sample_bytes: int, budget: int = _BLOCK_BYTES) -> int:
-    """Samples per GEMM block: as many as fit ``budget`` bytes of work buffer (at least one)."""
-    return int(max(1, min(n, budget // max(per_sample_bytes, 1))))
+_BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
+_WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
+_FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
 
 def _worker_budget(reference_bytes: int) -> int:
-    """Work-buffer bytes per block for a worker of :func:`_split`.
-
-    All workers together hold at most half of ``reference_bytes`` (the output, for the
-    transposed convolution), with a 4 MB floor so tiny layers are not cut into crumbs.
-    Inside a worker, small blocks cost nothing (one core runs GEMM and scatter back to
-    back, and cache-sized blocks are even faster: DCGAN 64x128x16x16 23 ms in blocks of
-    4 samples, 30 ms in one block of 32).  Without the split, every block hands the cores
-    from OpenBLAS's threads to numba's OpenMP threads and back, and both spin after their
-    parallel regions (DCGAN 64->3: 25 ms in 4 blocks, 7 ms in one), so that path takes
-    blocks up to the absolute cap.
-    """
+    """Work-buffer bytes per worker of :func:`_split`: all workers together hold at most
+    ``reference_bytes`` (the output for conv_transpose, twice it for conv), or the floor."""
     workers = max(1, numba.get_num_threads())
-    return int(min(_BLOCK_BYTES, max(reference_bytes // (2 * workers), 4 * 2**20)))
+    return int(min(_BLOCK_BYTES, max(reference_bytes // workers, _WORKER_FLOOR)))
+
+
+def _chunks(planes: int, rows: int) -> int:
+    """Row blocks per plane so that a parallel kernel has a few tasks per thread."""
+    tasks = 4 * max(1, numba.get_num_threads())
+    return int(max(1, min(rows, -(-tasks // max(planes, 1)))))
 
 
 _WORKERS: dict = {}
@@ -287,84 +395,122 @@ def _split(n: int, work) -> None:
                 f.result()
 
 
+def _runs(plan: RowPlan) -> tuple:
+    return (plan.lo, plan.hi, plan.phase, plan.shift)
+
+
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, c_in = y.shape[:2]
     small = y.shape[2:]
+    if _folds(spec):  # the adjoint of padding: fold the zero-padded result back
+        full = gemm_conv_transpose(y, w, _zero_core(spec))
+        return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(small)))
+    n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
-    table, order, phase_start = _transpose_table(spec, small)
-    T, P = table.shape
-    out = np.zeros((n, co_g * g, int(np.prod(big))), dtype=y.dtype)
+    plan = _transpose_plan(spec, small)
+    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    out = np.empty((n, co_g * g, int(np.prod(big))), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
     wf = w.reshape(c_in, co_g * T)
-    per_sample = co_g * T * P * y.itemsize
+    plane_bytes = T * P * y.itemsize  # GEMM result per (sample, output channel)
+    fold = P < _FOLD_BELOW
 
     def work(start: int, stop: int, serial: bool) -> None:
         scatter = _scatter_serial if serial else _scatter
-        nb = _samples_per_block(stop - start, per_sample, _worker_budget(out.nbytes) if serial else _BLOCK_BYTES)
+        budget = _worker_budget(out.nbytes) if serial else _BLOCK_BYTES
+        cb = int(max(1, min(co_g, budget // plane_bytes)))
+        nb = int(max(1, min(stop - start, budget // (cb * plane_bytes)))) if fold else 1
+        zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
-                n1 = min(stop, n0 + nb)
-                block = np.ascontiguousarray(yf[n0:n1, gi * ci_g:(gi + 1) * ci_g].transpose(1, 0, 2)).reshape(ci_g, -1)
-                z = w_t @ block  # (co_g * T, nb * P)
-                scatter(z, table, order, phase_start, out, n0, gi * co_g, co_g, n1 - n0, P)
-                del z, block  # free before the next block's GEMM allocates its own
+                m = min(nb, stop - n0)
+                if nb > 1:
+                    block = np.ascontiguousarray(yf[n0:n0 + m, gi * ci_g:(gi + 1) * ci_g].transpose(1, 0, 2))
+                    block = block.reshape(ci_g, m * P)
+                else:
+                    block = yf[n0, gi * ci_g:(gi + 1) * ci_g]
+                for c0 in range(0, co_g, cb):
+                    c1 = min(co_g, c0 + cb)
+                    np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
+                    chunks = 1 if serial else _chunks(m * (c1 - c0), plan.big_rows)
+                    scatter(zbuf, T, out, n0, gi * co_g + c0, c1 - c0, m, P, plan.ptr, plan.pair_tap, plan.pair_row,
+                            *_runs(plan), plan.small_width, plan.big_rows, plan.big_width, plan.stride, chunks)
 
     _split(n, work)
     return out.reshape((n, co_g * g) + big)
 
 
 def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    if _folds(spec):  # gather from the padded input
+        x, spec = np.ascontiguousarray(pad(x, spec)), _zero_core(spec)
     n, c_in = x.shape[:2]
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
-    table, _, _ = _conv_table(spec, big)
-    T, P = table.shape
+    plan = _conv_plan(spec, big)
+    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
-    per_sample = ci_g * T * P * x.itemsize
+    width = plan.small_width
+    row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
 
     def work(start: int, stop: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
-        # the gather buffer is measured against the input, which it re-reads prod(k) times
-        nb = _samples_per_block(stop - start, per_sample, _worker_budget(x.nbytes) if serial else _BLOCK_BYTES)
-        cols = np.empty((ci_g * T, min(nb, stop - start) * P), dtype=x.dtype)
+        budget = _worker_budget(2 * out.nbytes) if serial else _BLOCK_BYTES
+        rb = int(max(1, min(plan.small_rows, budget // row_bytes)))
+        nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
+        cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
         for gi in range(g):
+            wg = wf[gi * co_g:(gi + 1) * co_g]
             for n0 in range(start, stop, nb):
-                n1 = min(stop, n0 + nb)
-                c = cols[:, : (n1 - n0) * P]
-                gather(xf, table, gi * ci_g, ci_g, n0, n1 - n0, c)
-                y = wf[gi * co_g:(gi + 1) * co_g] @ c  # (co_g, nb * P)
-                out[n0:n1, gi * co_g:(gi + 1) * co_g] = y.reshape(co_g, n1 - n0, P).transpose(1, 0, 2)
+                m = min(nb, stop - n0)
+                for r0 in range(0, plan.small_rows, rb):
+                    r1 = min(plan.small_rows, r0 + rb)
+                    span = (r1 - r0) * width
+                    c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
+                    gather(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan.outer, *_runs(plan), width, plan.big_width,
+                           plan.stride)
+                    if m == 1 and span == P:
+                        np.matmul(wg, c, out=out[n0, gi * co_g:(gi + 1) * co_g])
+                    else:
+                        part = (wg @ c).reshape(co_g, m, span).transpose(1, 0, 2)
+                        out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
     _split(n, work)
     return out.reshape((n, co_g * g) + small)
 
 
 def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, c_in = y.shape[:2]
     small = y.shape[2:]
+    if _folds(spec):
+        full = direct_conv_transpose(y, w, _zero_core(spec))
+        return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(small)))
+    n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
-    table, order, phase_start = _transpose_table(spec, small)
-    T, P = table.shape
-    out = np.zeros((n, w.shape[1] * spec.groups, int(np.prod(big))), dtype=y.dtype)
-    _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), table, order, phase_start, out,
-                      spec.groups)
-    return out.reshape(out.shape[:2] + big)
+    plan = _transpose_plan(spec, small)
+    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    c_out = w.shape[1] * spec.groups
+    out = np.empty((n, c_out, int(np.prod(big))), dtype=y.dtype)
+    _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
+                      plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
+                      plan.stride, _chunks(n * c_out, plan.big_rows))
+    return out.reshape((n, c_out) + big)
 
 
 def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    if _folds(spec):
+        x, spec = np.ascontiguousarray(pad(x, spec)), _zero_core(spec)
     n, c_in = x.shape[:2]
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
-    table, _, _ = _conv_table(spec, big)
-    T, P = table.shape
-    out = np.zeros((n, w.shape[0], P), dtype=x.dtype)
-    _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), table, out, spec.groups, 4096)
+    plan = _conv_plan(spec, big)
+    T = int(np.prod(spec.kernel_size))
+    out = np.empty((n, w.shape[0], int(np.prod(small))), dtype=x.dtype)
+    _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
+                 *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows))
     return out.reshape(out.shape[:2] + small)

@@ -133,7 +133,7 @@ def _needs_numba(p: Problem) -> Optional[str]:
     if compiled.NUMBA_ERROR:
         return compiled.NUMBA_ERROR
     small = p.x_shape[2:] if p.transposed else p.output_spatial
-    size = compiled.table_bytes(p.spec, small)
+    size = compiled.plan_bytes(p.spec, small)
     if size > compiled.TABLE_LIMIT:
         return f"its connectivity table would take {size / 2**20:.0f} MB (limit {compiled.TABLE_LIMIT // 2**20} MB)"
     return None
