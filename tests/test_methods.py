@@ -4,29 +4,85 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import transconv as tc
 from transconv.ops import compiled
+
+from _strategies import cases
 
 FAST = [m for m in tc.METHODS if m != "reference"]
 
 
 @pytest.mark.parametrize("method", FAST)
 @pytest.mark.parametrize("transposed", [True, False])
-def test_blocks_of_samples_agree_with_one_block(method, transposed, monkeypatch):
+@pytest.mark.parametrize("batch", [1, 5])  # 1: parallel kernels in row chunks; 5: one range per worker
+def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monkeypatch):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
     kwargs = dict(stride=2, padding=1, groups=2)
     if transposed:
-        x = rng.standard_normal((5, 6, 7, 6)).astype(np.float32)
+        x = rng.standard_normal((batch, 6, 7, 6)).astype(np.float32)
         run = lambda m: tc.conv_transpose(x, w, output_padding=1, method=m, **kwargs)  # noqa: E731
     else:
-        x = rng.standard_normal((5, 8, 13, 12)).astype(np.float32)
+        x = rng.standard_normal((batch, 8, 13, 12)).astype(np.float32)
         w_conv = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)  # (C_out, C_in/groups, k, k)
         run = lambda m: tc.conv(x, w_conv, method=m, **kwargs)  # noqa: E731
     expected = run("reference")
-    monkeypatch.setattr(compiled, "_BLOCK_BYTES", 1)  # one sample per block
     np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
+    # the smallest blocks: one sample, one output channel (conv_transpose) or one output row (conv)
+    monkeypatch.setattr(compiled, "_BLOCK_BYTES", 1)
+    np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
+
+
+@settings(deadline=None)
+@given(case=cases(max_ndim=3), transposed=st.booleans())
+def test_row_plan_is_the_connectivity(case, transposed):
+    """Rebuilding every (tap, small position) -> large position from the row plan gives the
+    connectivity's own per-axis maps, for the conv and the transposed direction."""
+    from transconv.connectivity import axis_tap_indices, transpose_axis_tap_indices
+    from transconv.spec import conv_spec, conv_transpose_spec
+
+    if transposed:
+        spec = conv_transpose_spec("conv_transpose", case.small, case.kernel, case.stride, case.padding,
+                                   case.output_padding, case.groups, case.dilation)
+        small, big = case.small, spec.transpose_output_shape(case.small)
+        plan = compiled._transpose_plan(spec, small)
+        maps = transpose_axis_tap_indices(spec, small)
+    else:
+        spec = conv_spec("conv", case.big, case.kernel, case.stride, case.padding, case.dilation, case.groups)
+        big = case.big
+        small = spec.conv_output_shape(big)
+        plan = compiled._conv_plan(spec, big)
+        maps = axis_tap_indices(spec, big)
+    # expected: the full table from the maps, as big flat positions
+    grids = np.meshgrid(*[np.arange(k) for k in case.kernel], *[np.arange(n) for n in small], indexing="ij")
+    d = len(small)
+    expected = np.zeros(grids[0].shape, dtype=np.int64)
+    valid = np.ones(grids[0].shape, dtype=bool)
+    for a in range(d):
+        m = maps[a][grids[d + a], grids[a]]
+        valid &= m >= 0
+        expected = expected * big[a] + np.where(m >= 0, m, 0)
+    expected = np.where(valid, expected, -1).reshape(int(np.prod(case.kernel)), -1)
+    # from the plan: outer rows and last-axis runs
+    kl, w_small, w_big = plan.last_taps, plan.small_width, plan.big_width
+    got = np.full_like(expected, -1)
+    for t in range(expected.shape[0]):
+        to, j = divmod(t, kl)
+        for r in range(plan.small_rows):
+            row = plan.outer[to, r]
+            i = np.arange(plan.lo[j], plan.hi[j])
+            if row >= 0 and i.size:
+                got[t, r * w_small + i] = row * w_big + plan.stride * (i + plan.shift[j]) + plan.phase[j]
+    np.testing.assert_array_equal(got, expected)
+    # the inverse (pairs per big row) lists exactly the valid outer entries
+    pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
+    assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
+    for o in range(plan.big_rows):
+        e = slice(plan.ptr[o], plan.ptr[o + 1])
+        assert (plan.outer[plan.pair_tap[e], plan.pair_row[e]] == o).all()
 
 
 @pytest.mark.parametrize("method", FAST)
