@@ -180,3 +180,29 @@ def test_phase_weight_cache_is_never_stale():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, tc.conv_transpose(y, frozen, method="reference", **kw), rtol=1e-5, atol=1e-4)
     fast.clear_caches()
+
+
+@settings(deadline=None, max_examples=60)
+@given(case=cases(max_ndim=3), mode=st.sampled_from(["zeros", "reflect", "circular"]))
+def test_along_kernel_loops_agree_with_the_reference(case, mode):
+    """The long-kernel loop order of the direct kernels (dot products / spans along the
+    kernel row), forced on for every kernel length, on random specs in every direction."""
+    from _strategies import tolerance
+
+    if mode != "zeros" and min(case.big) < 2 + max(case.padding):
+        return
+    saved = compiled._ALONG_KERNEL
+    compiled._ALONG_KERNEL = 1
+    try:
+        x, w, b = case.arrays(transposed=True)
+        kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
+                      padding_mode=mode)
+        expected = tc.conv_transpose(x, w, b, method="reference", output_padding=case.output_padding, **kwargs)
+        got = tc.conv_transpose(x, w, b, method="compiled_direct", output_padding=case.output_padding, **kwargs)
+        np.testing.assert_allclose(got, expected, **tolerance(case.dtype, x, w, b))
+        xc, wc, bc = case.arrays(transposed=False)
+        expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
+        np.testing.assert_allclose(tc.conv(xc, wc, bc, method="compiled_direct", **kwargs), expected,
+                                   **tolerance(case.dtype, xc, wc, bc))
+    finally:
+        compiled._ALONG_KERNEL = saved

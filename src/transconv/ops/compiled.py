@@ -103,6 +103,9 @@ class RowPlan:
     phase: np.ndarray
     shift: np.ndarray
     stride: int
+    offset: np.ndarray  # per last tap: stride * shift + phase, the big position of small 0
+    first_tap: np.ndarray  # per small last-axis position: the taps that meet it are
+    end_tap: np.ndarray  # first_tap <= j < end_tap (they are consecutive)
 
     @property
     def last_taps(self) -> int:
@@ -155,11 +158,18 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
             raise AssertionError("row_plan needs zero padding: the last axis is not an arithmetic run")
         phase[j] = offset % stride
         shift[j] = (offset - phase[j]) // stride
+    offset = stride * shift + phase
+    hits = (np.arange(small[-1])[:, None] >= lo[None, :]) & (np.arange(small[-1])[:, None] < hi[None, :])
+    first_tap = np.where(hits.any(axis=1), hits.argmax(axis=1), 0)
+    end_tap = first_tap + hits.sum(axis=1)
+    if not np.array_equal(hits.sum(axis=1), [hits[i, a:b].sum() for i, (a, b) in enumerate(zip(first_tap, end_tap))]):
+        raise AssertionError("row_plan: the taps meeting a position are not consecutive")
     arrays = (outer, ptr.astype(np.int64), tap_of[order].astype(np.int64), row_of[order].astype(np.int64),
               lo, hi, phase, shift)
-    for a in arrays:
+    extra = (offset, first_tap.astype(np.int64), end_tap.astype(np.int64))
+    for a in arrays + extra:
         a.setflags(write=False)
-    return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride))
+    return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
 
 
 def _zero_core(spec: ConvSpec) -> ConvSpec:
@@ -240,7 +250,8 @@ if numba is not None:
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
     def _direct_transpose_py(y, w, out, groups, ptr, pair_tap, pair_row, lo, hi, phase, shift,
-                             small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
+                             small_width, big_rows, big_width, stride, chunks, along_kernel, offset, first_tap,
+                             end_tap, tap_step):  # pragma: no cover - compiled
         # out[n, g*co_g + co, row o] = sum over ci of group g and taps reaching o of w[ci, co, t] * y[n, ci, p]
         N, C_in, P = y.shape
         co_g = w.shape[1]
@@ -259,6 +270,29 @@ if numba is not None:
             dst = out[n, co_all]
             acc = np.empty(stride * width, dtype=y.dtype)
             for o in range(chunk * rows_per_chunk, min(big_rows, (chunk + 1) * rows_per_chunk)):
+                if along_kernel:
+                    # long kernels: each input value adds the kernel row to a contiguous span
+                    # of the output row (unit-stride when dilation is 1)
+                    ob = o * big_width
+                    for i in range(big_width):
+                        dst[uintp(ob + i)] = 0
+                    for ci in range(g * ci_g, (g + 1) * ci_g):
+                        src = y[n, ci]
+                        wrow = w[ci, co]
+                        for e in range(ptr[o], ptr[o + 1]):
+                            t0 = pair_tap[e] * kl
+                            sb = pair_row[e] * small_width
+                            for i in range(small_width):
+                                v = src[uintp(sb + i)]
+                                j0 = first_tap[i]
+                                b = ob + stride * i + offset[j0] - j0 * tap_step
+                                if tap_step == 1:  # the common case, unit stride both sides
+                                    for j in range(j0, end_tap[i]):
+                                        dst[uintp(b + j)] += v * wrow[uintp(t0 + j)]
+                                else:
+                                    for j in range(j0, end_tap[i]):
+                                        dst[uintp(b + j * tap_step)] += v * wrow[uintp(t0 + j)]
+                    continue
                 acc[:] = 0
                 for ci in range(g * ci_g, (g + 1) * ci_g):
                     src = y[n, ci]
@@ -270,35 +304,57 @@ if numba is not None:
 
     def _gather_py(x, cols, ci0, ci_g, n0, nb, r0, r1, outer, lo, hi, phase, shift, small_width, big_width,
                    stride):  # pragma: no cover - compiled
-        # cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))] for small rows r0 <= r < r1
+        # cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))] for small rows r0 <= r < r1.
+        # One task per (channel, outer tap): each big row it reads is split into its stride
+        # phases once, and the last-axis taps copy from a phase with unit stride.
         kl = lo.shape[0]
-        T = outer.shape[0] * kl
+        T_outer = outer.shape[0]
         span = (r1 - r0) * small_width
-        for task in prange(ci_g * T):
-            ci = task // T
-            t = task % T
-            to = t // kl
-            j = t % kl
-            dst = cols[task]
+        width = (big_width + stride - 1) // stride
+        for task in prange(ci_g * T_outer):
+            ci = task // T_outer
+            to = task % T_outer
+            phases = np.empty(stride * width, dtype=x.dtype)
             for n in range(nb):
                 src = x[n0 + n, ci0 + ci]
                 for r in range(r0, r1):
                     base = n * span + (r - r0) * small_width
                     big_row = outer[to, r]
                     if big_row < 0:
-                        for i in range(small_width):
-                            dst[uintp(base + i)] = 0
+                        for j in range(kl):
+                            dst = cols[(ci * T_outer + to) * kl + j]
+                            for i in range(small_width):
+                                dst[uintp(base + i)] = 0
                         continue
-                    for i in range(lo[j]):
-                        dst[uintp(base + i)] = 0
-                    s0 = big_row * big_width + phase[j] + stride * shift[j]
-                    for i in range(lo[j], hi[j]):
-                        dst[uintp(base + i)] = src[uintp(s0 + stride * i)]
-                    for i in range(hi[j], small_width):
-                        dst[uintp(base + i)] = 0
+                    rb = big_row * big_width
+                    if stride == 1:
+                        for i in range(big_width):
+                            phases[uintp(i)] = src[uintp(rb + i)]
+                    else:
+                        for ph in range(stride):
+                            count = (big_width - ph + stride - 1) // stride
+                            for m in range(count):
+                                phases[uintp(ph * width + m)] = src[uintp(rb + ph + stride * m)]
+                    for j in range(kl):
+                        dst = cols[(ci * T_outer + to) * kl + j]
+                        for i in range(lo[j]):
+                            dst[uintp(base + i)] = 0
+                        s0 = phase[j] * width + shift[j]
+                        for i in range(lo[j], hi[j]):
+                            dst[uintp(base + i)] = phases[uintp(s0 + i)]
+                        for i in range(hi[j], small_width):
+                            dst[uintp(base + i)] = 0
+
+    @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+    def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
+        # sum_j a[ai + j] * b[bi + j]; reassociation lets LLVM vectorise the reduction
+        total = a.dtype.type(0)
+        for j in range(n):
+            total += a[uintp(ai + j)] * b[uintp(bi + j)]
+        return total
 
     def _direct_conv_py(x, w, out, groups, outer, lo, hi, phase, shift, small_width, big_width, stride,
-                        chunks):  # pragma: no cover - compiled
+                        chunks, along_kernel, offset, first_tap, end_tap, tap_step):  # pragma: no cover - compiled
         # out[n, co, (r, i)] = sum_{ci, t} w[co, ci, t] * x[n, g*ci_g + ci, q(t, (r, i))]
         N, C_out, P = out.shape
         kl = lo.shape[0]
@@ -306,6 +362,7 @@ if numba is not None:
         co_g = C_out // groups
         rows = outer.shape[1]
         rows_per_chunk = (rows + chunks - 1) // chunks
+        width = (big_width + stride - 1) // stride
         for task in prange(N * C_out * chunks):
             chunk = task % chunks
             plane = task // chunks
@@ -313,21 +370,44 @@ if numba is not None:
             n = plane // C_out
             g = co // co_g
             dst = out[n, co]
+            phases = np.empty(stride * width, dtype=x.dtype)
             for r in range(chunk * rows_per_chunk, min(rows, (chunk + 1) * rows_per_chunk)):
                 base = r * small_width
                 for i in range(small_width):
                     dst[uintp(base + i)] = 0
                 for ci in range(ci_g):
                     src = x[n, g * ci_g + ci]
+                    wrow = w[co, ci]
                     for to in range(outer.shape[0]):
                         big_row = outer[to, r]
                         if big_row < 0:
                             continue
+                        rb = big_row * big_width
+                        if along_kernel and tap_step == 1:
+                            # long kernels: one dot product along the kernel row per output
+                            for i in range(small_width):
+                                j0 = first_tap[i]
+                                dst[uintp(base + i)] += _dot(wrow, to * kl + j0, src, rb + stride * i + offset[j0],
+                                                             end_tap[i] - j0)
+                            continue
+                        if stride == 1:
+                            for j in range(kl):
+                                wv = wrow[to * kl + j]
+                                s0 = rb + offset[j]
+                                for i in range(lo[j], hi[j]):
+                                    dst[uintp(base + i)] += wv * src[uintp(s0 + i)]
+                            continue
+                        # split the big row into its stride phases once, then every tap
+                        # reads one phase with unit stride
+                        for ph in range(stride):
+                            count = (big_width - ph + stride - 1) // stride
+                            for m in range(count):
+                                phases[uintp(ph * width + m)] = src[uintp(rb + ph + stride * m)]
                         for j in range(kl):
-                            wv = w[co, ci, to * kl + j]
-                            s0 = big_row * big_width + phase[j] + stride * shift[j]
+                            wv = wrow[to * kl + j]
+                            s0 = phase[j] * width + shift[j]
                             for i in range(lo[j], hi[j]):
-                                dst[uintp(base + i)] += wv * src[uintp(s0 + stride * i)]
+                                dst[uintp(base + i)] += wv * phases[uintp(s0 + i)]
 
     # parallel=True spreads a call over numba's threads; the serial twins (prange runs as
     # range) are for the worker threads of _split, each with single-threaded BLAS
@@ -345,6 +425,7 @@ if numba is not None:
 
 _BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
+_ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
 
@@ -498,7 +579,8 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     out = np.empty((n, c_out, int(np.prod(big))), dtype=y.dtype)
     _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, _chunks(n * c_out, plan.big_rows))
+                      plan.stride, _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
+                      plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape((n, c_out) + big)
 
 
@@ -512,5 +594,6 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     T = int(np.prod(spec.kernel_size))
     out = np.empty((n, w.shape[0], int(np.prod(small))), dtype=x.dtype)
     _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
-                 *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows))
+                 *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows),
+                 plan.last_taps >= _ALONG_KERNEL, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape(out.shape[:2] + small)
