@@ -426,6 +426,7 @@ if numba is not None:
 _BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
 _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
+_GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
 
@@ -542,7 +543,8 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
     def work(start: int, stop: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
-        budget = _worker_budget(2 * out.nbytes) if serial else _BLOCK_BYTES
+        # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
+        budget = min(_worker_budget(2 * out.nbytes), _GATHER_CAP) if serial else _BLOCK_BYTES
         rb = int(max(1, min(plan.small_rows, budget // row_bytes)))
         nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
         cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
