@@ -77,6 +77,7 @@ def test_row_plan_is_the_connectivity(case, transposed):
             if row >= 0 and i.size:
                 got[t, r * w_small + i] = row * w_big + plan.stride * (i + plan.shift[j]) + plan.phase[j]
     np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(compiled.flat_positions(plan), expected)
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
