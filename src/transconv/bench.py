@@ -112,6 +112,21 @@ def machine_rates(threads: int) -> dict:
     return {"gemm_flops": gemm, "copy_bytes": copy, "blas": info, "threads": threads}
 
 
+def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> float:
+    """Time ``fn`` with the gemm method's scatter kernels replaced by no-ops."""
+    from .ops import compiled
+
+    names = ("_scatter", "_scatter_serial")
+    saved = {name: getattr(compiled, name) for name in names}
+    try:
+        for name in names:
+            setattr(compiled, name, lambda *args: None)
+        return _best(fn, repeats, budget)
+    finally:
+        for name, kernel in saved.items():
+            setattr(compiled, name, kernel)
+
+
 def _torch_funcs(ndim: int):
     import torch.nn.functional as F
 
@@ -152,6 +167,10 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
             t_cl = _best(lambda: torch_call(xc, wc), repeats, budget)
         else:
             t_cl = float("nan")
+    # the floor of the gemm method: the same call with its scatter made a no-op (BLAS,
+    # blocking and allocation only); conv is not measured so (its GEMM would read an
+    # unfilled buffer)
+    t_gemm = _without_scatter(ours, repeats, budget) if transposed and choice.method == "gemm" else float("nan")
     tracemalloc.start()
     result = ours()
     _, peak = tracemalloc.get_traced_memory()
@@ -165,6 +184,7 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
         "ours_ms": t_ours * 1e3,
         "torch_nchw_ms": t_nchw * 1e3,
         "torch_cl_ms": t_cl * 1e3,
+        "gemm_only_ms": t_gemm * 1e3,
         "ratio_nchw": t_ours / t_nchw,
         "ratio_cl": t_ours / t_cl if t_cl == t_cl else float("nan"),
         "gflops": flops / t_ours / 1e9,
@@ -188,7 +208,7 @@ def _row(r: dict) -> str:
         f"{'convT' if r['op'] == 'conv_transpose' else 'conv':5s} {r['layer'][:32]:32s} {r['method'][:15]:15s} "
         f"{r['ours_ms']:9.2f} {r['torch_nchw_ms']:9.2f} {r['torch_cl_ms']:9.2f} {r['ratio_nchw']:6.2f} "
         f"{r['ratio_cl']:6.2f} {r['gflops']:8.1f} {100 * r['gemm_fraction']:5.0f}% {100 * r['bandwidth_fraction']:5.0f}% "
-        f"{r['extra_memory_x_output']:6.2f}"
+        f"{r['extra_memory_x_output']:6.2f} {r['gemm_only_ms']:7.2f}"
     )
 
 
@@ -198,7 +218,7 @@ def _table(rows: list[dict], rates: dict) -> str:
         f"copy {rates['copy_bytes'] / 1e9:.1f} GB/s; BLAS {rates['blas'].get('internal_api', '?')} "
         f"{rates['blas'].get('architecture', '?')}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
         f"{'op':5s} {'layer':32s} {'method':15s} {'ours ms':>9s} {'torch ms':>9s} {'t_cl ms':>9s} "
-        f"{'/nchw':>6s} {'/cl':>6s} {'GFLOP/s':>8s} {'%GEMM':>6s} {'%copy':>6s} {'mem x':>6s}",
+        f"{'/nchw':>6s} {'/cl':>6s} {'GFLOP/s':>8s} {'%GEMM':>6s} {'%copy':>6s} {'mem x':>6s} {'GEMM ms':>7s}",
     ]
     lines += [_row(r) for r in rows]
     for op in ("conv_transpose", "conv"):

@@ -39,8 +39,15 @@ times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
 samples and output channels keep all workers' results together under the output's
 size (1 MB floor per worker), at least one plane's worth.  The convolution's gather
 buffer holds ``prod(k) * C_in`` values per output position; its blocks over samples
-and output rows keep it under twice the output (1 MB floor per worker), at least one
-output row's worth.  There is never a full column buffer N x C*k^d x H x W.
+and output rows keep all workers' buffers under 1.5 times the output (1 MB floor, 4 MB
+cap per worker), at least one output row's worth.  There is never a full column buffer
+N x C*k^d x H x W.
+
+Conv outputs narrower than 16 positions gather whole planes through a flat
+``(tap, position)`` table expanded from the row plan (``flat_positions``): for rows that
+short, one masked load per element beats row runs.  Direct kernels whose last-axis
+kernel has 16 taps or more loop along the kernel row instead (a span of the output per
+input value for conv_transpose, a dot product per output for conv).
 
 ``"compiled_direct"`` skips BLAS for few channels (single-channel images, depthwise),
 multiplying and accumulating rows straight from the input.
@@ -591,7 +598,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     def work(start: int, stop: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
         # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
-        budget = min(_worker_budget(2 * out.nbytes), _GATHER_CAP) if serial else _BLOCK_BYTES
+        budget = min(_worker_budget(3 * out.nbytes // 2), _GATHER_CAP) if serial else _BLOCK_BYTES
         rb = plan.small_rows if table is not None else int(max(1, min(plan.small_rows, budget // row_bytes)))
         nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
         cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
