@@ -75,11 +75,15 @@ def register_method(method: Method) -> Method:
     return method
 
 
-# Machine constants of the cost model (2-core AVX-512 machine, see benchmarks/): sustained
-# float32 GEMM rate for well-shaped products, the rate of compiled table-driven
-# multiply-adds, and the effective rate of numpy's strided copies.
+# Machine constants of the cost model (2-core AVX-512 machine, measured with
+# `transconv bench`): sustained float32 GEMM rate for well-shaped products, the rate of
+# the compiled direct kernels' multiply-adds on rows of 64+ outputs (10-18 G/s measured
+# on the single-channel, depthwise and FCN layers), the rate at which compiled kernels
+# write fresh output (page faults included), the row scatter's rate, and the effective
+# rate of numpy's strided copies.
 _GEMM_FLOPS = 1.5e11
-_COMPILED_MACS = 2.5e9
+_COMPILED_MACS = 1.2e10
+_WRITE_BYTES = 1.5e10
 _SCATTER_ELEMENTS = 1.2e9
 _COPY_BYTES = 4.0e9
 
@@ -126,7 +130,10 @@ def _gemm_cost(p: Problem) -> float:
 
 
 def _compiled_direct_cost(p: Problem) -> float:
-    return p.macs / _COMPILED_MACS + 2e-5
+    # vectorised along rows of the output: short rows pay loop overhead per row
+    width = p.output_spatial[-1]
+    out_bytes = int(np.prod(p.output_spatial)) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
+    return p.macs / (_COMPILED_MACS * min(1.0, width / 64)) + out_bytes / _WRITE_BYTES + 2e-5
 
 
 def _needs_numba(p: Problem) -> Optional[str]:
