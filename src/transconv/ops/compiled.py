@@ -255,6 +255,22 @@ if numba is not None:
             for i in range(count):
                 dst[uintp(base + ph + stride * i)] = acc[uintp(ph * width + i)]
 
+    @njit(**_serial)
+    def _deinterleave(src, base, big_width, stride, width, phases):  # pragma: no cover - compiled
+        # phases[ph * width + m] = src[base + stride * m + ph]: a row split into its phases
+        if stride == 2:  # both phases in one pass: LLVM vectorises the pair of loads
+            half = big_width // 2
+            for m in range(half):
+                phases[uintp(m)] = src[uintp(base + 2 * m)]
+                phases[uintp(width + m)] = src[uintp(base + 2 * m + 1)]
+            if big_width % 2:
+                phases[uintp(half)] = src[uintp(base + big_width - 1)]
+            return
+        for ph in range(stride):
+            count = (big_width - ph + stride - 1) // stride
+            for m in range(count):
+                phases[uintp(ph * width + m)] = src[uintp(base + ph + stride * m)]
+
     def _scatter_py(z, T, out, n0, co0, cb, nb, P, ptr, pair_tap, pair_row, lo, hi, phase, shift,
                     small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co, row o] = the taps of Z[(co, t), (n, p)] reaching o, for a block
@@ -364,10 +380,7 @@ if numba is not None:
                         for i in range(big_width):
                             phases[uintp(i)] = src[uintp(rb + i)]
                     else:
-                        for ph in range(stride):
-                            count = (big_width - ph + stride - 1) // stride
-                            for m in range(count):
-                                phases[uintp(ph * width + m)] = src[uintp(rb + ph + stride * m)]
+                        _deinterleave(src, rb, big_width, stride, width, phases)
                     for j in range(kl):
                         dst = cols[(ci * T_outer + to) * kl + j]
                         for i in range(lo[j]):
@@ -449,10 +462,7 @@ if numba is not None:
                             continue
                         # split the big row into its stride phases once, then every tap
                         # reads one phase with unit stride
-                        for ph in range(stride):
-                            count = (big_width - ph + stride - 1) // stride
-                            for m in range(count):
-                                phases[uintp(ph * width + m)] = src[uintp(rb + ph + stride * m)]
+                        _deinterleave(src, rb, big_width, stride, width, phases)
                         for j in range(kl):
                             wv = wrow[to * kl + j]
                             s0 = phase[j] * width + shift[j]
