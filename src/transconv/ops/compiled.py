@@ -43,7 +43,7 @@ and output rows keep all workers' buffers under 1.5 times the output (1 MB floor
 cap per worker), at least one output row's worth.  There is never a full column buffer
 N x C*k^d x H x W.
 
-Conv outputs narrower than 16 positions gather whole planes through a flat
+Conv outputs up to 16 positions wide gather through a flat
 ``(tap, position)`` table expanded from the row plan (``flat_positions``): for rows that
 short, one masked load per element beats row runs.  Direct kernels whose last-axis
 kernel has 16 taps or more loop along the kernel row instead (a span of the output per
@@ -391,19 +391,20 @@ if numba is not None:
                         for i in range(hi[j], small_width):
                             dst[uintp(base + i)] = 0
 
-    def _gather_flat_py(x, cols, ci0, ci_g, n0, nb, table):  # pragma: no cover - compiled
-        # cols[(ci, t), (n, p)] = x[n0 + n, ci0 + ci, table[t, p]] (0 where -1), whole planes.
+    def _gather_flat_py(x, cols, ci0, ci_g, n0, nb, p0, p1, table):  # pragma: no cover - compiled
+        # cols[(ci, t), (n, p - p0)] = x[n0 + n, ci0 + ci, table[t, p]] (0 where -1), p0 <= p < p1.
         # For narrow outputs (rows of a few positions) a masked load per element, which
-        # vectorises as a gather, beats row runs 2-3x (DCGAN 8x8 and 4x4 outputs).
-        T, P = table.shape
+        # vectorises as a gather, beats row runs 1.1-3x (DCGAN 8x8 and 4x4 outputs, 3-d).
+        T = table.shape[0]
+        span = p1 - p0
         for task in prange(ci_g * T):
             ci = task // T
             t = task % T
             dst = cols[task]
             for n in range(nb):
                 src = x[n0 + n, ci0 + ci]
-                base = n * P
-                for p in range(P):
+                base = n * span - p0
+                for p in range(p0, p1):
                     q = table[t, p]
                     v = src[uintp(max(q, 0))]
                     dst[uintp(base + p)] = v if q >= 0 else 0
@@ -489,7 +490,7 @@ _BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
 _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
-_FLAT_BELOW = 16  # conv outputs narrower than this gather whole planes through a flat table
+_FLAT_BELOW = 17  # conv outputs narrower than this gather through a flat table
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
 
@@ -609,7 +610,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         gather = _gather_serial if serial else _gather
         # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
         budget = min(_worker_budget(3 * out.nbytes // 2), _GATHER_CAP) if serial else _BLOCK_BYTES
-        rb = plan.small_rows if table is not None else int(max(1, min(plan.small_rows, budget // row_bytes)))
+        rb = int(max(1, min(plan.small_rows, budget // row_bytes)))
         nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
         cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
         for gi in range(g):
@@ -620,8 +621,9 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                     r1 = min(plan.small_rows, r0 + rb)
                     span = (r1 - r0) * width
                     c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
-                    if table is not None:  # narrow rows: whole planes through the flat table
-                        (_gather_flat_serial if serial else _gather_flat)(xf, c, gi * ci_g, ci_g, n0, m, table)
+                    if table is not None:  # narrow rows: through the flat table
+                        (_gather_flat_serial if serial else _gather_flat)(xf, c, gi * ci_g, ci_g, n0, m, r0 * width,
+                                                                          r1 * width, table)
                     else:
                         gather(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan.outer, *_runs(plan), width, plan.big_width,
                                plan.stride)
