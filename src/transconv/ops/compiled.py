@@ -604,7 +604,8 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
     width = plan.small_width
     row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
-    table = _conv_flat(spec, big) if width < _FLAT_BELOW and T * P * 4 <= TABLE_LIMIT else None
+    # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
+    table = _conv_flat(spec, big) if width < _FLAT_BELOW and T * P * 4 <= 2**20 else None
 
     def work(start: int, stop: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
