@@ -187,3 +187,50 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
                                    **tolerance(case.dtype, xc, wc, bc))
     finally:
         compiled._ALONG_KERNEL = saved
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
+def test_compiled_methods_decline_long_double_and_auto_falls_back():
+    x = np.ones((2, 4, 9, 9), dtype=np.longdouble)
+    w = np.ones((4, 3, 4, 4))
+    expected = tc.conv_transpose(x, w, stride=2, padding=1, method="reference")
+    got = tc.conv_transpose(x, w, stride=2, padding=1)  # auto: a method that computes in long double
+    assert got.dtype == np.longdouble
+    np.testing.assert_allclose(got, expected)
+    for method in ("gemm", "compiled_direct", "phase"):
+        with pytest.raises(tc.TransconvError, match=f"{method}.*float32 or float64"):
+            tc.conv_transpose(x, w, stride=2, padding=1, method=method)
+        with pytest.raises(tc.TransconvError, match=f"{method}.*float32 or float64"):
+            tc.conv(x, np.ones((3, 4, 3, 3)), method=method)
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_one_sample_splits_channels_or_rows_and_stays_lean(transposed):
+    """With one sample the cores split output channels (conv_transpose) or output rows
+    (conv): the result equals the reference and the work buffers stay bounded."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    if transposed:
+        x = rng.standard_normal((1, 16, 8, 8, 8)).astype(np.float32)
+        w = rng.standard_normal((16, 16, 5, 5, 5)).astype(np.float32)
+        run = lambda m: tc.conv_transpose(x, w, padding=2, method=m)  # noqa: E731
+    else:
+        x = rng.standard_normal((1, 32, 40, 40)).astype(np.float32)
+        w = rng.standard_normal((32, 32, 5, 5)).astype(np.float32)
+        run = lambda m: tc.conv(x, w, padding=2, method=m)  # noqa: E731
+    expected = run("reference")
+    np.testing.assert_allclose(run("gemm"), expected, rtol=1e-4, atol=1e-3)
+    tracemalloc.start()
+    result = run("gemm")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # one GEMM block per core of at most max(output share, 1 MB), plus small plans; a
+    # single-threaded numba runs one block of at most max(output, 8 MB)
+    import numba
+
+    if numba.get_num_threads() >= 2:
+        bound = 2 * max(result.nbytes, compiled._WORKER_FLOOR) + 2**20
+    else:
+        bound = max(2 * result.nbytes, compiled._PARALLEL_FLOOR) + 2**20
+    assert peak - result.nbytes < bound

@@ -31,8 +31,9 @@ the compiler vectorises, and the phases are then interleaved into the row.  Rows
 written exactly once, so outputs need no zero fill, and tasks (plane, block of rows)
 write disjoint memory: no atomics, no false sharing between the phases of one row.
 
-With at least as many samples as cores, each core takes a share of the samples and
-runs its GEMMs (single-threaded BLAS) and its scatters back to back (see ``_split``).
+Each core takes a share of the samples (with fewer samples than cores: of the output
+channels for conv_transpose, of the output rows for conv) and runs its GEMMs
+(single-threaded BLAS) and its scatters back to back (see ``_split``).
 
 Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)``
 times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
@@ -488,15 +489,21 @@ if numba is not None:
 
 _BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
+_PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _FLAT_BELOW = 17  # conv outputs narrower than this gather through a flat table
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
 
-def _worker_budget(reference_bytes: int) -> int:
-    """Work-buffer bytes per worker of :func:`_split`: all workers together hold at most
-    ``reference_bytes`` (the output for conv_transpose, twice it for conv), or the floor."""
+def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
+    """Work-buffer bytes per block: all workers of :func:`_split` together hold at most
+    ``reference_bytes`` (the output for conv_transpose, 1.5 times it for conv), each at
+    least ``_WORKER_FLOOR``.  Without the split (one sample) a single buffer gets the whole
+    reference, at least ``_PARALLEL_FLOOR``: every block there hands the cores from BLAS's
+    threads to numba's and back, which costs more than a cache miss."""
+    if not serial:
+        return int(min(_BLOCK_BYTES, max(reference_bytes, _PARALLEL_FLOOR)))
     workers = max(1, numba.get_num_threads())
     return int(min(_BLOCK_BYTES, max(reference_bytes // workers, _WORKER_FLOOR)))
 
@@ -511,21 +518,26 @@ _WORKERS: dict = {}
 _SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
 
 
-def _split(n: int, work) -> None:
-    """Run ``work(n0, n1, serial)`` over sample ranges.
+def _split(n: int, units: int, work) -> None:
+    """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
+    second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
 
-    With as many samples as numba threads, each range runs in its own Python thread
-    with single-threaded BLAS and serial kernels: the GEMM and the scatter of one range
-    follow each other on one core, and no thread pool hands the cores over to another
-    (OpenBLAS's and OpenMP's threads both spin after their parallel regions; measured on
-    DCGAN 64x256x8x8: 29.5 ms handing over, 18 ms split).  BLAS is limited to one thread
-    for the duration of the call, process-wide.  Otherwise one range, parallel kernels.
+    With as many samples as numba threads, each sample range runs in its own Python
+    thread with single-threaded BLAS and serial kernels; with fewer samples, the second
+    axis is split instead.  The GEMM and the scatter of one range follow each other on
+    one core, and no thread pool hands the cores over to another (OpenBLAS's and
+    OpenMP's threads both spin after their parallel regions; measured on DCGAN
+    64x256x8x8: 27.8 ms handing over, 20.5 ms split).  BLAS is limited to one thread for
+    the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
     workers = numba.get_num_threads()
-    if workers < 2 or n < workers:
-        work(0, n, False)
+    if workers < 2 or (n < workers and units < workers):
+        work(0, n, 0, units, False)
         return
-    bounds = np.linspace(0, n, workers + 1).astype(int)
+    if n >= workers:
+        ranges = [(a, b, 0, units) for a, b in _bounds(n, workers)]
+    else:
+        ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
     with _SPLIT_LOCK:
         if "pool" not in _WORKERS:
             from concurrent.futures import ThreadPoolExecutor
@@ -535,10 +547,14 @@ def _split(n: int, work) -> None:
             _WORKERS["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="transconv")
             _WORKERS["blas"] = ThreadpoolController()
         with _WORKERS["blas"].limit(limits=1, user_api="blas"):
-            futures = [_WORKERS["pool"].submit(work, int(a), int(b), True)
-                       for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            futures = [_WORKERS["pool"].submit(work, *r, True) for r in ranges]
             for f in futures:
                 f.result()
+
+
+def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, count, parts + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 def _runs(plan: RowPlan) -> tuple:
@@ -563,10 +579,10 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     plane_bytes = T * P * y.itemsize  # GEMM result per (sample, output channel)
     fold = P < _FOLD_BELOW
 
-    def work(start: int, stop: int, serial: bool) -> None:
+    def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
         scatter = _scatter_serial if serial else _scatter
-        budget = _worker_budget(out.nbytes) if serial else _BLOCK_BYTES
-        cb = int(max(1, min(co_g, budget // plane_bytes)))
+        budget = _worker_budget(out.nbytes, serial)
+        cb = int(max(1, min(c_hi - c_lo, budget // plane_bytes)))
         nb = int(max(1, min(stop - start, budget // (cb * plane_bytes)))) if fold else 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
         for gi in range(g):
@@ -578,14 +594,14 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                     block = block.reshape(ci_g, m * P)
                 else:
                     block = yf[n0, gi * ci_g:(gi + 1) * ci_g]
-                for c0 in range(0, co_g, cb):
-                    c1 = min(co_g, c0 + cb)
+                for c0 in range(c_lo, c_hi, cb):
+                    c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
                     chunks = 1 if serial else _chunks(m * (c1 - c0), plan.big_rows)
                     scatter(zbuf, T, out, n0, gi * co_g + c0, c1 - c0, m, P, plan.ptr, plan.pair_tap, plan.pair_row,
                             *_runs(plan), plan.small_width, plan.big_rows, plan.big_width, plan.stride, chunks)
 
-    _split(n, work)
+    _split(n, co_g, work)
     return out.reshape((n, co_g * g) + big)
 
 
@@ -607,19 +623,21 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
     table = _conv_flat(spec, big) if width < _FLAT_BELOW and T * P * 4 <= 2**20 else None
 
-    def work(start: int, stop: int, serial: bool) -> None:
+    def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
         # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
-        budget = min(_worker_budget(3 * out.nbytes // 2), _GATHER_CAP) if serial else _BLOCK_BYTES
-        rb = int(max(1, min(plan.small_rows, budget // row_bytes)))
+        budget = _worker_budget(3 * out.nbytes // 2, serial)
+        if serial:
+            budget = min(budget, _GATHER_CAP)
+        rb = int(max(1, min(r_hi - r_lo, budget // row_bytes)))
         nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
         cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
         for gi in range(g):
             wg = wf[gi * co_g:(gi + 1) * co_g]
             for n0 in range(start, stop, nb):
                 m = min(nb, stop - n0)
-                for r0 in range(0, plan.small_rows, rb):
-                    r1 = min(plan.small_rows, r0 + rb)
+                for r0 in range(r_lo, r_hi, rb):
+                    r1 = min(r_hi, r0 + rb)
                     span = (r1 - r0) * width
                     c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
                     if table is not None:  # narrow rows: through the flat table
@@ -639,7 +657,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         part = (wg @ c).reshape(co_g, m, span).transpose(1, 0, 2)
                         out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
-    _split(n, work)
+    _split(n, plan.small_rows, work)
     return out.reshape((n, co_g * g) + small)
 
 

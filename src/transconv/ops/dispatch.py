@@ -139,6 +139,8 @@ def _compiled_direct_cost(p: Problem) -> float:
 def _needs_numba(p: Problem) -> Optional[str]:
     if compiled.NUMBA_ERROR:
         return compiled.NUMBA_ERROR
+    if p.dtype not in (np.float32, np.float64):
+        return f"the compiled kernels compute in float32 or float64, this call in {p.dtype}"
     small = p.x_shape[2:] if p.transposed else p.output_spatial
     size = compiled.plan_bytes(p.spec, small)
     if size > compiled.TABLE_LIMIT:
