@@ -234,3 +234,11 @@ def test_one_sample_splits_channels_or_rows_and_stays_lean(transposed):
     else:
         bound = max(2 * result.nbytes, compiled._PARALLEL_FLOOR) + 2**20
     assert peak - result.nbytes < bound
+
+
+def test_gemm_declines_when_its_smallest_block_is_too_large():
+    conv = tc.choose_method((1, 8, 4096, 4096), (8, 8, 64, 64))
+    assert "gather of one output row would take 504 MB" in conv.declined["gemm"]
+    transposed = tc.choose_method((1, 1, 128, 128), (1, 1, 64, 64), transposed=True)
+    assert "one output channel's GEMM result would take 256 MB" in transposed.declined["gemm"]
+    assert transposed.method == "compiled_direct"

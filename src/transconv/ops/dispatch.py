@@ -86,6 +86,7 @@ _COMPILED_MACS = 1.2e10
 _WRITE_BYTES = 1.5e10
 _SCATTER_ELEMENTS = 1.2e9
 _COPY_BYTES = 4.0e9
+_GEMM_BLOCK_LIMIT = 128 * 2**20  # bytes of gemm's smallest work block
 
 
 def _small_positions(p: Problem) -> int:
@@ -152,14 +153,17 @@ def _gemm_supports(p: Problem) -> Optional[str]:
     why_not = _needs_numba(p)
     if why_not:
         return why_not
-    if not p.transposed:
-        # the convolution gathers C_in/g * taps rows per output position of a sample
-        taps = int(np.prod(p.spec.kernel_size))
-        per_sample = p.w_shape[1] * taps * int(np.prod(p.output_spatial)) * p.dtype.itemsize
-        output = p.w_shape[0] * int(np.prod(p.output_spatial)) * p.dtype.itemsize
-        if per_sample > max(128 * 2**20, 16 * output):
-            return (f"its gather buffer would be {per_sample / 2**20:.0f} MB per sample, "
-                    f"{per_sample / output:.0f}x the output (kernel {p.spec.kernel_size})")
+    # the smallest block gemm can work in: one output channel plane of the transposed GEMM
+    # result, or the gather of one output row of one sample for the convolution
+    taps = int(np.prod(p.spec.kernel_size))
+    if p.transposed:
+        smallest, what = taps * int(np.prod(p.x_shape[2:])) * p.dtype.itemsize, "one output channel's GEMM result"
+    else:
+        smallest = p.w_shape[1] * taps * p.output_spatial[-1] * p.dtype.itemsize
+        what = "the gather of one output row"
+    if smallest > _GEMM_BLOCK_LIMIT:
+        return (f"{what} would take {smallest / 2**20:.0f} MB (limit {_GEMM_BLOCK_LIMIT // 2**20} MB; "
+                f"kernel {p.spec.kernel_size})")
     return None
 
 
