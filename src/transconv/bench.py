@@ -208,7 +208,8 @@ def _row(r: dict) -> str:
         f"{'convT' if r['op'] == 'conv_transpose' else 'conv':5s} {r['layer'][:32]:32s} {r['method'][:15]:15s} "
         f"{r['ours_ms']:9.2f} {r['torch_nchw_ms']:9.2f} {r['torch_cl_ms']:9.2f} {r['ratio_nchw']:6.2f} "
         f"{r['ratio_cl']:6.2f} {r['gflops']:8.1f} {100 * r['gemm_fraction']:5.0f}% {100 * r['bandwidth_fraction']:5.0f}% "
-        f"{r['extra_memory_x_output']:6.2f} {r['gemm_only_ms']:7.2f}"
+        f"{r['extra_memory_x_output']:6.2f} "
+        + (f"{r['gemm_only_ms']:7.2f}" if r["gemm_only_ms"] == r["gemm_only_ms"] else f"{'-':>7s}")
     )
 
 
