@@ -86,6 +86,14 @@ def _shape(op: str, input_shape: Any) -> tuple[int, ...]:
     return _ints(op, "input_shape", items, len(items), 1)
 
 
+def _with_axes(op: str, name: str, value: Any, layout: str) -> np.ndarray:
+    """``value`` as an array of at least 3 axes (``layout`` names them for the error)."""
+    array = np.asarray(value)
+    if array.ndim < 3:
+        raise TransconvError(f"{op}: {name} must be {layout} with >= 3 axes, got shape {array.shape}")
+    return array
+
+
 def _split_output_padding(op: str, axis: int, lo: int, hi: int, extra: int, s: int, d: int) -> tuple[Pair, int]:
     """Express a crop ``(lo, hi)`` plus ``extra`` high-side samples in transconv's terms.
 
@@ -294,9 +302,7 @@ def weight_from_tensorflow(filters: Any) -> np.ndarray:
     >>> weight_from_tensorflow(np.zeros((3, 5, 2, 7))).shape
     (7, 2, 3, 5)
     """
-    f = np.asarray(filters)
-    if f.ndim < 3:
-        raise TransconvError(f"weight_from_tensorflow: filters must be (*kernel, out, in) with >= 3 axes, got shape {f.shape}")
+    f = _with_axes("weight_from_tensorflow", "filters", filters, "(*kernel, out, in)")
     return np.ascontiguousarray(np.moveaxis(f, (-1, -2), (0, 1)))
 
 
@@ -370,9 +376,7 @@ def weight_from_jax(rhs: Any, transpose_kernel: bool = False) -> np.ndarray:
     >>> weight_from_jax(np.arange(6.0).reshape(3, 1, 2), transpose_kernel=False)[0].tolist()
     [[4.0, 2.0, 0.0], [5.0, 3.0, 1.0]]
     """
-    r = np.asarray(rhs)
-    if r.ndim < 3:
-        raise TransconvError(f"weight_from_jax: rhs must be (*kernel, I, O) with >= 3 axes, got shape {r.shape}")
+    r = _with_axes("weight_from_jax", "rhs", rhs, "(*kernel, I, O)")
     if transpose_kernel:
         return weight_from_tensorflow(r)
     spatial = tuple(range(r.ndim - 2))
@@ -467,10 +471,7 @@ def weight_from_onnx(W: Any) -> np.ndarray:
     >>> weight_from_onnx(np.zeros((4, 2, 3, 3))).shape
     (4, 2, 3, 3)
     """
-    w = np.asarray(W)
-    if w.ndim < 3:
-        raise TransconvError(f"weight_from_onnx: W must be (C, M/group, *kernel) with >= 3 axes, got shape {w.shape}")
-    return w
+    return _with_axes("weight_from_onnx", "W", W, "(C, M/group, *kernel)")
 
 
 # --------------------------------------------------------------------------------------
@@ -545,9 +546,7 @@ def channels_first(x: Any) -> np.ndarray:
     >>> channels_first(np.zeros((2, 5, 6, 3))).shape
     (2, 3, 5, 6)
     """
-    x = np.asarray(x)
-    if x.ndim < 3:
-        raise TransconvError(f"channels_first: x must be (N, *spatial, C) with >= 3 axes, got shape {x.shape}")
+    x = _with_axes("channels_first", "x", x, "(N, *spatial, C)")
     return np.moveaxis(x, -1, 1)
 
 
@@ -557,7 +556,5 @@ def channels_last(x: Any) -> np.ndarray:
     >>> channels_last(np.zeros((2, 3, 5, 6))).shape
     (2, 5, 6, 3)
     """
-    x = np.asarray(x)
-    if x.ndim < 3:
-        raise TransconvError(f"channels_last: x must be (N, C, *spatial) with >= 3 axes, got shape {x.shape}")
+    x = _with_axes("channels_last", "x", x, "(N, C, *spatial)")
     return np.moveaxis(x, 1, -1)
