@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import numpy as np
 
@@ -189,6 +189,27 @@ def _folds(spec: ConvSpec) -> bool:
     return spec.padding_mode != "zeros" and any(lo or hi for lo, hi in spec.padding)
 
 
+def zero_padded(transposed: bool):
+    """Decorate a method that handles zero padding only so that it takes every mode: a
+    convolution gathers from ``direct.pad(x)``, a transposed convolution (its adjoint)
+    computes the zero-padded result and folds it back with ``direct.pad_adjoint``."""
+
+    def wrap(method):
+        @wraps(method)
+        def run(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+            if not _folds(spec):
+                return method(x, w, spec)
+            core = _zero_core(spec)
+            if transposed:
+                full = method(x, w, core)
+                return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(x.shape[2:])))
+            return method(np.ascontiguousarray(pad(x, spec)), w, core)
+
+        return run
+
+    return wrap
+
+
 @lru_cache(maxsize=32)
 def _transpose_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
     return row_plan(transpose_axis_tap_indices(spec, small), spec.transpose_output_shape(small), spec.stride[-1])
@@ -228,13 +249,15 @@ if numba is not None:
     _parallel = dict(_serial, parallel=True)
 
     @njit(**_serial)
-    def _add_runs(acc, src, base, wv, lo, hi, phase, shift, width):  # pragma: no cover - compiled
-        # acc[phase[j] * width + i + shift[j]] += wv[j] * src[base + i] for i in [lo[j], hi[j])
+    def _add_runs(acc, src, base, step, wv, lo, hi, phase, shift, width):  # pragma: no cover - compiled
+        # acc[phase[j] * width + i + shift[j]] += wv[j] * src[base + j * step + i] for i in [lo[j], hi[j]):
+        # one input row for every tap (step 0), or one row per tap (the GEMM result, step = its row length)
         for j in range(lo.shape[0]):
             a = phase[j] * width + shift[j]
+            b = base + j * step
             w = wv[j]
             for i in range(lo[j], hi[j]):
-                acc[uintp(a + i)] += w * src[uintp(base + i)]
+                acc[uintp(a + i)] += w * src[uintp(b + i)]
 
     @njit(**_serial)
     def _interleave(acc, dst, base, big_width, stride, width):  # pragma: no cover - compiled
@@ -280,6 +303,7 @@ if numba is not None:
         cols = nb * P
         width = (big_width + stride - 1) // stride
         rows_per_chunk = (big_rows + chunks - 1) // chunks
+        ones = np.ones(kl, dtype=z.dtype)
         for task in prange(nb * cb * chunks):
             chunk = task % chunks
             plane = task // chunks
@@ -292,11 +316,7 @@ if numba is not None:
                 for e in range(ptr[o], ptr[o + 1]):
                     # the kl last-axis taps of this pair are kl consecutive rows of Z
                     base = (co * T + pair_tap[e] * kl) * cols + n * P + pair_row[e] * small_width
-                    for j in range(kl):
-                        a = phase[j] * width + shift[j]
-                        b = base + j * cols
-                        for i in range(lo[j], hi[j]):
-                            acc[uintp(a + i)] += z[uintp(b + i)]
+                    _add_runs(acc, z, base, cols, ones, lo, hi, phase, shift, width)
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
     def _direct_transpose_py(y, w, out, groups, ptr, pair_tap, pair_row, lo, hi, phase, shift,
@@ -348,8 +368,8 @@ if numba is not None:
                     src = y[n, ci]
                     for e in range(ptr[o], ptr[o + 1]):
                         t0 = pair_tap[e] * kl
-                        _add_runs(acc, src, pair_row[e] * small_width, w[ci, co, t0:t0 + kl], lo, hi, phase, shift,
-                                  width)
+                        _add_runs(acc, src, pair_row[e] * small_width, 0, w[ci, co, t0:t0 + kl], lo, hi, phase,
+                                  shift, width)
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
     def _gather_py(x, cols, ci0, ci_g, n0, nb, r0, r1, outer, lo, hi, phase, shift, small_width, big_width,
@@ -561,11 +581,9 @@ def _runs(plan: RowPlan) -> tuple:
     return (plan.lo, plan.hi, plan.phase, plan.shift)
 
 
+@zero_padded(transposed=True)
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
-    if _folds(spec):  # the adjoint of padding: fold the zero-padded result back
-        full = gemm_conv_transpose(y, w, _zero_core(spec))
-        return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(small)))
     n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
     g = spec.groups
@@ -605,9 +623,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     return out.reshape((n, co_g * g) + big)
 
 
+@zero_padded(transposed=False)
 def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    if _folds(spec):  # gather from the padded input
-        x, spec = np.ascontiguousarray(pad(x, spec)), _zero_core(spec)
     n, c_in = x.shape[:2]
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
@@ -661,11 +678,9 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return out.reshape((n, co_g * g) + small)
 
 
+@zero_padded(transposed=True)
 def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
-    if _folds(spec):
-        full = direct_conv_transpose(y, w, _zero_core(spec))
-        return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(small)))
     n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
     plan = _transpose_plan(spec, small)
@@ -679,9 +694,8 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     return out.reshape((n, c_out) + big)
 
 
+@zero_padded(transposed=False)
 def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    if _folds(spec):
-        x, spec = np.ascontiguousarray(pad(x, spec)), _zero_core(spec)
     n, c_in = x.shape[:2]
     big = x.shape[2:]
     small = spec.conv_output_shape(big)

@@ -34,7 +34,6 @@ import numpy as np
 from ..connectivity import transpose_axis_tap_indices
 from ..spec import ConvSpec
 from . import compiled
-from .direct import pad_adjoint
 
 __all__ = ["conv_transpose_phase", "conv_phase", "phase_plans"]
 
@@ -71,11 +70,9 @@ def phase_plans(spec: ConvSpec, small: tuple[int, ...]):
     return plans
 
 
+@compiled.zero_padded(transposed=True)
 def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
-    if spec.padding_mode != "zeros" and any(lo or hi for lo, hi in spec.padding):
-        full = conv_transpose_phase(y, w, compiled._zero_core(spec))
-        return np.ascontiguousarray(pad_adjoint(full, spec, spec.transpose_output_shape(small)))
     n, c_in = y.shape[:2]
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
