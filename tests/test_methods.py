@@ -78,6 +78,14 @@ def test_row_plan_is_the_connectivity(case, transposed):
                 got[t, r * w_small + i] = row * w_big + plan.stride * (i + plan.shift[j]) + plan.phase[j]
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(compiled.flat_positions(plan), expected)
+    # the flat inverse: every (tap, small position) pair listed once, under its big position
+    taps, positions = compiled.flat_sources(plan)
+    listed = taps >= 0
+    assert ((positions >= 0) == listed).all() and listed[0].sum() == (np.bincount(expected[expected >= 0]) > 0).sum()
+    got_pairs = sorted(zip(taps[listed].tolist(), positions[listed].tolist()))
+    assert got_pairs == sorted(zip(*[v.tolist() for v in np.nonzero(expected >= 0)]))
+    big_of = np.broadcast_to(np.arange(taps.shape[1]), taps.shape)[listed]
+    np.testing.assert_array_equal(expected[taps[listed], positions[listed]], big_of)
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
@@ -187,6 +195,29 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
                                    **tolerance(case.dtype, xc, wc, bc))
     finally:
         compiled._ALONG_KERNEL = saved
+
+
+@settings(deadline=None, max_examples=60)
+@given(case=cases(max_ndim=3), flat=st.booleans(), mode=st.sampled_from(["zeros", "reflect"]))
+def test_gemm_scatters_agree_with_the_reference(case, flat, mode):
+    """The gemm method's two scatters, each forced on: row runs (flat table off) and the
+    flat inverse table (on for every width and depth)."""
+    from _strategies import tolerance
+
+    if mode != "zeros" and min(case.big) < 2 + max(case.padding):
+        return
+    name, value = ("_FLAT_BELOW", 10**9) if flat else ("_FLAT_TABLE_BYTES", 0)
+    saved = getattr(compiled, name)
+    setattr(compiled, name, value)
+    try:
+        x, w, b = case.arrays(transposed=True)
+        kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
+                      output_padding=case.output_padding, padding_mode=mode)
+        expected = tc.conv_transpose(x, w, b, method="reference", **kwargs)
+        np.testing.assert_allclose(tc.conv_transpose(x, w, b, method="gemm", **kwargs), expected,
+                                   **tolerance(case.dtype, x, w, b))
+    finally:
+        setattr(compiled, name, saved)
 
 
 @pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
