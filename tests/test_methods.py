@@ -78,6 +78,14 @@ def test_row_plan_is_the_connectivity(case, transposed):
                 got[t, r * w_small + i] = row * w_big + plan.stride * (i + plan.shift[j]) + plan.phase[j]
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(compiled.flat_positions(plan), expected)
+    # zero-margined phase slots: every read in range, and on data exactly where the tap meets the row
+    margin, pitch = compiled.phase_margins(plan)
+    i = np.arange(w_small)
+    for j in np.nonzero(plan.hi > plan.lo)[0]:
+        m = i + plan.shift[j]
+        assert margin + m.min() >= 0 and margin + m.max() < pitch
+        count = -(-(w_big - plan.phase[j]) // plan.stride)  # positions of the tap's phase
+        np.testing.assert_array_equal((m >= 0) & (m < count), (i >= plan.lo[j]) & (i < plan.hi[j]))
     # the flat inverse: every (tap, small position) pair listed once, under its big position
     taps, positions = compiled.flat_sources(plan)
     listed = taps >= 0
@@ -199,25 +207,32 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
 
 @settings(deadline=None, max_examples=60)
 @given(case=cases(max_ndim=3), flat=st.booleans(), mode=st.sampled_from(["zeros", "reflect"]))
-def test_gemm_scatters_agree_with_the_reference(case, flat, mode):
-    """The gemm method's two scatters, each forced on: row runs (flat table off) and the
-    flat inverse table (on for every width and depth)."""
+def test_gemm_flat_and_row_kernels_agree_with_the_reference(case, flat, mode):
+    """gemm's two data movers in each direction, each forced on: the flat tables (the
+    conv_transpose scatter's inverse table, the conv gather's table) at every width and
+    depth, or the row runs only (flat tables off)."""
     from _strategies import tolerance
 
     if mode != "zeros" and min(case.big) < 2 + max(case.padding):
         return
-    name, value = ("_FLAT_BELOW", 10**9) if flat else ("_FLAT_TABLE_BYTES", 0)
-    saved = getattr(compiled, name)
-    setattr(compiled, name, value)
+    forced = {"_FLAT_BELOW": 10**9, "_FLAT_GATHER_BELOW": 10**9} if flat else {"_FLAT_TABLE_BYTES": 0}
+    saved = {name: getattr(compiled, name) for name in forced}
+    for name, value in forced.items():
+        setattr(compiled, name, value)
     try:
-        x, w, b = case.arrays(transposed=True)
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
-                      output_padding=case.output_padding, padding_mode=mode)
-        expected = tc.conv_transpose(x, w, b, method="reference", **kwargs)
-        np.testing.assert_allclose(tc.conv_transpose(x, w, b, method="gemm", **kwargs), expected,
-                                   **tolerance(case.dtype, x, w, b))
+                      padding_mode=mode)
+        x, w, b = case.arrays(transposed=True)
+        expected = tc.conv_transpose(x, w, b, method="reference", output_padding=case.output_padding, **kwargs)
+        np.testing.assert_allclose(tc.conv_transpose(x, w, b, method="gemm", output_padding=case.output_padding,
+                                                     **kwargs), expected, **tolerance(case.dtype, x, w, b))
+        xc, wc, bc = case.arrays(transposed=False)
+        expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
+        np.testing.assert_allclose(tc.conv(xc, wc, bc, method="gemm", **kwargs), expected,
+                                   **tolerance(case.dtype, xc, wc, bc))
     finally:
-        setattr(compiled, name, saved)
+        for name, value in saved.items():
+            setattr(compiled, name, value)
 
 
 @pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")

@@ -180,6 +180,19 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
     return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
 
 
+def phase_margins(plan: RowPlan) -> tuple[int, int]:
+    """``(margin, pitch)`` of zero-margined phase slots: phase ``ph`` of a big row stored at
+    ``ph * pitch + margin + m`` makes small position ``i`` of last-axis tap ``j`` (that
+    meets any position) slot ``phase[j] * pitch + margin + shift[j] + i``, in range and
+    zero exactly where the tap meets padding (outside ``lo[j] <= i < hi[j]``)."""
+    hit = plan.hi > plan.lo
+    if not hit.any():
+        return 0, plan.phase_width
+    margin = max(0, -int(plan.shift[hit].min()))
+    reach = plan.small_width + int(plan.shift[hit].max())  # one past the last phase index read
+    return margin, margin + max(plan.phase_width, reach)
+
+
 def _zero_core(spec: ConvSpec) -> ConvSpec:
     """The same geometry with the padding kept (zeros): the problem on the padded grid."""
     return replace(spec, padding=((0, 0),) * spec.ndim, padding_mode="zeros")
@@ -273,7 +286,7 @@ if numba is not None:
     _serial = dict(cache=True, nogil=True, boundscheck=False)
     _parallel = dict(_serial, parallel=True)
 
-    @njit(**_serial)
+    @njit(**_serial, inline="always")
     def _add_runs(acc, src, base, step, wv, lo, hi, phase, shift, width):  # pragma: no cover - compiled
         # acc[phase[j] * width + i + shift[j]] += wv[j] * src[base + j * step + i] for i in [lo[j], hi[j]):
         # one input row for every tap (step 0), or one row per tap (the GEMM result, step = its row length)
@@ -284,41 +297,45 @@ if numba is not None:
             for i in range(lo[j], hi[j]):
                 acc[uintp(a + i)] += w * src[uintp(b + i)]
 
-    @njit(**_serial)
+    @njit(**_serial, inline="always")
     def _interleave(acc, dst, base, big_width, stride, width):  # pragma: no cover - compiled
         # dst[base + stride * i + ph] = acc[ph * width + i]: the phases back into one row
+        # (one exit, as _deinterleave)
         if stride == 1:
             for i in range(big_width):
                 dst[uintp(base + i)] = acc[uintp(i)]
-            return
-        if stride == 2:  # pairs in one pass (measured 25% faster than a pass per phase)
+        elif stride == 2:  # pairs in one pass (measured 25% faster than a pass per phase)
             half = big_width // 2
             for i in range(half):
                 dst[uintp(base + 2 * i)] = acc[uintp(i)]
                 dst[uintp(base + 2 * i + 1)] = acc[uintp(width + i)]
             if big_width % 2:
                 dst[uintp(base + big_width - 1)] = acc[uintp(half)]
-            return
-        for ph in range(stride):
-            count = (big_width - ph + stride - 1) // stride
-            for i in range(count):
-                dst[uintp(base + ph + stride * i)] = acc[uintp(ph * width + i)]
+        else:
+            for ph in range(stride):
+                count = (big_width - ph + stride - 1) // stride
+                for i in range(count):
+                    dst[uintp(base + ph + stride * i)] = acc[uintp(ph * width + i)]
 
-    @njit(**_serial)
-    def _deinterleave(src, base, big_width, stride, width, phases):  # pragma: no cover - compiled
-        # phases[ph * width + m] = src[base + stride * m + ph]: a row split into its phases
-        if stride == 2:  # both phases in one pass: LLVM vectorises the pair of loads
+    @njit(**_serial, inline="always")
+    def _deinterleave(src, base, big_width, stride, pitch, start, phases):  # pragma: no cover - compiled
+        # phases[start + ph * pitch + m] = src[base + stride * m + ph]: a row split into its phases.
+        # One exit, no early returns: inlined with those, LLVM left the loops scalar (2x slower).
+        if stride == 1:
+            for m in range(big_width):
+                phases[uintp(start + m)] = src[uintp(base + m)]
+        elif stride == 2:  # both phases in one pass: LLVM vectorises the pair of loads
             half = big_width // 2
             for m in range(half):
-                phases[uintp(m)] = src[uintp(base + 2 * m)]
-                phases[uintp(width + m)] = src[uintp(base + 2 * m + 1)]
+                phases[uintp(start + m)] = src[uintp(base + 2 * m)]
+                phases[uintp(start + pitch + m)] = src[uintp(base + 2 * m + 1)]
             if big_width % 2:
-                phases[uintp(half)] = src[uintp(base + big_width - 1)]
-            return
-        for ph in range(stride):
-            count = (big_width - ph + stride - 1) // stride
-            for m in range(count):
-                phases[uintp(ph * width + m)] = src[uintp(base + ph + stride * m)]
+                phases[uintp(start + half)] = src[uintp(base + big_width - 1)]
+        else:
+            for ph in range(stride):
+                count = (big_width - ph + stride - 1) // stride
+                for m in range(count):
+                    phases[uintp(start + ph * pitch + m)] = src[uintp(base + ph + stride * m)]
 
     def _scatter_py(z, T, out, n0, co0, cb, nb, P, ptr, pair_tap, pair_row, lo, hi, phase, shift,
                     small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
@@ -419,51 +436,49 @@ if numba is not None:
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
     def _gather_py(x, cols, ci0, ci_g, n0, nb, r0, r1, outer, lo, hi, phase, shift, small_width, big_width,
-                   stride):  # pragma: no cover - compiled
+                   stride, margin, pitch):  # pragma: no cover - compiled
         # cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))] for small rows r0 <= r < r1.
         # One task per (channel, outer tap): each big row it reads is split into its stride
-        # phases once, and the last-axis taps copy from a phase with unit stride.
+        # phases once, into slots of `pitch` with `margin` zeros before the phase (and zeros
+        # after it): every last-axis tap is then one unmasked unit-stride copy of the row.
         kl = lo.shape[0]
         T_outer = outer.shape[0]
         span = (r1 - r0) * small_width
-        width = (big_width + stride - 1) // stride
+        cols_width = cols.shape[1]
+        flat = cols.reshape(-1)  # flat offsets: a row view per (row, tap) costs more than its copy
         for task in prange(ci_g * T_outer):
             ci = task // T_outer
             to = task % T_outer
-            phases = np.empty(stride * width, dtype=x.dtype)
+            phases = np.zeros(stride * pitch, dtype=x.dtype)  # margins stay zero: rows only fill the phases
+            first = (ci * T_outer + to) * kl * cols_width
             for n in range(nb):
                 src = x[n0 + n, ci0 + ci]
                 for r in range(r0, r1):
-                    base = n * span + (r - r0) * small_width
+                    base = first + n * span + (r - r0) * small_width
                     big_row = outer[to, r]
                     if big_row < 0:
                         for j in range(kl):
-                            dst = cols[(ci * T_outer + to) * kl + j]
                             for i in range(small_width):
-                                dst[uintp(base + i)] = 0
+                                flat[uintp(base + j * cols_width + i)] = 0
                         continue
-                    rb = big_row * big_width
-                    if stride == 1:
-                        for i in range(big_width):
-                            phases[uintp(i)] = src[uintp(rb + i)]
-                    else:
-                        _deinterleave(src, rb, big_width, stride, width, phases)
+                    _deinterleave(src, big_row * big_width, big_width, stride, pitch, margin, phases)
                     for j in range(kl):
-                        dst = cols[(ci * T_outer + to) * kl + j]
-                        for i in range(lo[j]):
-                            dst[uintp(base + i)] = 0
-                        s0 = phase[j] * width + shift[j]
-                        for i in range(lo[j], hi[j]):
-                            dst[uintp(base + i)] = phases[uintp(s0 + i)]
-                        for i in range(hi[j], small_width):
-                            dst[uintp(base + i)] = 0
+                        d0 = base + j * cols_width
+                        if hi[j] <= lo[j]:  # a tap that meets no position of the row
+                            for i in range(small_width):
+                                flat[uintp(d0 + i)] = 0
+                            continue
+                        s0 = phase[j] * pitch + margin + shift[j]
+                        for i in range(small_width):
+                            flat[uintp(d0 + i)] = phases[uintp(s0 + i)]
 
     def _gather_flat_py(x, cols, ci0, ci_g, n0, nb, p0, p1, table):  # pragma: no cover - compiled
         # cols[(ci, t), (n, p - p0)] = x[n0 + n, ci0 + ci, table[t, p]] (0 where -1), p0 <= p < p1.
-        # For narrow outputs (rows of a few positions) a masked load per element, which
-        # vectorises as a gather, beats row runs 1.1-3x (DCGAN 8x8 and 4x4 outputs, 3-d).
+        # For narrow outputs (rows of a few positions) a masked load per element beats row
+        # runs: they take 1.4x its time on 4-wide rows (DCGAN 8x8 -> 4x4), 0.9x at 8, 0.55x at 16.
         T = table.shape[0]
         span = p1 - p0
+        zero = x.dtype.type(0)  # a literal 0 would make the select float64
         for task in prange(ci_g * T):
             ci = task // T
             t = task % T
@@ -474,7 +489,7 @@ if numba is not None:
                 for p in range(p0, p1):
                     q = table[t, p]
                     v = src[uintp(max(q, 0))]
-                    dst[uintp(base + p)] = v if q >= 0 else 0
+                    dst[uintp(base + p)] = v if q >= 0 else zero
 
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
     def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
@@ -530,7 +545,7 @@ if numba is not None:
                             continue
                         # split the big row into its stride phases once, then every tap
                         # reads one phase with unit stride
-                        _deinterleave(src, rb, big_width, stride, width, phases)
+                        _deinterleave(src, rb, big_width, stride, width, 0, phases)
                         for j in range(kl):
                             wv = wrow[to * kl + j]
                             s0 = phase[j] * width + shift[j]
@@ -560,7 +575,8 @@ _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are 
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
-_FLAT_BELOW = 17  # outputs narrower than this gather (conv) / add (conv_transpose) through a flat table
+_FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
+_FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table (runs: 0.55x at 16 wide)
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
@@ -699,7 +715,8 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     width = plan.small_width
     row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
     # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
-    table = _conv_flat(spec, big) if width < _FLAT_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES else None
+    table = _conv_flat(spec, big) if width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES else None
+    margins = phase_margins(plan)
 
     def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
         gather = _gather_serial if serial else _gather
@@ -723,7 +740,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                                                                           r1 * width, table)
                     else:
                         gather(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan.outer, *_runs(plan), width, plan.big_width,
-                               plan.stride)
+                               plan.stride, *margins)
                     # GEMMs write the output in place (BLAS takes its row stride) unless
                     # planes are small enough that one GEMM over the block pays for a copy
                     if m == 1:

@@ -95,7 +95,8 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
                 m = min(nb, n - n0)
                 c = cols[:, :m * positions]
                 compiled._gather(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan.outer,
-                                 *compiled._runs(plan), plan.small_width, plan.big_width, plan.stride)
+                                 *compiled._runs(plan), plan.small_width, plan.big_width, plan.stride,
+                                 *compiled.phase_margins(plan))
                 target = out[n0:n0 + m, gi * co_g:(gi + 1) * co_g][where]  # the phase's interleaved positions
                 if positions >= 256:  # a GEMM per sample: its result is the target's layout
                     for k in range(m):
