@@ -288,3 +288,18 @@ def test_gemm_declines_when_its_smallest_block_is_too_large():
     transposed = tc.choose_method((1, 1, 128, 128), (1, 1, 64, 64), transposed=True)
     assert "one output channel's GEMM result would take 256 MB" in transposed.declined["gemm"]
     assert transposed.method == "compiled_direct"
+
+
+def test_every_compiled_kernel_has_its_own_cache_entry():
+    """numba's cache names an entry by the function's qualified name and line and keys it
+    by signature and bytecode, not by options: two dispatchers (a parallel kernel and
+    its serial twin) built from one function would overwrite each other's entry, and a
+    later process could run the parallel code inside each worker thread."""
+    from numba.core.registry import CPUDispatcher
+
+    kernels = {name: k for name, k in vars(compiled).items() if isinstance(k, CPUDispatcher)}
+    assert {"_scatter", "_scatter_serial", "_gather", "_gather_serial"} <= set(kernels)
+    identities = [(k.py_func.__qualname__, k.py_func.__code__.co_firstlineno) for k in kernels.values()]
+    assert len(set(identities)) == len(identities), sorted(identities)
+    for name in [n for n in kernels if n + "_serial" in kernels]:
+        assert kernels[name].targetoptions.get("parallel") and not kernels[name + "_serial"].targetoptions.get("parallel")
