@@ -303,3 +303,26 @@ def test_every_compiled_kernel_has_its_own_cache_entry():
     assert len(set(identities)) == len(identities), sorted(identities)
     for name in [n for n in kernels if n + "_serial" in kernels]:
         assert kernels[name].targetoptions.get("parallel") and not kernels[name + "_serial"].targetoptions.get("parallel")
+
+
+@pytest.mark.parametrize("method", ["auto"] + list(tc.METHODS))
+def test_an_empty_batch_gives_an_empty_batch_as_in_torch(method):
+    torch = pytest.importorskip("torch")
+    y, w = np.ones((0, 4, 5), np.float32), np.ones((4, 3, 3), np.float32)
+    got = tc.conv_transpose(y, w, stride=2, output_padding=1, method=method)
+    expected = torch.nn.functional.conv_transpose1d(torch.from_numpy(y), torch.from_numpy(w), stride=2, output_padding=1)
+    assert got.shape == tuple(expected.shape) and got.dtype == np.float32
+    x = np.ones((0, 3, 11))
+    got = tc.conv(x, np.ones((4, 3, 3)), stride=2, method=method)
+    assert got.shape == tuple(torch.nn.functional.conv1d(torch.from_numpy(x), torch.ones(4, 3, 3, dtype=torch.float64), stride=2).shape)
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_phase_with_a_short_last_block_of_samples(transposed):
+    """3 samples in blocks of 2: the last block's columns are a shorter prefix of the buffer."""
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((4, 3, 3))
+    x = rng.standard_normal((3, 4, 5) if transposed else (3, 3, 11))
+    op = tc.conv_transpose if transposed else tc.conv
+    np.testing.assert_allclose(op(x, w, stride=2, method="phase"), op(x, w, stride=2, method="reference"),
+                               rtol=1e-12, atol=1e-12)

@@ -354,10 +354,14 @@ def _run(op: str, call: _Call, method: str) -> np.ndarray:
         why_not = chosen.supports(call.problem)
         if why_not is not None:
             raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
-    compute = call.problem.dtype
+    problem = call.problem
+    if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
+        c_out = problem.w_shape[1] * problem.spec.groups if problem.transposed else problem.w_shape[0]
+        return np.zeros((0, c_out) + problem.output_spatial, dtype=call.out_dtype)
+    compute = problem.dtype
     x = np.ascontiguousarray(call.x, dtype=compute)
     w = np.ascontiguousarray(call.w, dtype=compute)
-    out = chosen.run(call.problem, x, w)
+    out = chosen.run(problem, x, w)
     if call.bias is not None:
         out += call.bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
     out = out.astype(call.out_dtype, copy=False)

@@ -86,14 +86,16 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
         taps = len(flat)
         # samples per block: the gathered columns stay under the output's size (at least one sample)
         nb = int(max(1, min(n, out.nbytes // max(1, ci_g * taps * positions * y.itemsize))))
-        cols = np.empty((ci_g * taps, nb * positions), dtype=y.dtype)
+        # flat, so that a block's columns are always one contiguous prefix (the compiled
+        # gather writes it through a flat view), the last, shorter block included
+        cols = np.empty(ci_g * taps * nb * positions, dtype=y.dtype)
         where = (slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(rho, spec.stride))
         for gi in range(g):
             # the phase's sub-kernel as (C_out/g, C_in/g * T_rho): a copy of its taps
             w_rho = np.ascontiguousarray(wg[gi][:, :, flat].transpose(1, 0, 2)).reshape(co_g, ci_g * taps)
             for n0 in range(0, n, nb):
                 m = min(nb, n - n0)
-                c = cols[:, :m * positions]
+                c = cols[:ci_g * taps * m * positions].reshape(ci_g * taps, m * positions)
                 compiled._gather(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan.outer,
                                  *compiled._runs(plan), plan.small_width, plan.big_width, plan.stride,
                                  *compiled.phase_margins(plan))
