@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import transconv as tc
@@ -86,6 +86,20 @@ def test_row_plan_is_the_connectivity(case, transposed):
         assert margin + m.min() >= 0 and margin + m.max() < pitch
         count = -(-(w_big - plan.phase[j]) // plan.stride)  # positions of the tap's phase
         np.testing.assert_array_equal((m >= 0) & (m < count), (i >= plan.lo[j]) & (i < plan.hi[j]))
+    # whole phase planes, where the output is stride x the input: rebuild the table from them
+    if transposed:
+        planes = compiled.phase_planes(plan, spec, small)
+        eligible = all(b == s * n for b, s, n in zip(big, spec.stride, small))
+        assert (planes is not None) == eligible
+        if planes is not None:
+            rebuilt = np.full_like(expected, -1)
+            for t in range(expected.shape[0]):
+                j = np.nonzero(planes.mask[t])[0]
+                assert j.size == 0 or (planes.lo[t] == j.min() and planes.hi[t] == j.max() + 1)
+                rho = np.array(np.unravel_index(planes.phase_of[t], spec.stride))[:, None]
+                pos = np.array(np.unravel_index(j, small)) * np.array(spec.stride)[:, None] + rho
+                rebuilt[t, j + planes.offset[t]] = np.ravel_multi_index(tuple(pos), big) if j.size else []
+            np.testing.assert_array_equal(rebuilt, expected)
     # the flat inverse: every (tap, small position) pair listed once, under its big position
     taps, positions = compiled.flat_sources(plan)
     listed = taps >= 0
@@ -206,16 +220,22 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
 
 
 @settings(deadline=None, max_examples=60)
-@given(case=cases(max_ndim=3), flat=st.booleans(), mode=st.sampled_from(["zeros", "reflect"]))
-def test_gemm_flat_and_row_kernels_agree_with_the_reference(case, flat, mode):
-    """gemm's two data movers in each direction, each forced on: the flat tables (the
-    conv_transpose scatter's inverse table, the conv gather's table) at every width and
-    depth, or the row runs only (flat tables off)."""
+@given(case=cases(max_ndim=3), mover=st.sampled_from(["planes", "flat", "rows"]),
+       mode=st.sampled_from(["zeros", "reflect"]))
+def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
+    """gemm's data movers in each direction, each forced on: whole phase planes (the
+    conv_transpose scatter wherever the output is stride x the input), the flat tables
+    (the scatter's inverse table, the conv gather's table) at every width and depth, or
+    the row runs only (tables off)."""
     from _strategies import tolerance
 
     if mode != "zeros" and min(case.big) < 2 + max(case.padding):
         return
-    forced = {"_FLAT_BELOW": 10**9, "_FLAT_GATHER_BELOW": 10**9} if flat else {"_FLAT_TABLE_BYTES": 0}
+    forced = {
+        "planes": {"_PHASE_PLANES": True},
+        "flat": {"_PHASE_PLANES": False, "_FLAT_BELOW": 10**9, "_FLAT_GATHER_BELOW": 10**9},
+        "rows": {"_FLAT_TABLE_BYTES": 0},
+    }[mover]
     saved = {name: getattr(compiled, name) for name in forced}
     for name, value in forced.items():
         setattr(compiled, name, value)
@@ -326,3 +346,47 @@ def test_phase_with_a_short_last_block_of_samples(transposed):
     op = tc.conv_transpose if transposed else tc.conv
     np.testing.assert_allclose(op(x, w, stride=2, method="phase"), op(x, w, stride=2, method="reference"),
                                rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def up_sampling_cases(draw):
+    """conv_transpose specs whose output is exactly stride x the input on every axis."""
+    ndim = draw(st.integers(1, 3))
+    axes = []
+    for _ in range(ndim):
+        stride, dilation = draw(st.integers(1, 4)), draw(st.integers(1, 2))
+        kernel = draw(st.integers(1, 6))
+        output_padding = draw(st.integers(0, max(stride, dilation) - 1))
+        twice_pad = dilation * (kernel - 1) + 1 + output_padding - stride
+        assume(twice_pad >= 0 and twice_pad % 2 == 0)
+        axes.append((stride, dilation, kernel, output_padding, twice_pad // 2))
+    small = tuple(draw(st.integers(1, {1: 12, 2: 7, 3: 4}[ndim])) for _ in range(ndim))
+    groups = draw(st.sampled_from([1, 2]))
+    return axes, small, groups, draw(st.integers(1, 5)), draw(st.sampled_from([np.float32, np.float64]))
+
+
+@settings(deadline=None, max_examples=80)
+@given(case=up_sampling_cases())
+def test_phase_plane_scatter_agrees_with_the_reference(case):
+    """The whole-phase-plane scatter on the specs it serves (output = stride x input),
+    batches of 1-5 in blocks down to one sample and one channel."""
+    from transconv.spec import conv_transpose_spec
+
+    axes, small, groups, batch, dtype = case
+    stride, dilation, kernel, output_padding, padding = (tuple(a[i] for a in axes) for i in range(5))
+    rng = np.random.default_rng(sum(small) + batch)
+    y = rng.standard_normal((batch, 2 * groups) + small).astype(dtype)
+    w = rng.standard_normal((2 * groups, 3) + kernel).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+    spec = conv_transpose_spec("conv_transpose", small, kernel, stride, padding, output_padding, groups, dilation)
+    assert compiled._transpose_planes(spec, small) is not None
+    expected = tc.conv_transpose(y, w, method="reference", **kwargs)
+    rtol = 1e-4 if dtype == np.float32 else 1e-11
+    for block_bytes in (compiled._BLOCK_BYTES, 1):
+        saved = compiled._BLOCK_BYTES
+        compiled._BLOCK_BYTES = block_bytes
+        try:
+            got = tc.conv_transpose(y, w, method="gemm", **kwargs)
+        finally:
+            compiled._BLOCK_BYTES = saved
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())

@@ -277,6 +277,72 @@ def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray,
     return flat_sources(_transpose_plan(spec, small))
 
 
+@dataclass(frozen=True)
+class PhasePlanes:
+    """The transposed connectivity as whole phase planes, when the output is ``stride``
+    times the input on every axis (the usual 2x / 4x up-sampling).  Output position
+    ``stride * J + rho`` is phase ``rho``'s position ``J``, so each phase plane has the
+    input's shape, and tap ``t`` (which reaches one phase, ``phase_of[t]``) adds input
+    position ``J + offset[t]`` (flat) to plane position ``J`` for ``lo[t] <= J < hi[t]``
+    where ``mask[t, J]``: one masked unit-stride run over the whole plane per tap, instead
+    of short runs per output row.  Output row ``o`` (the outer axes) is position
+    ``row_start[o]`` of phase plane ``row_phase[o]`` (its last-axis phase 0) and the
+    ``last_stride - 1`` planes after it."""
+
+    phase_of: np.ndarray
+    offset: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    mask: np.ndarray  # (T, P) uint8
+    row_phase: np.ndarray
+    row_start: np.ndarray
+    phases: int
+    last_stride: int
+    small_width: int
+    big_width: int
+
+
+def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
+    """:class:`PhasePlanes` from the flat table of ``plan``, or ``None`` when the output
+    is not ``stride`` times the input on every axis."""
+    big = spec.transpose_output_shape(small)
+    stride = np.array(spec.stride)
+    if any(b != s * n for b, s, n in zip(big, spec.stride, small)):
+        return None
+    table = flat_positions(plan)
+    taps, positions = table.shape
+    phase_of, offset, lo, hi = (np.zeros(taps, dtype=np.int64) for _ in range(4))
+    mask = np.zeros((taps, positions), dtype=np.uint8)
+    for t in range(taps):
+        p = np.nonzero(table[t] >= 0)[0]
+        if p.size == 0:  # a tap that meets no output: an empty run
+            continue
+        o = np.array(np.unravel_index(table[t, p], big))  # (ndim, hits)
+        rho, j = o % stride[:, None], o // stride[:, None]
+        j_flat = np.ravel_multi_index(tuple(j), small)
+        if not ((rho == rho[:, :1]).all() and (p - j_flat == p[0] - j_flat[0]).all()):
+            raise AssertionError("phase_planes: a tap's outputs are not one phase at one input offset")
+        phase_of[t] = np.ravel_multi_index(tuple(rho[:, 0]), spec.stride)
+        offset[t] = p[0] - j_flat[0]
+        mask[t, j_flat] = 1
+        lo[t], hi[t] = j_flat.min(), j_flat.max() + 1
+    outer = np.indices(big[:-1]).reshape(len(big) - 1, -1) if len(big) > 1 else np.zeros((0, 1), dtype=np.int64)
+    outer_stride = stride[:-1, None]
+    outer_phase = np.ravel_multi_index(tuple(outer % outer_stride), spec.stride[:-1]) if len(big) > 1 else np.zeros(1, int)
+    outer_row = np.ravel_multi_index(tuple(outer // outer_stride), small[:-1]) if len(big) > 1 else np.zeros(1, int)
+    row_phase = (outer_phase * spec.stride[-1]).astype(np.int64)
+    row_start = (outer_row * small[-1]).astype(np.int64)
+    arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
+    for a in arrays:
+        a.setflags(write=False)
+    return PhasePlanes(*arrays, int(np.prod(spec.stride)), int(spec.stride[-1]), int(small[-1]), int(big[-1]))
+
+
+@lru_cache(maxsize=16)
+def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
+    return phase_planes(_transpose_plan(spec, small), spec, small)
+
+
 # --------------------------------------------------------------------------------------
 # Kernels (compiled lazily on first call; cache=True keeps them across processes).
 # Indices are cast to uintp: numba then drops its negative-index wraparound, which
@@ -382,6 +448,42 @@ if numba is not None:
                     q = source[k, o]
                     v = z[uintp(base + max(q, 0))]
                     dst[uintp(o)] += v if q >= 0 else zero
+
+    def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
+                           row_phase, row_start, last_stride, small_width,
+                           big_width):  # pragma: no cover - compiled
+        # per output channel co of the block: every tap adds its GEMM row (all nb samples
+        # at once: the row holds them back to back), shifted by offset[t] and masked, to its
+        # phase planes, one run per tap; then each sample's planes are interleaved into its
+        # output rows (see PhasePlanes).  The run starts and ends on positions the tap
+        # meets, so it never reads outside the tap's row; mask[t] repeats per sample.
+        zero = z.dtype.type(0)
+        span = nb * P
+        for co in prange(cb):
+            acc = np.zeros(phases * span, dtype=z.dtype)
+            base = co * T * cols
+            for t in range(T):
+                if hi[t] <= lo[t]:
+                    continue
+                a0 = phase_of[t] * span
+                src = base + t * cols + offset[t]
+                mt = mask[t]
+                for k in range(lo[t], (nb - 1) * P + hi[t]):
+                    v = z[uintp(src + k)]
+                    acc[uintp(a0 + k)] += v if mt[uintp(k)] else zero
+            for n in range(nb):
+                dst = out[n0 + n, co0 + co]
+                for row in range(row_phase.shape[0]):
+                    r0 = row_phase[row] * span + n * P + row_start[row]
+                    d0 = row * big_width
+                    if last_stride == 2:  # pairs in one pass, as _interleave
+                        for i in range(small_width):
+                            dst[uintp(d0 + 2 * i)] = acc[uintp(r0 + i)]
+                            dst[uintp(d0 + 2 * i + 1)] = acc[uintp(r0 + span + i)]
+                    else:
+                        for k in range(last_stride):
+                            for i in range(small_width):
+                                dst[uintp(d0 + last_stride * i + k)] = acc[uintp(r0 + k * span + i)]
 
     def _direct_transpose_py(y, w, out, groups, ptr, pair_tap, pair_row, lo, hi, phase, shift,
                              small_width, big_rows, big_width, stride, chunks, along_kernel, offset, first_tap,
@@ -570,6 +672,7 @@ if numba is not None:
 
     _scatter, _scatter_serial = _twins(_scatter_py)
     _scatter_flat, _scatter_flat_serial = _twins(_scatter_flat_py)
+    _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
     _gather, _gather_serial = _twins(_gather_py)
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
     _direct_transpose = njit(**_parallel)(_direct_transpose_py)
@@ -587,6 +690,7 @@ _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table (runs: 0.55x at 16 wide)
+_PHASE_PLANES = True  # conv_transpose outputs stride x the input scatter by whole phase planes (PhasePlanes)
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
@@ -675,7 +779,9 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # outputs reached by one tap each (kernel = stride: a pixel shuffle) add through it;
     # measured per block: DCGAN 4x4 0.43x, 8x8 0.63x, U-Net k2 0.77x, 3-d k2 0.45x the row runs,
     # but 2.5x on a k3 s2 32-wide output, whose long runs vectorise
-    flat = _transpose_flat(spec, small) if T * P * 8 <= _FLAT_TABLE_BYTES else None
+    # whole phase planes when the output is stride x the input and the mask is cache-sized
+    planes = _transpose_planes(spec, small) if _PHASE_PLANES and T * P <= _FLAT_TABLE_BYTES else None
+    flat = _transpose_flat(spec, small) if planes is None and T * P * 8 <= _FLAT_TABLE_BYTES else None
     if flat is not None and not (big[-1] < _FLAT_BELOW or flat[0].shape[0] == 1):
         flat = None
 
@@ -685,6 +791,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         cb = int(max(1, min(c_hi - c_lo, budget // plane_bytes)))
         nb = int(max(1, min(stop - start, budget // (cb * plane_bytes)))) if fold else 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
+        # the plane mask repeated for the samples of a block (a GEMM row holds them back to back)
+        mask = None if planes is None else (planes.mask if nb == 1 else np.tile(planes.mask, (1, nb)))
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
@@ -697,6 +805,12 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
+                    if planes is not None:
+                        (_scatter_planes_serial if serial else _scatter_planes)(
+                            zbuf, T, out, n0, gi * co_g + c0, c1 - c0, m, P, m * P, planes.phases, planes.phase_of,
+                            planes.offset, planes.lo, planes.hi, mask, planes.row_phase,
+                            planes.row_start, planes.last_stride, planes.small_width, planes.big_width)
+                        continue
                     if flat is not None:
                         source = np.where(flat[0] >= 0, flat[0] * (m * P) + flat[1], -1)
                         (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, gi * co_g + c0, c1 - c0,
