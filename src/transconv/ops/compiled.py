@@ -302,12 +302,13 @@ class PhasePlanes:
     big_width: int
 
 
-def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    """:class:`PhasePlanes` from the flat table of ``plan``, or ``None`` when the output
-    is not ``stride`` times the input on every axis."""
-    big = spec.transpose_output_shape(small)
-    stride = np.array(spec.stride)
-    if any(b != s * n for b, s, n in zip(big, spec.stride, small)):
+def phase_planes(plan: RowPlan, strides: tuple[int, ...], small: tuple[int, ...],
+                 big: tuple[int, ...]) -> PhasePlanes | None:
+    """:class:`PhasePlanes` from the flat table of ``plan`` (either direction: ``big`` is
+    the transposed output / the conv input), or ``None`` unless ``big`` is ``strides``
+    times ``small`` on every axis."""
+    stride = np.array(strides)
+    if any(b != s * n for b, s, n in zip(big, strides, small)):
         return None
     table = flat_positions(plan)
     taps, positions = table.shape
@@ -322,25 +323,25 @@ def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> Phase
         j_flat = np.ravel_multi_index(tuple(j), small)
         if not ((rho == rho[:, :1]).all() and (p - j_flat == p[0] - j_flat[0]).all()):
             raise AssertionError("phase_planes: a tap's outputs are not one phase at one input offset")
-        phase_of[t] = np.ravel_multi_index(tuple(rho[:, 0]), spec.stride)
+        phase_of[t] = np.ravel_multi_index(tuple(rho[:, 0]), strides)
         offset[t] = p[0] - j_flat[0]
         mask[t, j_flat] = 1
         lo[t], hi[t] = j_flat.min(), j_flat.max() + 1
     outer = np.indices(big[:-1]).reshape(len(big) - 1, -1) if len(big) > 1 else np.zeros((0, 1), dtype=np.int64)
     outer_stride = stride[:-1, None]
-    outer_phase = np.ravel_multi_index(tuple(outer % outer_stride), spec.stride[:-1]) if len(big) > 1 else np.zeros(1, int)
+    outer_phase = np.ravel_multi_index(tuple(outer % outer_stride), strides[:-1]) if len(big) > 1 else np.zeros(1, int)
     outer_row = np.ravel_multi_index(tuple(outer // outer_stride), small[:-1]) if len(big) > 1 else np.zeros(1, int)
-    row_phase = (outer_phase * spec.stride[-1]).astype(np.int64)
+    row_phase = (outer_phase * strides[-1]).astype(np.int64)
     row_start = (outer_row * small[-1]).astype(np.int64)
     arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(*arrays, int(np.prod(spec.stride)), int(spec.stride[-1]), int(small[-1]), int(big[-1]))
+    return PhasePlanes(*arrays, int(np.prod(strides)), int(strides[-1]), int(small[-1]), int(big[-1]))
 
 
 @lru_cache(maxsize=16)
 def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    return phase_planes(_transpose_plan(spec, small), spec, small)
+    return phase_planes(_transpose_plan(spec, small), spec.stride, small, spec.transpose_output_shape(small))
 
 
 # --------------------------------------------------------------------------------------
