@@ -689,6 +689,7 @@ _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are 
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
+_RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker (FCN dense 61 -> 48 ms; neutral elsewhere)
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table (runs: 0.55x at 16 wide)
 _PHASE_PLANES = True  # conv_transpose outputs stride x the input scatter by whole phase planes (PhasePlanes)
@@ -789,6 +790,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
         scatter = _scatter_serial if serial else _scatter
         budget = _worker_budget(out.nbytes, serial)
+        if serial:  # the scatter reads the block back: past this, from memory, not cache
+            budget = min(budget, _RESULT_CAP)
         cb = int(max(1, min(c_hi - c_lo, budget // plane_bytes)))
         nb = int(max(1, min(stop - start, budget // (cb * plane_bytes)))) if fold else 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
