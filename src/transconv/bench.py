@@ -116,8 +116,8 @@ def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> f
     """Time ``fn`` with the gemm method's scatter kernels replaced by no-ops."""
     from .ops import compiled
 
-    names = ("_scatter", "_scatter_serial", "_scatter_flat", "_scatter_flat_serial", "_scatter_planes",
-             "_scatter_planes_serial")
+    # every compiled scatter (row runs, flat table, phase planes; parallel and serial)
+    names = [n for n, k in vars(compiled).items() if n.startswith("_scatter") and hasattr(k, "py_func")]
     saved = {name: getattr(compiled, name) for name in names}
     try:
         for name in names:

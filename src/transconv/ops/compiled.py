@@ -23,13 +23,25 @@ transposed view, so no weight re-layout or cache) and moves data with numba:
     conv_transpose  Z[(co, t), (n, p)]    = w.reshape(C_in, C_out * T).T @ y[:, block]
                     x[n, co, q(t, p)]    += Z[(co, t), (n, p)]       (the fused col2im)
 
-The transposed scatter is *output-stationary*: each large-grid row is produced once,
-from the (tap, small row) pairs that reach it (the inverse of ``outer``).  Within the
-row, taps are summed into one contiguous accumulator per output phase (sub-pixel
-decomposition: positions ``phase, phase + s, ...`` of the row), with unit-stride loops
-the compiler vectorises, and the phases are then interleaved into the row.  Rows are
-written exactly once, so outputs need no zero fill, and tasks (plane, block of rows)
-write disjoint memory: no atomics, no false sharing between the phases of one row.
+The transposed scatter is *output-stationary*: every output position is written once,
+so outputs need no zero fill, and tasks write disjoint memory (no atomics).  It has three
+forms, chosen once per call:
+
+* whole phase planes (``PhasePlanes``) when the output is ``stride`` times the input on
+  every axis (the usual up-sampling): output position ``stride * J + rho`` is position
+  ``J`` of phase plane ``rho``, so each tap adds its GEMM row, for all samples of a block
+  at once, to its phase plane as one masked unit-stride run, and the planes are
+  interleaved into the output rows once;
+* otherwise, for narrow outputs and kernel = stride, a flat inverse table
+  (``flat_sources``): for each output position, the GEMM entries that reach it;
+* otherwise row runs: each large-grid row is built from the (tap, small row) pairs that
+  reach it (the inverse of ``outer``), summed into one contiguous accumulator per output
+  phase, and the phases are interleaved into the row.
+
+The conv gather splits each input row into its stride phases once, into slots with zero
+margins (``phase_margins``), so every tap is one unmasked unit-stride copy; outputs under
+8 positions wide gather through a flat ``(tap, position)`` table (``flat_positions``)
+instead.
 
 Each core takes a share of the samples (with fewer samples than cores: of the output
 channels for conv_transpose, of the output rows for conv) and runs its GEMMs
@@ -38,17 +50,15 @@ channels for conv_transpose, of the output rows for conv) and runs its GEMMs
 Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)``
 times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
 samples and output channels keep all workers' results together under the output's
-size (1 MB floor per worker), at least one plane's worth.  The convolution's gather
-buffer holds ``prod(k) * C_in`` values per output position; its blocks over samples
-and output rows keep all workers' buffers under 1.5 times the output (1 MB floor, 4 MB
-cap per worker), at least one output row's worth.  There is never a full column buffer
-N x C*k^d x H x W.
+size (1 MB floor, 16 MB cap per worker), at least one plane's worth.  The convolution's
+gather buffer holds ``prod(k) * C_in`` values per output position; its blocks over
+samples and output rows keep all workers' buffers under 1.5 times the output (1 MB
+floor, 4 MB cap per worker), at least one output row's worth.  There is never a full
+column buffer N x C*k^d x H x W.
 
-Conv outputs up to 16 positions wide gather through a flat
-``(tap, position)`` table expanded from the row plan (``flat_positions``): for rows that
-short, one masked load per element beats row runs.  Direct kernels whose last-axis
-kernel has 16 taps or more loop along the kernel row instead (a span of the output per
-input value for conv_transpose, a dot product per output for conv).
+Direct kernels whose last-axis kernel has 16 taps or more loop along the kernel row
+instead (a span of the output per input value for conv_transpose, a dot product per
+output for conv).
 
 ``"compiled_direct"`` skips BLAS for few channels (single-channel images, depthwise),
 multiplying and accumulating rows straight from the input.
@@ -299,15 +309,13 @@ class PhasePlanes:
     row_start: np.ndarray
     phases: int
     last_stride: int
-    small_width: int
     big_width: int
 
 
-def phase_planes(plan: RowPlan, strides: tuple[int, ...], small: tuple[int, ...],
-                 big: tuple[int, ...]) -> PhasePlanes | None:
-    """:class:`PhasePlanes` from the flat table of ``plan`` (either direction: ``big`` is
-    the transposed output / the conv input), or ``None`` unless ``big`` is ``strides``
-    times ``small`` on every axis."""
+def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
+    """:class:`PhasePlanes` of a transposed convolution from the flat table of its row
+    plan, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
+    strides, big = spec.stride, spec.transpose_output_shape(small)
     stride = np.array(strides)
     if any(b != s * n for b, s, n in zip(big, strides, small)):
         return None
@@ -337,12 +345,12 @@ def phase_planes(plan: RowPlan, strides: tuple[int, ...], small: tuple[int, ...]
     arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(*arrays, int(np.prod(strides)), int(strides[-1]), int(small[-1]), int(big[-1]))
+    return PhasePlanes(*arrays, int(np.prod(strides)), int(strides[-1]), int(big[-1]))
 
 
 @lru_cache(maxsize=16)
 def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    return phase_planes(_transpose_plan(spec, small), spec.stride, small, spec.transpose_output_shape(small))
+    return phase_planes(_transpose_plan(spec, small), spec, small)
 
 
 # --------------------------------------------------------------------------------------
@@ -433,7 +441,7 @@ if numba is not None:
     def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, source):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co, o] = sum_k Z[(co, tap_k(o)), (n, pos_k(o))]; source[k, o] is
         # tap * cols + pos (-1: none).  For narrow outputs one masked load per element
-        # (a vector gather) beats row runs, whose bookkeeping outweighs 4-8 element runs.
+        # beats row runs, whose bookkeeping outweighs 4-8 element runs.
         depth, big = source.shape
         zero = z.dtype.type(0)  # a literal 0 would make the select float64
         for task in prange(nb * cb):
@@ -452,8 +460,7 @@ if numba is not None:
                     dst[uintp(o)] += v if q >= 0 else zero
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
-                           row_phase, row_start, last_stride, small_width,
-                           big_width):  # pragma: no cover - compiled
+                           row_phase, row_start, last_stride, big_width):  # pragma: no cover - compiled
         # per output channel co of the block: every tap adds its GEMM row (all nb samples
         # at once: the row holds them back to back), shifted by offset[t] and masked, to its
         # phase planes, one run per tap; then each sample's planes are interleaved into its
@@ -475,10 +482,13 @@ if numba is not None:
                     acc[uintp(a0 + k)] += v if mt[uintp(k)] else zero
             for n in range(nb):
                 dst = out[n0 + n, co0 + co]
+                # its own interleave: _interleave (with an accumulator offset) inlined here
+                # made this kernel 2-3x slower (measured on DCGAN 8x8 -> 16x16 blocks)
+                small_width = big_width // last_stride
                 for row in range(row_phase.shape[0]):
                     r0 = row_phase[row] * span + n * P + row_start[row]
                     d0 = row * big_width
-                    if last_stride == 2:  # pairs in one pass, as _interleave
+                    if last_stride == 2:
                         for i in range(small_width):
                             dst[uintp(d0 + 2 * i)] = acc[uintp(r0 + i)]
                             dst[uintp(d0 + 2 * i + 1)] = acc[uintp(r0 + span + i)]
@@ -778,18 +788,32 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     wf = w.reshape(c_in, co_g * T)
     plane_bytes = T * P * y.itemsize  # GEMM result per (sample, output channel)
     fold = P < _FOLD_BELOW
-    # While the inverse table is cache-sized, narrow outputs (rows of 4-8 element runs) and
-    # outputs reached by one tap each (kernel = stride: a pixel shuffle) add through it;
-    # measured per block: DCGAN 4x4 0.43x, 8x8 0.63x, U-Net k2 0.77x, 3-d k2 0.45x the row runs,
-    # but 2.5x on a k3 s2 32-wide output, whose long runs vectorise
-    # whole phase planes when the output is stride x the input and the mask is cache-sized
+    # The scatter, chosen once: whole phase planes when the output is stride x the input;
+    # otherwise, while the inverse table is cache-sized, narrow outputs (rows of 4-8 element
+    # runs) and outputs reached by one tap each (kernel = stride) through the flat table
+    # (per block 0.43-0.77x the row runs' time, but 2.5x on a 32-wide k3 s2 output, whose
+    # long runs vectorise); otherwise the row runs.
     planes = _transpose_planes(spec, small) if _PHASE_PLANES and T * P <= _FLAT_TABLE_BYTES else None
     flat = _transpose_flat(spec, small) if planes is None and T * P * 8 <= _FLAT_TABLE_BYTES else None
     if flat is not None and not (big[-1] < _FLAT_BELOW or flat[0].shape[0] == 1):
         flat = None
 
+    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
+        """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
+        if planes is not None:
+            (_scatter_planes_serial if serial else _scatter_planes)(
+                zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phases, planes.phase_of, planes.offset, planes.lo,
+                planes.hi, mask, planes.row_phase, planes.row_start, planes.last_stride, planes.big_width)
+        elif flat is not None:
+            source = np.where(flat[0] >= 0, flat[0] * (m * P) + flat[1], -1)
+            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, source)
+        else:
+            chunks = 1 if serial else _chunks(m * cb, plan.big_rows)
+            (_scatter_serial if serial else _scatter)(
+                zbuf, T, out, n0, co0, cb, m, P, plan.ptr, plan.pair_tap, plan.pair_row, *_runs(plan),
+                plan.small_width, plan.big_rows, plan.big_width, plan.stride, chunks)
+
     def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
-        scatter = _scatter_serial if serial else _scatter
         budget = _worker_budget(out.nbytes, serial)
         if serial:  # the scatter reads the block back: past this, from memory, not cache
             budget = min(budget, _RESULT_CAP)
@@ -818,20 +842,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
-                    if planes is not None:
-                        (_scatter_planes_serial if serial else _scatter_planes)(
-                            zbuf, T, out, n0, gi * co_g + c0, c1 - c0, m, P, m * P, planes.phases, planes.phase_of,
-                            planes.offset, planes.lo, planes.hi, mask, planes.row_phase,
-                            planes.row_start, planes.last_stride, planes.small_width, planes.big_width)
-                        continue
-                    if flat is not None:
-                        source = np.where(flat[0] >= 0, flat[0] * (m * P) + flat[1], -1)
-                        (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, gi * co_g + c0, c1 - c0,
-                                                                            m, P, m * P, source)
-                        continue
-                    chunks = 1 if serial else _chunks(m * (c1 - c0), plan.big_rows)
-                    scatter(zbuf, T, out, n0, gi * co_g + c0, c1 - c0, m, P, plan.ptr, plan.pair_tap, plan.pair_row,
-                            *_runs(plan), plan.small_width, plan.big_rows, plan.big_width, plan.stride, chunks)
+                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
     _split(n, co_g, work)
     return out.reshape((n, co_g * g) + big)

@@ -195,7 +195,7 @@ def _phase_conv_transpose(y, w, spec):
 # Sub-pixel / phase decomposition (transconv.ops.phase): per output phase, a gather of
 # the input through the exact sub-kernel's taps and one GEMM, written straight into the
 # phase's interleaved positions.  Not in "auto": "gemm" computes the same sum with one
-# GEMM and a per-row phase accumulation and is faster on every layer of the benchmark.
+# GEMM and a compiled scatter and is faster on every layer of the benchmark.
 register_method(Method("phase", _phase_conv, _phase_conv_transpose, _phase_cost, _gemm_supports, auto=False))
 
 
@@ -356,7 +356,7 @@ def _run(op: str, call: _Call, method: str) -> np.ndarray:
             raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
     problem = call.problem
     if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
-        c_out = problem.w_shape[1] * problem.spec.groups if problem.transposed else problem.w_shape[0]
+        c_out = _channels(problem)[1] * problem.spec.groups
         return np.zeros((0, c_out) + problem.output_spatial, dtype=call.out_dtype)
     compute = problem.dtype
     x = np.ascontiguousarray(call.x, dtype=compute)
