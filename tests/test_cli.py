@@ -15,7 +15,8 @@ import pytest
 import transconv as tc
 from transconv import cli
 from transconv.cli import main
-from transconv.viz.frames import WORKED_K, dense_matrix, frames, make_spec
+from _pictures import dense_matrix
+from transconv.viz.frames import WORKED_K, frames, make_spec
 
 
 def run(capsys, *argv):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import transconv as tc
+from _pictures import dense_matrix
 from transconv.viz.frames import (
     CROPPED,
     INPUT,
@@ -21,7 +22,6 @@ from transconv.viz.frames import (
     WORKED_X,
     WORKED_Y,
     accumulate,
-    dense_matrix,
     example_input,
     example_kernel,
     frames,
@@ -116,6 +116,22 @@ def test_worked_example_matrix_and_first_window():
     t = frames(make_spec((2, 2), 3, transposed=True), (2, 2), True, "scatter")
     assert all(len(f.outputs) == 9 for f in t.frames)  # one input value reaches 9 outputs
     assert accumulate(t, WORKED_Y, WORKED_K)[-1].tolist() == [[2, 9, 6, 1], [6, 29, 30, 7], [10, 29, 33, 13], [12, 24, 16, 4]]
+
+
+@pytest.mark.parametrize("geometry", [g for g, t in VALID if t])
+def test_zero_insertion_picture_agrees_with_the_connectivity(geometry):
+    """In the direct view of a transposed convolution, the canvas cell under each tap of a
+    pair holds that pair's input: the guide's picture and the scatter are the same operation."""
+    shape, k, s, p, d, a = geometry
+    spec, *_ = _run(shape, k, s, p, d, a, True)
+    anim = frames(spec, shape, True, "direct")
+    checked = 0
+    for f in anim.frames:
+        cell_of_tap = dict(zip(f.window_taps, f.window))
+        for j, t, _ in f.pairs:
+            assert anim.source.source[cell_of_tap[t]] == np.ravel_multi_index(j, shape)
+            checked += 1
+    assert checked == sum(len(f.pairs) for f in frames(spec, shape, True, "scatter").frames)
 
 
 def test_zero_insertion_canvas_matches_the_guide():

@@ -206,7 +206,7 @@ def phase_margins(plan: RowPlan) -> tuple[int, int]:
 
 
 def _zero_core(spec: ConvSpec) -> ConvSpec:
-    """The same geometry with the padding kept (zeros): the problem on the padded grid."""
+    """The same geometry with no padding at all: the zero-padding problem on the already padded grid."""
     return replace(spec, padding=((0, 0),) * spec.ndim, padding_mode="zeros")
 
 

@@ -12,7 +12,7 @@ import json
 from importlib import resources
 from typing import Any, Mapping, Optional
 
-__all__ = ["explorer_html", "write_explorer", "serve"]
+__all__ = ["explorer_html", "serve"]
 
 _PLACEHOLDER = "/*CONFIG*/{}"
 _KEYS = {"h", "w", "k", "s", "p", "d", "a", "t", "view"}
@@ -29,15 +29,6 @@ def explorer_html(config: Optional[Mapping[str, Any]] = None) -> str:
     cfg = {k: v for k, v in dict(config or {}).items() if k in _KEYS}
     payload = json.dumps(cfg).replace("</", "<\\/")
     return template.replace(_PLACEHOLDER, "/*CONFIG*/" + payload, 1)
-
-
-def write_explorer(path, config: Optional[Mapping[str, Any]] = None):
-    """Write the page to ``path`` and return it."""
-    from pathlib import Path
-
-    path = Path(path)
-    path.write_text(explorer_html(config), encoding="utf-8")
-    return path
 
 
 def make_server(html: str, port: int = 8000):

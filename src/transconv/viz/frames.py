@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..connectivity import axis_inverse_csr, axis_tap_indices, pad_index, transpose_axis_tap_indices
+from ..connectivity import axis_forward_tables, axis_inverse_csr, pad_index
 from ..errors import TransconvError
 from ..spec import ConvSpec, conv_spec, conv_transpose_spec, transposed_as_direct_conv
 
@@ -62,7 +62,6 @@ __all__ = [
     "frames",
     "make_spec",
     "accumulate",
-    "dense_matrix",
     "example_input",
     "example_kernel",
     "shape_formula",
@@ -278,9 +277,6 @@ def _conv_input_canvas(spec: ConvSpec, shape: Sequence[int]) -> Canvas:
     return _combine(kinds, sources, shape, "input")
 
 
-def _transposed_direct_offsets(spec: ConvSpec) -> tuple[int, ...]:
-    return tuple(lo for lo, _ in transposed_as_direct_conv(spec).padding)
-
 
 def _transposed_input_canvas(spec: ConvSpec, shape: Sequence[int]) -> Canvas:
     """Zero-inserted, padded input (the guide's picture of a transposed convolution)."""
@@ -346,79 +342,93 @@ def frames(spec: ConvSpec, input_shape: Sequence[int], transposed: bool = False,
         )
     if view not in ("direct", "scatter"):
         raise TransconvError(f"frames: view must be 'direct' or 'scatter', got {view!r}")
-    taps_all = list(_product(spec.kernel_size))
-    if not transposed:
-        maps = axis_tap_indices(spec, input_shape)  # (out, k) per axis -> input position
-        out_shape = tuple(m.shape[0] for m in maps)
-        source = _conv_input_canvas(spec, input_shape)
-        dest = _plain_canvas(out_shape, "output")
-        if view == "direct":
-            out = []
-            for step, o in enumerate(_product(out_shape)):
-                window = [tuple(oa * s + t * d for oa, t, s, d in zip(o, tap, spec.stride, spec.dilation)) for tap in taps_all]
-                pairs = []
-                for tap in taps_all:
-                    i = tuple(int(m[oa, t]) for m, oa, t in zip(maps, o, tap))
-                    if min(i) >= 0:
-                        pairs.append((i, tap, o))
-                out.append(_frame(step, o, window, taps_all, pairs))
-            return Animation(spec, input_shape, out_shape, False, view, source, dest, "source", tuple(out))
-        # scatter view of a convolution: input j reaches the outputs whose window reads it
-        per_axis = axis_inverse_csr(spec, out_shape, input_shape)
-        out = []
-        for step, j in enumerate(_product(input_shape)):
-            pairs = _pairs_for(j, per_axis, reverse=True)
-            window = [p[2] for p in pairs]
-            out.append(_frame(step, j, window, [p[1] for p in pairs], [(j, t, o) for _, t, o in pairs]))
-        return Animation(spec, input_shape, out_shape, False, view, source, dest, "dest", tuple(out))
-
-    if spec.padding_mode != "zeros" and view == "direct":
+    if transposed and view == "direct" and spec.padding_mode != "zeros":
         raise TransconvError(
             f"frames: the zero-insertion (direct) view of a transposed convolution needs padding_mode='zeros', "
             f"got {spec.padding_mode!r}; use view='scatter'"
         )
-    maps = transpose_axis_tap_indices(spec, input_shape)  # (in, k) per axis -> output position
-    out_shape = spec.transpose_output_shape(input_shape)
-    if view == "direct":
-        source = _transposed_input_canvas(spec, input_shape)
-        dest = _plain_canvas(out_shape, "output")
-        offsets = _transposed_direct_offsets(spec)
-        per_axis = axis_inverse_csr(spec, input_shape)  # output -> [(input, tap)]
-        out = []
-        for step, o in enumerate(_product(out_shape)):
-            # window offset u holds tap k - 1 - u (the flipped kernel)
-            window = [tuple(oa + u * d for oa, u, d in zip(o, tap, spec.dilation)) for tap in taps_all]
-            wtaps = [tuple(k - 1 - u for k, u in zip(spec.kernel_size, tap)) for tap in taps_all]
-            pairs = [(j, t, o) for _, t, j in _pairs_for(o, per_axis, reverse=True)]
-            for j, t, _ in pairs:  # the connectivity and the zero-insertion picture agree
-                cell = window[wtaps.index(t)]
-                assert source.source[cell] == np.ravel_multi_index(j, input_shape), (j, t, o, offsets)
-            out.append(_frame(step, o, window, wtaps, pairs))
-        return Animation(spec, input_shape, out_shape, True, view, source, dest, "source", tuple(out))
-    source = _plain_canvas(input_shape, "input")
-    dest = _transposed_output_canvas(spec, out_shape)
-    out = []
-    for step, j in enumerate(_product(input_shape)):
-        window = [tuple(ja * s + t * d for ja, t, s, d in zip(j, tap, spec.stride, spec.dilation)) for tap in taps_all]
-        pairs = []
-        for tap in taps_all:
-            o = tuple(int(m[ja, t]) for m, ja, t in zip(maps, j, tap))
-            if min(o) >= 0:
-                pairs.append((j, tap, o))
-        out.append(_frame(step, j, window, taps_all, pairs))
-    return Animation(spec, input_shape, out_shape, True, view, source, dest, "dest", tuple(out))
+    steps = {
+        (False, "direct"): _conv_direct,
+        (False, "scatter"): _conv_scatter,
+        (True, "direct"): _transposed_direct,
+        (True, "scatter"): _transposed_scatter,
+    }[(bool(transposed), view)]
+    return steps(spec, input_shape)
 
 
-def _pairs_for(anchor: Index, per_axis, reverse: bool):
-    """All ``(anchor, tap, partner)`` combinations across axes from per-axis inverse tables."""
-    lists = [per_axis[a].pairs(v) for a, v in enumerate(anchor)]
-    result = []
-    for combo in itertools.product(*lists):
-        partner = tuple(c[0] for c in combo)
-        tap = tuple(c[1] for c in combo)
-        result.append((anchor, tap, partner))
-    result.sort(key=lambda p: (p[1], p[2]))
-    return result
+def _conv_direct(spec: ConvSpec, shape: Index) -> Animation:
+    """One step per output: the kernel's window over the padded input."""
+    out_shape = spec.conv_output_shape(shape)
+    tables = axis_forward_tables(spec, out_shape, shape)
+    taps = list(_product(spec.kernel_size))
+    steps = []
+    for step, o in enumerate(_product(out_shape)):
+        pairs = [(i, t, o) for t, i in _reached(tables, o, taps)]
+        steps.append(_frame(step, o, _strided_window(spec, o, taps), taps, pairs))
+    source, dest = _conv_input_canvas(spec, shape), _plain_canvas(out_shape, "output")
+    return Animation(spec, shape, out_shape, False, "direct", source, dest, "source", tuple(steps))
+
+
+def _conv_scatter(spec: ConvSpec, shape: Index) -> Animation:
+    """One step per input: the outputs whose window reads it."""
+    out_shape = spec.conv_output_shape(shape)
+    inverse = axis_inverse_csr(spec, out_shape, shape)
+    steps = []
+    for step, j in enumerate(_product(shape)):
+        reached = _pairs_for(j, inverse)
+        steps.append(_frame(step, j, [o for _, o in reached], [t for t, _ in reached], [(j, t, o) for t, o in reached]))
+    source, dest = _conv_input_canvas(spec, shape), _plain_canvas(out_shape, "output")
+    return Animation(spec, shape, out_shape, False, "scatter", source, dest, "dest", tuple(steps))
+
+
+def _transposed_direct(spec: ConvSpec, shape: Index) -> Animation:
+    """One step per output: the flipped kernel over the zero-inserted, padded input (the guide's picture)."""
+    out_shape = spec.transpose_output_shape(shape)
+    inverse = axis_inverse_csr(spec, shape)
+    offsets = list(_product(spec.kernel_size))
+    flipped = [tuple(k - 1 - u for k, u in zip(spec.kernel_size, offset)) for offset in offsets]  # offset u holds tap k-1-u
+    steps = []
+    for step, o in enumerate(_product(out_shape)):
+        window = [tuple(oa + u * d for oa, u, d in zip(o, offset, spec.dilation)) for offset in offsets]
+        steps.append(_frame(step, o, window, flipped, [(j, t, o) for t, j in _pairs_for(o, inverse)]))
+    source, dest = _transposed_input_canvas(spec, shape), _plain_canvas(out_shape, "output")
+    return Animation(spec, shape, out_shape, True, "direct", source, dest, "source", tuple(steps))
+
+
+def _transposed_scatter(spec: ConvSpec, shape: Index) -> Animation:
+    """One step per input: its value spreads through the kernel into the (uncropped) output."""
+    out_shape = spec.transpose_output_shape(shape)
+    tables = axis_forward_tables(spec, shape)
+    taps = list(_product(spec.kernel_size))
+    steps = []
+    for step, j in enumerate(_product(shape)):
+        pairs = [(j, t, o) for t, o in _reached(tables, j, taps)]
+        steps.append(_frame(step, j, _strided_window(spec, j, taps), taps, pairs))
+    source, dest = _plain_canvas(shape, "input"), _transposed_output_canvas(spec, out_shape)
+    return Animation(spec, shape, out_shape, True, "scatter", source, dest, "dest", tuple(steps))
+
+
+def _strided_window(spec: ConvSpec, anchor: Index, taps: list[Index]) -> list[Index]:
+    """The padded-grid cells that small-grid position ``anchor`` meets through each tap."""
+    return [tuple(a * s + t * d for a, t, s, d in zip(anchor, tap, spec.stride, spec.dilation)) for tap in taps]
+
+
+def _reached(tables, anchor: Index, taps: list[Index]) -> list[tuple[Index, Index]]:
+    """``(tap, big-grid position)`` for the taps of small-grid ``anchor`` that meet no padding, in tap order."""
+    reached = []
+    for tap in taps:
+        partner = tuple(int(m[a, t]) for m, a, t in zip(tables, anchor, tap))
+        if min(partner) >= 0:
+            reached.append((tap, partner))
+    return reached
+
+
+def _pairs_for(anchor: Index, inverse) -> list[tuple[Index, Index]]:
+    """``(tap, small-grid position)`` for every combination across axes of the per-axis inverse tables
+    that reaches big-grid ``anchor``, ordered by tap, then position."""
+    lists = [inverse[a].pairs(v) for a, v in enumerate(anchor)]
+    reached = [(tuple(t for _, t in combo), tuple(p for p, _ in combo)) for combo in itertools.product(*lists)]
+    return sorted(reached)
 
 
 # --------------------------------------------------------------------------------------
@@ -445,19 +455,6 @@ def accumulate(anim: Animation, x: Any, w: Any) -> list[np.ndarray]:
             y[o] += w[t] * x[i]
         history.append(y.copy())
     return history
-
-
-def dense_matrix(anim: Animation, w: Any) -> np.ndarray:
-    """The operation's matrix (``C``, or ``C^T`` when transposed) assembled from the frames' pairs.
-
-    Used to cross-check :func:`transconv.conv_matrix`; pictures use the library's matrix.
-    """
-    w = np.asarray(w, dtype=float)
-    m = np.zeros(anim.matrix_shape)
-    for f in anim.frames:
-        for (r, c), (_, t, _) in zip(anim.matrix_entries(f), f.pairs):
-            m[r, c] += w[t]
-    return m
 
 
 def example_input(shape: Sequence[int]) -> np.ndarray:

@@ -274,9 +274,6 @@ def render_frame(
     w_flat_taps = {tuple(t): w[tuple(t)] for t in np.ndindex(*anim.spec.kernel_size)}
     name = "conv_transpose" if anim.transposed else "conv"
 
-    def index2d(cell_nd):
-        return cell_nd if len(cell_nd) == 2 else cell_nd
-
     # ---- source (input side)
     under = {}
     if anim.moving == "source":
