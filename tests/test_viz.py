@@ -324,3 +324,68 @@ def test_demo_upsampling_kernel_and_psnr():
     y = tc.conv_transpose(np.ones((6, 6)), k, stride=2, padding=1)
     assert np.allclose(y[1:-1, 1:-1], 1)
     assert psnr(np.zeros(4), np.zeros(4)) == float("inf")
+
+
+# ---------------------------------------------------------------- no text crosses a picture's edge
+
+
+@pytest.fixture
+def text_boxes(monkeypatch):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    from _pictures import TextBoxes
+
+    return TextBoxes(monkeypatch)
+
+
+def test_demo_pictures_have_no_clipped_text(tmp_path, text_boxes):
+    from transconv.viz.demo import run_demo
+
+    run_demo(tmp_path, pictures=True)
+    assert len(list(tmp_path.iterdir())) >= 7
+    text_boxes.assert_inside()
+
+
+@pytest.mark.parametrize("view", ["direct", "scatter"])
+@pytest.mark.parametrize("geometry, transposed", VALID)
+def test_matrix_pictures_have_no_clipped_text(tmp_path, text_boxes, geometry, transposed, view):
+    from transconv.viz.render import save_matrix_pair
+
+    shape, k, s, p, d, a = geometry
+    spec, *_ = _run(shape, k, s, p, d, a, transposed)
+    save_matrix_pair(frames(spec, shape, transposed, view), tmp_path / "m.png")
+    text_boxes.assert_inside()
+
+
+@pytest.mark.parametrize("view", ["direct", "scatter"])
+@pytest.mark.parametrize("geometry, transposed", VALID)
+def test_animation_frames_have_no_clipped_text(tmp_path, text_boxes, geometry, transposed, view):
+    from transconv.viz.render import render_frames, save_grid
+
+    shape, k, s, p, d, a = geometry
+    spec, *_ = _run(shape, k, s, p, d, a, transposed)
+    anim = frames(spec, shape, transposed, view)
+    render_frames(anim)
+    save_grid(render_frames(anim, matrix=False, compact=True), tmp_path / "grid.png", anim=anim)
+    text_boxes.assert_inside()
+
+
+def test_overlap_pictures_have_no_clipped_text(tmp_path, text_boxes):
+    from transconv.viz.render import save_overlap_maps
+
+    maps = [(f"kernel {k}, stride {s}, a long title to make the point", tc.overlap_map((n, n), k, stride=s))
+            for n, k, s in [(3, 3, 2), (8, 4, 2), (30, 5, 3)]]
+    save_overlap_maps(maps, tmp_path / "overlap.png")
+    text_boxes.assert_inside()
+
+
+def test_the_text_box_check_catches_a_clipped_title(tmp_path, text_boxes):
+    from transconv.viz.render import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_title("a title much too long for a two inch figure to hold")
+    fig.savefig(tmp_path / "clipped.png")
+    plt.close(fig)
+    with pytest.raises(AssertionError, match="cross the picture's edge"):
+        text_boxes.assert_inside()

@@ -150,6 +150,10 @@ def layout(anim: Animation, *, matrix: bool = True, cell: Optional[int] = None, 
             m_cell = 0
     caption_y = sy + panel_h + 14
     width = max(width, 260 if compact else 620)
+    labels = [(sx, _source_label(anim)), (dx, _dest_label(anim))]
+    if m_origin is not None:
+        labels.append((m_origin[0], _matrix_label(anim, (m_rows, m_cols))))
+    width = max([width] + [x + _text_width(label, _font(14)) + margin for x, label in labels])  # no label cut off
     height = caption_y + (22 if compact else 3 * 18 + 36)
     return Layout(
         width, height, cell, (sx, sy), src, (dx, dy), dst, m_origin, (m_rows, m_cols), m_cell, numbers, caption_y
@@ -267,41 +271,61 @@ def render_frame(
     frame = anim.frames[step]
     img = Image.new("RGB", (lay.width, lay.height), COLORS["background"])
     draw = ImageDraw.Draw(img)
-    big = max(10, lay.cell * 2 // 5)
-    fonts = (_font(big), _font(max(8, lay.cell // 4)))
-    title_font = _font(14)
-    x_flat = x.ravel()
-    w_flat_taps = {tuple(t): w[tuple(t)] for t in np.ndindex(*anim.spec.kernel_size)}
-    name = "conv_transpose" if anim.transposed else "conv"
+    fonts = (_font(max(10, lay.cell * 2 // 5)), _font(max(8, lay.cell // 4)))
+    taps = {tuple(t): w[tuple(t)] for t in np.ndindex(*anim.spec.kernel_size)}
+    _draw_source(draw, lay, anim, frame, x.ravel(), taps, fonts)
+    _draw_dest(draw, lay, anim, step, history[step], taps, fonts)
+    _draw_arrow(draw, lay)
+    if lay.matrix_origin is not None:
+        dense = operator_matrix(anim, w) if matrix is True else np.asarray(matrix, dtype=float)
+        _draw_matrix_panel(draw, lay, anim, frame, dense, fonts)
+    _draw_caption(draw, lay, anim, step, title, compact)
+    return img
 
-    # ---- source (input side)
-    under = {}
-    if anim.moving == "source":
-        under = {tuple(c): t for c, t in zip(frame.window, frame.window_taps)}
-    spread = set()
-    if anim.moving == "dest":
-        spread = set(anim.source.cells_of(frame.anchor, anim.input_shape))
+
+def _source_label(anim: Animation) -> str:
+    padded = any(lo or hi for lo, hi in anim.spec.padding)
+    if anim.transposed and anim.view == "direct":
+        note = " (zeros inserted, padded)" if max(anim.spec.stride) > 1 else " (padded by k-1-p)"
+    else:
+        note = " (padded)" if padded and anim.view == "direct" else ""
+    return f"input {'x'.join(map(str, anim.input_shape))}{note}"
+
+
+def _dest_label(anim: Animation) -> str:
+    cropped = anim.view == "scatter" and anim.transposed and any(lo or hi for lo, hi in anim.spec.padding)
+    return f"output {'x'.join(map(str, anim.output_shape))}" + (" (dashed: cropped by padding)" if cropped else "")
+
+
+def _matrix_label(anim: Animation, shape: tuple[int, int]) -> str:
+    return ("C^T" if anim.transposed else "C") + f" {shape[0]}x{shape[1]} (row: output, col: input)"
+
+
+def _draw_source(draw, lay: Layout, anim: Animation, frame, x_flat: np.ndarray, taps: dict, fonts) -> None:
+    """The input side: the kernel's window (moving source) or the one input spreading (moving dest)."""
+    under = {tuple(c): t for c, t in zip(frame.window, frame.window_taps)} if anim.moving == "source" else {}
+    spread = set(anim.source.cells_of(frame.anchor, anim.input_shape)) if anim.moving == "dest" else set()
     for cnd in np.ndindex(*anim.source.shape):
         kind = int(anim.source.kind[cnd])
         src = int(anim.source.source[cnd])
         fill, dashed = _source_fill(kind, cnd in under or cnd in spread)
-        text = _fmt(x_flat[src]) if (lay.numbers and src >= 0) else ("0" if lay.numbers and kind != INPUT and anim.transposed else "")
-        sub = _fmt(w_flat_taps[under[cnd]]) if (cnd in under and lay.numbers) else ""
+        if lay.numbers and src >= 0:
+            text = _fmt(x_flat[src])
+        else:
+            text = "0" if lay.numbers and kind != INPUT and anim.transposed else ""
+        sub = _fmt(taps[under[cnd]]) if (cnd in under and lay.numbers) else ""
         _cell(draw, lay.box("source", cnd), fill, dashed, text, sub, fonts)
-    draw.text((lay.source_origin[0], lay.source_origin[1] - 8), f"input {'x'.join(map(str, anim.input_shape))}"
-              + ((" (zeros inserted, padded)" if max(anim.spec.stride) > 1 else " (padded by k-1-p)")
-                 if anim.transposed and anim.view == "direct" else
-                 " (padded)" if any(lo or hi for lo, hi in anim.spec.padding) and anim.view == "direct" else ""),
-              fill=COLORS["text"], font=title_font, anchor="ld")
+    draw.text((lay.source_origin[0], lay.source_origin[1] - 8), _source_label(anim), fill=COLORS["text"],
+              font=_font(14), anchor="ld")
 
-    # ---- destination (output side)
-    y_now = history[step]
+
+def _draw_dest(draw, lay: Layout, anim: Animation, step: int, y_now: np.ndarray, taps: dict, fonts) -> None:
+    """The output side: cells written now, before, not yet, and the cropped border."""
+    frame = anim.frames[step]
     touched_before = set()
     for f in anim.frames[:step]:
         touched_before.update(f.outputs)
-    dest_under = {}
-    if anim.moving == "dest":
-        dest_under = {tuple(c): t for c, t in zip(frame.window, frame.window_taps)}
+    dest_under = {tuple(c): t for c, t in zip(frame.window, frame.window_taps)} if anim.moving == "dest" else {}
     current_outputs = {frame.anchor} if anim.view == "direct" else set(frame.outputs)
     for cnd in np.ndindex(*anim.dest.shape):
         kind = int(anim.dest.kind[cnd])
@@ -320,44 +344,43 @@ def render_frame(
             dashed = False
             shown = out_idx in current_outputs or out_idx in touched_before
             text = _fmt(y_now[out_idx]) if (lay.numbers and shown) else ""
-        sub = _fmt(w_flat_taps[dest_under[cnd]]) if (cnd in dest_under and lay.numbers) else ""
+        sub = _fmt(taps[dest_under[cnd]]) if (cnd in dest_under and lay.numbers) else ""
         _cell(draw, lay.box("dest", cnd), fill, dashed, text, sub, fonts)
     dx, dy = lay.dest_origin
-    draw.text((dx, dy - 8), f"output {'x'.join(map(str, anim.output_shape))}"
-              + (" (dashed: cropped by padding)" if anim.view == "scatter" and anim.transposed
-                 and any(lo or hi for lo, hi in anim.spec.padding) else ""),
-              fill=COLORS["text"], font=title_font, anchor="ld")
-    # arrow
+    draw.text((dx, dy - 8), _dest_label(anim), fill=COLORS["text"], font=_font(14), anchor="ld")
+
+
+def _draw_arrow(draw, lay: Layout) -> None:
     ax0 = lay.source_origin[0] + lay.source_shape[1] * lay.cell + 8
     ay = lay.source_origin[1] + min(lay.source_shape[0], lay.dest_shape[0] + 2) * lay.cell // 2
     draw.line([(ax0, ay), (ax0 + 30, ay)], fill=COLORS["grid"], width=2)
     draw.polygon([(ax0 + 32, ay), (ax0 + 24, ay - 5), (ax0 + 24, ay + 5)], fill=COLORS["grid"])
 
-    # ---- matrix
-    if lay.matrix_origin is not None:
-        dense = operator_matrix(anim, w) if matrix is True else np.asarray(matrix, dtype=float)
-        rows = set(anim.matrix_rows(frame)) if anim.view == "direct" else set()
-        cols = set(anim.matrix_cols(frame)) if anim.view == "scatter" else set()
-        _draw_matrix(draw, lay, dense, rows, cols,
-                     set(anim.matrix_entries(frame)), fonts)
-        label = ("C^T" if anim.transposed else "C") + f" {dense.shape[0]}x{dense.shape[1]} (row: output, col: input)"
-        mx, my = lay.matrix_origin
-        draw.text((mx, my - 8), label, fill=COLORS["text"], font=title_font, anchor="ld")
 
-    # ---- caption: step, formula, legend
+def _draw_matrix_panel(draw, lay: Layout, anim: Animation, frame, dense: np.ndarray, fonts) -> None:
+    """The operation's matrix, the current frame's row (direct) or column (scatter) banded."""
+    rows = set(anim.matrix_rows(frame)) if anim.view == "direct" else set()
+    cols = set(anim.matrix_cols(frame)) if anim.view == "scatter" else set()
+    _draw_matrix(draw, lay, dense, rows, cols, set(anim.matrix_entries(frame)), fonts)
+    mx, my = lay.matrix_origin
+    draw.text((mx, my - 8), _matrix_label(anim, dense.shape), fill=COLORS["text"], font=_font(14), anchor="ld")
+
+
+def _draw_caption(draw, lay: Layout, anim: Animation, step: int, title: Optional[str], compact: bool) -> None:
+    """What the step does; unless compact, the output-size formula and the colour legend too."""
+    frame = anim.frames[step]
     y = lay.caption_y
-    what = (f"output {_idx(frame.anchor)} = sum of kernel x window" if anim.view == "direct"
-            else f"input {_idx(frame.anchor)} spreads through the kernel")
     if compact:
         short = f"output {_idx(frame.anchor)}" if anim.view == "direct" else f"input {_idx(frame.anchor)}"
         draw.text((16, y), f"step {step + 1}: {short}", fill=COLORS["text"], font=_font(13))
-        return img
-    head = title or f"{name}, {anim.view} view"
+        return
+    what = (f"output {_idx(frame.anchor)} = sum of kernel x window" if anim.view == "direct"
+            else f"input {_idx(frame.anchor)} spreads through the kernel")
+    head = title or f"{'conv_transpose' if anim.transposed else 'conv'}, {anim.view} view"
     draw.text((16, y), f"{head} - step {step + 1}/{len(anim.frames)}: {what}", fill=COLORS["text"], font=_font(13))
     for line in shape_formula(anim.spec, anim.input_shape, anim.transposed)[:1]:
         draw.text((16, y + 18), line, fill=COLORS["text"], font=_font(12))
     _legend(draw, anim, 16, y + 40)
-    return img
 
 
 def _draw_matrix(draw, lay: Layout, dense: np.ndarray, rows: set, cols: set, entries: set, fonts) -> None:
@@ -501,26 +524,73 @@ def save_grid(images: list, path: str | Path, *, columns: int = 4, max_frames: i
 # --------------------------------------------------------------------------------------
 
 
+def _wrap(text: str, font, width: int) -> list[str]:
+    """Split ``text`` into lines no wider than ``width`` pixels (a longer single word keeps its own line)."""
+    from PIL import Image, ImageDraw
+
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and measure.textlength(candidate, font=font) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
+def _text_width(text: str, font) -> int:
+    from PIL import Image, ImageDraw
+
+    return int(np.ceil(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font)))
+
+
 def matrix_image(dense: np.ndarray, *, rows: Sequence[int] = (), cols: Sequence[int] = (),
                  entries: Sequence[tuple[int, int]] = (), title: str = "", cell: Optional[int] = None):
-    """A matrix as a picture: non-zeros grey with their values, a row/column band, active entries orange."""
+    """A matrix as a picture: non-zeros grey with their values, a row/column band, active entries orange.
+
+    The title's lines (split at ``\\n``) sit above the matrix; the picture is as wide as the
+    wider of the two.
+    """
     from PIL import Image, ImageDraw
 
     dense = np.asarray(dense, dtype=float)
     r_, c_ = dense.shape
     if cell is None:
         cell = int(max(3, min(30, 640 // max(r_, c_))))
-    width, height = c_ * cell + 32, r_ * cell + 48
+    font = _font(14)
+    lines = title.split("\n") if title else []
+    top = 16 + 18 * max(1, len(lines))
+    width = max(c_ * cell, max((_text_width(line, font) for line in lines), default=0)) + 32
+    height = r_ * cell + top + 16
     img = Image.new("RGB", (width, height), COLORS["background"])
     draw = ImageDraw.Draw(img)
-    lay = Layout(width, height, cell, (0, 0), (0, 0), (0, 0), (0, 0), (16, 32), (r_, c_), cell, False, 0)
+    lay = Layout(width, height, cell, (0, 0), (0, 0), (0, 0), (0, 0), (16, top), (r_, c_), cell, False, 0)
     _draw_matrix(draw, lay, dense, set(rows), set(cols), set(map(tuple, entries)), None)
-    draw.text((16, 24), title, fill=COLORS["text"], font=_font(14), anchor="ld")
+    for k, line in enumerate(lines):
+        draw.text((16, 24 + 18 * k), line, fill=COLORS["text"], font=font, anchor="ld")
+    return img
+
+
+def _notes_image(lines: Sequence[str], width: int):
+    """Paragraphs of small text wrapped to ``width`` pixels, as a picture of that width."""
+    from PIL import Image, ImageDraw
+
+    font = _font(13)
+    wrapped = [part for line in lines for part in _wrap(line, font, width - 32) + [""]][:-1]
+    img = Image.new("RGB", (width, 18 * len(wrapped) + 24), COLORS["background"])
+    draw = ImageDraw.Draw(img)
+    for k, line in enumerate(wrapped):
+        draw.text((16, 12 + 18 * k), line, fill=COLORS["text"], font=font, anchor="la")
     return img
 
 
 def save_matrix_pair(anim: Animation, path: str | Path, step: int = 0, w: Any = None) -> Path:
-    """``C`` and ``C^T`` side by side, the entries of ``anim``'s frame ``step`` highlighted in both."""
+    """``C`` and ``C^T`` side by side, the entries of ``anim``'s frame ``step`` highlighted in both.
+
+    A note on what the highlight shows goes under the shorter matrix (or below both when
+    neither leaves room), so a wide ``C`` next to its tall transpose leaves no empty corner.
+    """
     from PIL import Image
 
     dense = operator_matrix(anim, w)
@@ -531,10 +601,29 @@ def save_matrix_pair(anim: Animation, path: str | Path, step: int = 0, w: Any = 
     name, other = ("C^T", "C") if anim.transposed else ("C", "C^T")
     what = f"output {_idx(frame.anchor)}" if anim.view == "direct" else f"input {_idx(frame.anchor)}"
     a = matrix_image(dense, rows=rows, cols=cols, entries=entries,
-                     title=f"{name} {dense.shape[0]}x{dense.shape[1]} ({what} highlighted)")
+                     title=f"{name} {dense.shape[0]}x{dense.shape[1]}\n{what} highlighted")
     b = matrix_image(dense.T, rows=cols, cols=rows, entries=[(c, r) for r, c in entries],
-                     title=f"{other} {dense.shape[1]}x{dense.shape[0]} (the transpose: same entries)")
-    sheet = Image.new("RGB", (a.width + b.width, max(a.height, b.height)), COLORS["background"])
+                     title=f"{other} {dense.shape[1]}x{dense.shape[0]}\nthe transpose: same entries")
+    band = "row" if anim.view == "direct" else "column"
+    notes = [
+        f"Orange: the {len(entries)} entries of {what}, the kernel taps that meet it; "
+        f"its {band} of {name} is the matching {'column' if band == 'row' else 'row'} of {other}.",
+        f"Row r of {name} lists what output r reads from the inputs; column c of {name} lists where input c goes.",
+        f"{name} @ x.ravel() is {'conv_transpose' if anim.transposed else 'conv'}(x); "
+        f"{other} @ y.ravel() is {'conv' if anim.transposed else 'conv_transpose'}(y).",
+    ]
+    short, tall = (a, b) if a.height <= b.height else (b, a)
+    note = _notes_image(notes, short.width)
+    if short.height + note.height <= tall.height:  # the note fits under the shorter matrix
+        short_with_note = Image.new("RGB", (short.width, tall.height), COLORS["background"])
+        short_with_note.paste(short, (0, 0))
+        short_with_note.paste(note, (0, short.height))
+        a, b = (short_with_note, b) if short is a else (a, short_with_note)
+        sheet = Image.new("RGB", (a.width + b.width, tall.height), COLORS["background"])
+    else:
+        note = _notes_image(notes, a.width + b.width)
+        sheet = Image.new("RGB", (a.width + b.width, max(a.height, b.height) + note.height), COLORS["background"])
+        sheet.paste(note, (0, max(a.height, b.height)))
     sheet.paste(a, (0, 0))
     sheet.paste(b, (a.width, 0))
     path = Path(path)
