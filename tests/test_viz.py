@@ -348,23 +348,13 @@ def test_demo_pictures_have_no_clipped_text(tmp_path, text_boxes):
 
 @pytest.mark.parametrize("view", ["direct", "scatter"])
 @pytest.mark.parametrize("geometry, transposed", VALID)
-def test_matrix_pictures_have_no_clipped_text(tmp_path, text_boxes, geometry, transposed, view):
-    from transconv.viz.render import save_matrix_pair
-
-    shape, k, s, p, d, a = geometry
-    spec, *_ = _run(shape, k, s, p, d, a, transposed)
-    save_matrix_pair(frames(spec, shape, transposed, view), tmp_path / "m.png")
-    text_boxes.assert_inside()
-
-
-@pytest.mark.parametrize("view", ["direct", "scatter"])
-@pytest.mark.parametrize("geometry, transposed", VALID)
-def test_animation_frames_have_no_clipped_text(tmp_path, text_boxes, geometry, transposed, view):
-    from transconv.viz.render import render_frames, save_grid
+def test_matrix_pictures_and_animation_frames_have_no_clipped_text(tmp_path, text_boxes, geometry, transposed, view):
+    from transconv.viz.render import render_frames, save_grid, save_matrix_pair
 
     shape, k, s, p, d, a = geometry
     spec, *_ = _run(shape, k, s, p, d, a, transposed)
     anim = frames(spec, shape, transposed, view)
+    save_matrix_pair(anim, tmp_path / "m.png")
     render_frames(anim)
     save_grid(render_frames(anim, matrix=False, compact=True), tmp_path / "grid.png", anim=anim)
     text_boxes.assert_inside()

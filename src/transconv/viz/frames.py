@@ -347,24 +347,29 @@ def frames(spec: ConvSpec, input_shape: Sequence[int], transposed: bool = False,
             f"frames: the zero-insertion (direct) view of a transposed convolution needs padding_mode='zeros', "
             f"got {spec.padding_mode!r}; use view='scatter'"
         )
-    steps = {
-        (False, "direct"): _conv_direct,
-        (False, "scatter"): _conv_scatter,
-        (True, "direct"): _transposed_direct,
-        (True, "scatter"): _transposed_scatter,
-    }[(bool(transposed), view)]
-    return steps(spec, input_shape)
+    if (view == "scatter") == bool(transposed):  # the kernel walks the small grid
+        return _small_grid_steps(spec, input_shape, bool(transposed))
+    return _transposed_direct(spec, input_shape) if transposed else _conv_scatter(spec, input_shape)
 
 
-def _conv_direct(spec: ConvSpec, shape: Index) -> Animation:
-    """One step per output: the kernel's window over the padded input."""
-    out_shape = spec.conv_output_shape(shape)
-    tables = axis_forward_tables(spec, out_shape, shape)
+def _small_grid_steps(spec: ConvSpec, shape: Index, transposed: bool) -> Animation:
+    """One step per small-grid position, its taps in order: a convolution's output reading its
+    window (direct view), or a transposed convolution's input spreading into its outputs (scatter)."""
+    if transposed:
+        small, out_shape = shape, spec.transpose_output_shape(shape)
+        tables = axis_forward_tables(spec, small)
+    else:
+        small = out_shape = spec.conv_output_shape(shape)
+        tables = axis_forward_tables(spec, small, shape)
     taps = list(_product(spec.kernel_size))
     steps = []
-    for step, o in enumerate(_product(out_shape)):
-        pairs = [(i, t, o) for t, i in _reached(tables, o, taps)]
-        steps.append(_frame(step, o, _strided_window(spec, o, taps), taps, pairs))
+    for step, anchor in enumerate(_product(small)):
+        reached = _reached(tables, anchor, taps)
+        pairs = [(anchor, t, b) for t, b in reached] if transposed else [(b, t, anchor) for t, b in reached]
+        steps.append(_frame(step, anchor, _strided_window(spec, anchor, taps), taps, pairs))
+    if transposed:
+        source, dest = _plain_canvas(shape, "input"), _transposed_output_canvas(spec, out_shape)
+        return Animation(spec, shape, out_shape, True, "scatter", source, dest, "dest", tuple(steps))
     source, dest = _conv_input_canvas(spec, shape), _plain_canvas(out_shape, "output")
     return Animation(spec, shape, out_shape, False, "direct", source, dest, "source", tuple(steps))
 
@@ -393,19 +398,6 @@ def _transposed_direct(spec: ConvSpec, shape: Index) -> Animation:
         steps.append(_frame(step, o, window, flipped, [(j, t, o) for t, j in _pairs_for(o, inverse)]))
     source, dest = _transposed_input_canvas(spec, shape), _plain_canvas(out_shape, "output")
     return Animation(spec, shape, out_shape, True, "direct", source, dest, "source", tuple(steps))
-
-
-def _transposed_scatter(spec: ConvSpec, shape: Index) -> Animation:
-    """One step per input: its value spreads through the kernel into the (uncropped) output."""
-    out_shape = spec.transpose_output_shape(shape)
-    tables = axis_forward_tables(spec, shape)
-    taps = list(_product(spec.kernel_size))
-    steps = []
-    for step, j in enumerate(_product(shape)):
-        pairs = [(j, t, o) for t, o in _reached(tables, j, taps)]
-        steps.append(_frame(step, j, _strided_window(spec, j, taps), taps, pairs))
-    source, dest = _plain_canvas(shape, "input"), _transposed_output_canvas(spec, out_shape)
-    return Animation(spec, shape, out_shape, True, "scatter", source, dest, "dest", tuple(steps))
 
 
 def _strided_window(spec: ConvSpec, anchor: Index, taps: list[Index]) -> list[Index]:
