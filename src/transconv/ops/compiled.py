@@ -88,7 +88,7 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
 __all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
-           "direct_conv_transpose"]
+           "direct_conv_transpose", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -139,8 +139,8 @@ class RowPlan:
 
 def plan_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
     """Size of the outer table (and its inverse) a compiled method builds."""
-    outer_taps = int(np.prod(spec.kernel_size[:-1]))
-    return 3 * outer_taps * int(np.prod(small[:-1])) * 8
+    outer_taps = math.prod(spec.kernel_size[:-1])
+    return 3 * outer_taps * math.prod(small[:-1]) * 8
 
 
 def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
@@ -159,8 +159,8 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
         flat = flat + np.where(m >= 0, m, 0) * step
         valid = valid & (m >= 0)
         step *= big[a]
-    outer = np.where(valid, flat, -1).reshape(int(np.prod(taps)), int(np.prod(small[:-1])))
-    big_rows = int(np.prod(big[:-1]))
+    outer = np.where(valid, flat, -1).reshape(math.prod(taps), math.prod(small[:-1]))
+    big_rows = math.prod(big[:-1])
     tap_of, row_of = np.nonzero(outer >= 0)
     target = outer[tap_of, row_of]
     order = np.argsort(target, kind="stable")
@@ -189,7 +189,7 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
     extra = (offset, first_tap.astype(np.int64), end_tap.astype(np.int64))
     for a in arrays + extra:
         a.setflags(write=False)
-    return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
+    return RowPlan(math.prod(small[:-1]), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
 
 
 def phase_margins(plan: RowPlan) -> tuple[int, int]:
@@ -345,7 +345,7 @@ def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> Phase
     arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(*arrays, int(np.prod(strides)), int(strides[-1]), int(big[-1]))
+    return PhasePlanes(*arrays, math.prod(strides), int(strides[-1]), int(big[-1]))
 
 
 @lru_cache(maxsize=16)
@@ -606,6 +606,24 @@ if numba is not None:
                     v = src[uintp(max(q, 0))]
                     dst[uintp(base + p)] = v if q >= 0 else zero
 
+    def _gather_shift_py(x, cols, ci0, ci_g, n0, nb, q0, span, length, offsets):  # pragma: no cover - compiled
+        # cols[(ci, t), (n, q)] = x[n0 + n, ci0 + ci, q0 + q + offsets[t]] for q < length, 0 up to span:
+        # with stride 1 every tap's window of the flat padded input is one contiguous run
+        T = offsets.shape[0]
+        zero = x.dtype.type(0)
+        for task in prange(ci_g * T):
+            ci = task // T
+            t = task % T
+            dst = cols[task]
+            s0 = q0 + offsets[t]
+            for n in range(nb):
+                src = x[n0 + n, ci0 + ci]
+                d0 = n * span
+                for q in range(length):
+                    dst[uintp(d0 + q)] = src[uintp(s0 + q)]
+                for q in range(length, span):
+                    dst[uintp(d0 + q)] = zero
+
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
     def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
         # sum_j a[ai + j] * b[bi + j]; reassociation lets LLVM vectorise the reduction
@@ -687,8 +705,9 @@ if numba is not None:
     _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
     _gather, _gather_serial = _twins(_gather_py)
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
-    _direct_transpose = njit(**_parallel)(_direct_transpose_py)
-    _direct_conv = njit(**_parallel)(_direct_conv_py)
+    _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
+    _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
+    _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
 
 
 # --------------------------------------------------------------------------------------
@@ -730,7 +749,10 @@ _WORKERS: dict = {}
 _SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
 
 
-def _split(n: int, units: int, work) -> None:
+_SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
+
+
+def _split(n: int, units: int, work, macs: int) -> None:
     """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
     second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
 
@@ -743,6 +765,9 @@ def _split(n: int, units: int, work) -> None:
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
     workers = numba.get_num_threads()
+    if macs < _SERIAL_BELOW:  # handing the cores to other threads costs more than the call
+        work(0, n, 0, units, True)
+        return
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
@@ -781,8 +806,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
     plan = _transpose_plan(spec, small)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
-    out = np.empty((n, co_g * g, int(np.prod(big))), dtype=y.dtype)
+    T, P = math.prod(spec.kernel_size), math.prod(small)
+    out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
     wf = w.reshape(c_in, co_g * T)
@@ -844,7 +869,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
                     scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
-    _split(n, co_g, work)
+    _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
 
 
@@ -856,7 +881,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
     plan = _conv_plan(spec, big)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
@@ -900,7 +925,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         part = (wg @ c).reshape(co_g, m, span).transpose(1, 0, 2)
                         out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
-    _split(n, plan.small_rows, work)
+    _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)
 
 
@@ -910,12 +935,14 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
     plan = _transpose_plan(spec, small)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    T, P = math.prod(spec.kernel_size), math.prod(small)
     c_out = w.shape[1] * spec.groups
-    out = np.empty((n, c_out, int(np.prod(big))), dtype=y.dtype)
-    _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
+    out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
+    serial = n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
+    (_direct_transpose_serial if serial else _direct_transpose)(
+        y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
+                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
                       plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape((n, c_out) + big)
 
@@ -926,9 +953,189 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
     plan = _conv_plan(spec, big)
-    T = int(np.prod(spec.kernel_size))
-    out = np.empty((n, w.shape[0], int(np.prod(small))), dtype=x.dtype)
-    _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
-                 *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows),
+    T = math.prod(spec.kernel_size)
+    out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
+    serial = out.size * T * w.shape[1] < _SERIAL_BELOW
+    (_direct_conv_serial if serial else _direct_conv)(
+        x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
+                 *_runs(plan), plan.small_width, plan.big_width, plan.stride,
+                 1 if serial else _chunks(n * w.shape[0], plan.small_rows),
                  plan.last_taps >= _ALONG_KERNEL, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape(out.shape[:2] + small)
+
+
+# --------------------------------------------------------------------------------------
+# "shift": stride-1 convolution as one GEMM over shifted runs of the flat padded input.
+# --------------------------------------------------------------------------------------
+
+
+def shift_waste(spec: ConvSpec, big: tuple[int, ...]) -> float:
+    """Columns the shifted GEMM computes per output position: the padded grid's rows are
+    computed whole and the positions past the output cropped (1.0 for 1-d and k1)."""
+    padded = [b + lo + hi for b, (lo, hi) in zip(big, spec.padding)]
+    out = spec.conv_output_shape(big)
+    return float(np.prod(padded[1:]) / max(1, np.prod(out[1:])))
+
+
+def _shift_offsets(spec: ConvSpec, padded: tuple[int, ...]) -> np.ndarray:
+    """Flat offset, in the padded grid, of every tap (C order, as the weight's taps)."""
+    pitch = np.cumprod((tuple(padded[1:]) + (1,))[::-1])[::-1]
+    taps = np.indices(spec.kernel_size).reshape(spec.ndim, -1)
+    return np.ascontiguousarray((taps * (np.array(spec.dilation) * pitch)[:, None]).sum(axis=0), dtype=np.int64)
+
+
+def _k1_slices(n_big: int, n_small: int, stride: int, lo: int) -> tuple[slice, slice]:
+    """Per axis of a 1-tap kernel: small positions ``o`` meet big ``o * stride - lo``; the
+    (small, big) slices of the pairs inside both grids."""
+    o0 = -(-lo // stride)
+    o1 = min(n_small, (n_big - 1 + lo) // stride + 1)
+    o1 = max(o0, o1)
+    return slice(o0, o1), slice(o0 * stride - lo, (o1 - 1) * stride - lo + 1 if o1 > o0 else o0 * stride - lo, stride)
+
+
+def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None:
+    """``out[n, (g, co), p] = w[g, co, ci] @ x[n, (g, ci), p]``: one stacked matmul with
+    BLAS's own threads (no gather, so no hand-over between thread pools to avoid)."""
+    n, c_in = x.shape[:2]
+    wg = w.reshape(groups, -1, c_in // groups)
+    np.matmul(wg, x.reshape(n, groups, c_in // groups, -1), out=out.reshape(n, groups, wg.shape[1], -1))
+
+
+def _k1_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """A 1x..x1 kernel: a GEMM over the input (a strided view of it with stride)."""
+    n = x.shape[0]
+    big = x.shape[2:]
+    small = spec.conv_output_shape(big)
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    inside = tuple(s for s, _ in pairs)
+    full = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    out = np.empty((n, w.shape[0]) + small, dtype=x.dtype) if full else np.zeros((n, w.shape[0]) + small, dtype=x.dtype)
+    window = x[(slice(None), slice(None)) + tuple(b for _, b in pairs)]
+    if full:
+        _k1_gemm(w, np.ascontiguousarray(window), out, spec.groups)
+    else:
+        part = np.empty((n, w.shape[0]) + window.shape[2:], dtype=x.dtype)
+        _k1_gemm(w, np.ascontiguousarray(window), part, spec.groups)
+        out[(slice(None), slice(None)) + inside] = part
+    return out
+
+
+def _k1_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The adjoint of :func:`_k1_conv`: the GEMM's result written into the strided positions."""
+    n, c_in = y.shape[:2]
+    small = y.shape[2:]
+    big = spec.transpose_output_shape(small)
+    g = spec.groups
+    co_g = w.shape[1]
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    wt = np.ascontiguousarray(w.reshape(g, c_in // g, co_g).swapaxes(1, 2)).reshape(g * co_g, c_in // g)
+    inside = tuple(s for s, _ in pairs)
+    dense = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n_big for (_, b), n_big in zip(pairs, big))
+    out = np.empty((n, g * co_g) + big, dtype=y.dtype) if dense else np.zeros((n, g * co_g) + big, dtype=y.dtype)
+    source = y if all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small)) else \
+        np.ascontiguousarray(y[(slice(None), slice(None)) + inside])
+    if dense:
+        _k1_gemm(wt, source, out, g)
+    else:
+        part = np.empty((n, g * co_g) + source.shape[2:], dtype=y.dtype)
+        _k1_gemm(wt, source, part, g)
+        out[(slice(None), slice(None)) + tuple(b for _, b in pairs)] = part
+    return out
+
+
+@zero_padded(transposed=False)
+def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Stride-1 convolution: with stride 1, tap ``t`` reads the flat padded input shifted by
+    a constant ``offset[t]``, so the column buffer is ``C_in * T`` contiguous copies (none
+    for k1 without padding) and one GEMM; output rows are computed at the padded width
+    and cropped.  A 1-tap kernel, any stride, is a GEMM over (a strided view of) the input."""
+    if all(k == 1 for k in spec.kernel_size):
+        return _k1_conv(x, w, spec)
+    n, c_in = x.shape[:2]
+    g = spec.groups
+    ci_g, co_g = c_in // g, w.shape[0] // g
+    small = spec.conv_output_shape(x.shape[2:])
+    xp = x if not any(lo or hi for lo, hi in spec.padding) else np.pad(x, [(0, 0), (0, 0)] + list(spec.padding))
+    padded = xp.shape[2:]
+    T = math.prod(spec.kernel_size)
+    offsets = _shift_offsets(spec, padded)
+    pitch = math.prod(padded[1:])  # one row of the first axis
+    rows = small[0]
+    inner = tuple(small[1:])
+    wide = tuple(padded[1:]) != inner  # rows computed at the padded width, then cropped
+    valid = (rows - 1) * pitch + sum((o - 1) * math.prod(padded[a + 2:]) for a, o in enumerate(inner)) + 1
+    P = math.prod(small)
+    xf = xp.reshape(n, c_in, -1)
+    wf = w.reshape(w.shape[0], ci_g * T)
+    out = np.empty((n, co_g * g, P), dtype=x.dtype)
+    direct = T == 1 and not wide  # k1 without padding: the input is the column buffer
+    row_bytes = ci_g * T * pitch * x.itemsize
+
+    def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
+        budget = _worker_budget(out.nbytes, serial)
+        if serial:
+            budget = min(budget, _GATHER_CAP)
+        rb = int(max(1, min(r_hi - r_lo, budget // row_bytes)))
+        nb = 1
+        if rb == rows and rows * pitch < _FOLD_BELOW:  # small planes: fold samples into the columns
+            nb = int(max(1, min(stop - start, budget // (row_bytes * rows))))
+        cols = None if direct else np.empty(ci_g * T * nb * rb * pitch, dtype=x.dtype)
+        for gi in range(g):
+            wg = wf[gi * co_g:(gi + 1) * co_g]
+            cs = slice(gi * co_g, (gi + 1) * co_g)
+            for n0 in range(start, stop, nb):
+                m = min(nb, stop - n0)
+                for r0 in range(r_lo, r_hi, rb):
+                    r1 = min(r_hi, r0 + rb)
+                    span = (r1 - r0) * pitch
+                    if direct:
+                        c = xf[n0, gi * ci_g:(gi + 1) * ci_g, r0 * pitch:r1 * pitch] if m == 1 else \
+                            xf[n0:n0 + m, gi * ci_g:(gi + 1) * ci_g].transpose(1, 0, 2).reshape(ci_g, m * P)
+                    else:
+                        c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
+                        (_gather_shift_serial if serial else _gather_shift)(
+                            xf, c, gi * ci_g, ci_g, n0, m, r0 * pitch, span, min(span, valid - r0 * pitch), offsets)
+                    if not wide and m == 1:
+                        np.matmul(wg, c, out=out[n0, cs, r0 * pitch:r1 * pitch])
+                        continue
+                    part = (wg @ c).reshape((co_g, m, r1 - r0) + tuple(padded[1:]))
+                    if wide:
+                        part = part[(Ellipsis,) + tuple(slice(0, o) for o in inner)]
+                    target = out[n0:n0 + m, cs].reshape((m, co_g, rows) + inner)[:, :, r0:r1]
+                    target[...] = part.transpose((1, 0) + tuple(range(2, part.ndim)))
+
+    _split(n, rows, work, n * P * T * ci_g * co_g * g)
+    return out.reshape((n, co_g * g) + small)
+
+
+def flipped_conv_spec(spec: ConvSpec) -> ConvSpec:
+    """The stride-1 convolution a stride-1 transposed convolution equals (kernel flipped,
+    channels swapped): padding ``dilation * (k - 1) - pad`` (plus output_padding high)."""
+    padding = tuple((d * (k - 1) - lo, d * (k - 1) - hi + a)
+                    for k, d, (lo, hi), a in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding))
+    return replace(spec, padding=padding, output_padding=(0,) * spec.ndim)
+
+
+@zero_padded(transposed=True)
+def shift_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Stride-1 transposed convolution as the convolution with the flipped kernel (see
+    :func:`shift_conv`); needs ``pad <= dilation * (kernel - 1)`` on every side."""
+    if all(k == 1 for k in spec.kernel_size):
+        return _k1_conv_transpose(y, w, spec)
+    g = spec.groups
+    c_in, co_g = w.shape[:2]
+    k = w.shape[2:]
+    flipped = w.reshape((g, c_in // g, co_g) + k).swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+    return shift_conv(y, np.ascontiguousarray(flipped).reshape((g * co_g, c_in // g) + k), flipped_conv_spec(spec))
+
+
+def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:
+    """Why the shifted GEMM cannot run a call (``None`` when it can)."""
+    if all(k == 1 for k in spec.kernel_size):
+        return None
+    if any(s != 1 for s in spec.stride):
+        return f"it needs stride 1 or a 1-tap kernel, got stride {spec.stride}"
+    if transposed and any(lo > d * (k - 1) or hi > d * (k - 1) + a for k, d, (lo, hi), a in
+                          zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding)):
+        return "padding larger than dilation * (kernel - 1) crops the transposed output"
+    return None
