@@ -13,6 +13,11 @@ from transconv.ops import compiled
 from _strategies import cases
 
 FAST = [m for m in tc.METHODS if m != "reference"]
+STRIDE_ONE = {"shift"}  # methods that decline strides above 1 (unless the kernel has one tap)
+
+
+def _stride(method: str, stride: int) -> int:
+    return 1 if method in STRIDE_ONE else stride
 
 
 @pytest.mark.parametrize("method", FAST)
@@ -21,10 +26,10 @@ FAST = [m for m in tc.METHODS if m != "reference"]
 def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monkeypatch):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
-    kwargs = dict(stride=2, padding=1, groups=2)
+    kwargs = dict(stride=_stride(method, 2), padding=1, groups=2)
     if transposed:
         x = rng.standard_normal((batch, 6, 7, 6)).astype(np.float32)
-        run = lambda m: tc.conv_transpose(x, w, output_padding=1, method=m, **kwargs)  # noqa: E731
+        run = lambda m: tc.conv_transpose(x, w, output_padding=kwargs["stride"] - 1, method=m, **kwargs)  # noqa: E731
     else:
         x = rng.standard_normal((batch, 8, 13, 12)).astype(np.float32)
         w_conv = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)  # (C_out, C_in/groups, k, k)
@@ -101,13 +106,12 @@ def test_row_plan_is_the_connectivity(case, transposed):
                 rebuilt[t, j + planes.offset[t]] = np.ravel_multi_index(tuple(pos), big) if j.size else []
             np.testing.assert_array_equal(rebuilt, expected)
     # the flat inverse: every (tap, small position) pair listed once, under its big position
-    taps, positions = compiled.flat_sources(plan)
-    listed = taps >= 0
-    assert ((positions >= 0) == listed).all() and listed[0].sum() == (np.bincount(expected[expected >= 0]) > 0).sum()
-    got_pairs = sorted(zip(taps[listed].tolist(), positions[listed].tolist()))
+    ptr, taps, positions = compiled.flat_sources(plan)
+    assert ptr[0] == 0 and (np.diff(ptr) >= 0).all() and ptr[-1] == taps.size == positions.size
+    got_pairs = sorted(zip(taps.tolist(), positions.tolist()))
     assert got_pairs == sorted(zip(*[v.tolist() for v in np.nonzero(expected >= 0)]))
-    big_of = np.broadcast_to(np.arange(taps.shape[1]), taps.shape)[listed]
-    np.testing.assert_array_equal(expected[taps[listed], positions[listed]], big_of)
+    big_of = np.repeat(np.arange(ptr.size - 1), np.diff(ptr))
+    np.testing.assert_array_equal(expected[taps, positions], big_of)
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
@@ -126,9 +130,19 @@ def test_row_plan_is_the_connectivity(case, transposed):
     ((1, 1, 64, 64), (1, 1, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((2, 8, 4, 4, 4), (8, 4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((3, 6, 17), (6, 2, 5), dict(stride=3, padding=2, dilation=2, groups=3)),
+    # stride 1 and one-tap kernels: small channels, k3 / k5, k1 with and without stride
+    ((2, 12, 9, 10), (12, 12, 3, 3), dict(padding=1)),
+    ((2, 6, 7, 8, 5), (6, 4, 3, 3, 3), dict(padding=1, dilation=(1, 2, 1))),
+    ((3, 4, 40), (4, 8, 5), dict(padding=2, groups=2)),
+    ((2, 56, 6, 6), (56, 12, 1, 1), dict()),
+    ((2, 16, 5, 6), (16, 8, 1, 1), dict(stride=2, padding=1, output_padding=1)),
 ])
 def test_decoder_layers_match_the_reference(method, layer):
     x_shape, w_shape, kwargs = layer
+    if method in STRIDE_ONE and kwargs.get("stride", 1) > 1 and np.prod(w_shape[2:]) > 1:
+        with pytest.raises(tc.TransconvError, match="cannot run this call"):
+            tc.conv_transpose(np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), method=method, **kwargs)
+        return
     rng = np.random.default_rng(sum(x_shape))
     y = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
@@ -149,9 +163,10 @@ def test_mutating_the_weight_between_calls_is_seen():
     y = rng.standard_normal((2, 8, 5, 5)).astype(np.float32)
     w = rng.standard_normal((8, 4, 4, 4)).astype(np.float32)
     for method in FAST:
-        first = tc.conv_transpose(y, w, stride=2, padding=1, method=method)
+        s = _stride(method, 2)
+        first = tc.conv_transpose(y, w, stride=s, padding=1, method=method)
         w *= 2
-        np.testing.assert_allclose(tc.conv_transpose(y, w, stride=2, padding=1, method=method), 2 * first, rtol=1e-5)
+        np.testing.assert_allclose(tc.conv_transpose(y, w, stride=s, padding=1, method=method), 2 * first, rtol=1e-5)
         w /= 2
 
 
@@ -329,12 +344,13 @@ def test_every_compiled_kernel_has_its_own_cache_entry():
 def test_an_empty_batch_gives_an_empty_batch_as_in_torch(method):
     torch = pytest.importorskip("torch")
     y, w = np.ones((0, 4, 5), np.float32), np.ones((4, 3, 3), np.float32)
-    got = tc.conv_transpose(y, w, stride=2, output_padding=1, method=method)
-    expected = torch.nn.functional.conv_transpose1d(torch.from_numpy(y), torch.from_numpy(w), stride=2, output_padding=1)
+    s, a = _stride(method, 2), _stride(method, 2) - 1
+    got = tc.conv_transpose(y, w, stride=s, output_padding=a, method=method)
+    expected = torch.nn.functional.conv_transpose1d(torch.from_numpy(y), torch.from_numpy(w), stride=s, output_padding=a)
     assert got.shape == tuple(expected.shape) and got.dtype == np.float32
     x = np.ones((0, 3, 11))
-    got = tc.conv(x, np.ones((4, 3, 3)), stride=2, method=method)
-    assert got.shape == tuple(torch.nn.functional.conv1d(torch.from_numpy(x), torch.ones(4, 3, 3, dtype=torch.float64), stride=2).shape)
+    got = tc.conv(x, np.ones((4, 3, 3)), stride=s, method=method)
+    assert got.shape == tuple(torch.nn.functional.conv1d(torch.from_numpy(x), torch.ones(4, 3, 3, dtype=torch.float64), stride=s).shape)
 
 
 @pytest.mark.parametrize("transposed", [True, False])
@@ -390,3 +406,40 @@ def test_phase_plane_scatter_agrees_with_the_reference(case):
         finally:
             compiled._BLOCK_BYTES = saved
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+@settings(deadline=None, max_examples=80)
+@given(case=cases(max_ndim=3), mode=st.sampled_from(["zeros", "reflect", "circular"]), k1=st.booleans())
+def test_shift_agrees_with_the_reference_and_torch(case, mode, k1):
+    """The stride-1 shifted GEMM (and the one-tap GEMM at any stride), forced through
+    method="shift" in both directions, against the reference and PyTorch."""
+    from dataclasses import replace
+
+    from _strategies import tolerance
+
+    torch = pytest.importorskip("torch")
+    if k1:
+        case = replace(case, kernel=(1,) * case.ndim, dilation=(1,) * case.ndim,
+                       output_padding=tuple(min(a, s - 1) for a, s in zip(case.output_padding, case.stride)))
+    else:
+        case = replace(case, stride=(1,) * case.ndim,
+                       output_padding=tuple(min(a, d - 1) for a, d in zip(case.output_padding, case.dilation)))
+    assume(all(b >= 1 for b in case.big))
+    assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
+    kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation)
+    x, w, b = case.arrays(transposed=True)
+    if tc.choose_method(x, w, transposed=True, output_padding=case.output_padding, **kwargs).declined.get("shift"):
+        assume(False)  # padding beyond dilation * (kernel - 1): the flip would crop
+    expected = tc.conv_transpose(x, w, b, method="reference", output_padding=case.output_padding, padding_mode=mode,
+                                 **kwargs)
+    got = tc.conv_transpose(x, w, b, method="shift", output_padding=case.output_padding, padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(case.dtype, x, w, b))
+    xc, wc, bc = case.arrays(transposed=False)
+    expected = tc.conv(xc, wc, bc, method="reference", padding_mode=mode, **kwargs)
+    got = tc.conv(xc, wc, bc, method="shift", padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(case.dtype, xc, wc, bc))
+    if mode == "zeros":  # PyTorch as the independent oracle
+        conv = getattr(torch.nn.functional, f"conv{case.ndim}d")
+        t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        oracle = conv(t(xc), t(wc), t(bc), case.stride, case.padding, case.dilation, case.groups).numpy()
+        np.testing.assert_allclose(got, oracle, **tolerance(case.dtype, xc, wc, bc))

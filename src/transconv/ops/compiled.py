@@ -263,28 +263,23 @@ def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
     return flat_positions(_conv_plan(spec, big))
 
 
-def flat_sources(plan: RowPlan) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of :func:`flat_positions`: ``taps[k, o], positions[k, o]`` list the
-    (tap, small position) pairs that reach big position ``o`` (``-1`` past its count)."""
+def flat_sources(plan: RowPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse of :func:`flat_positions` as CSR: ``taps[e], positions[e]`` for
+    ``ptr[o] <= e < ptr[o + 1]`` are the (tap, small position) pairs that reach big position ``o``."""
     table = flat_positions(plan)
     tap, pos = np.nonzero(table >= 0)
     target = table[tap, pos].astype(np.int64)
     order = np.argsort(target, kind="stable")
-    tap, pos, target = tap[order], pos[order], target[order]
-    big = plan.big_rows * plan.big_width
-    counts = np.bincount(target, minlength=big)
-    rank = np.arange(target.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    depth = max(1, int(counts.max(initial=0)))
-    taps = np.full((depth, big), -1, dtype=np.int64)
-    positions = np.full((depth, big), -1, dtype=np.int64)
-    taps[rank, target], positions[rank, target] = tap, pos
-    taps.setflags(write=False)
-    positions.setflags(write=False)
-    return taps, positions
+    counts = np.bincount(target, minlength=plan.big_rows * plan.big_width)
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    taps, positions = tap[order].astype(np.int64), pos[order].astype(np.int64)
+    for a in (ptr, taps, positions):
+        a.setflags(write=False)
+    return ptr, taps, positions
 
 
 @lru_cache(maxsize=16)
-def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return flat_sources(_transpose_plan(spec, small))
 
 
@@ -438,26 +433,20 @@ if numba is not None:
                     _add_runs(acc, z, base, cols, ones, lo, hi, phase, shift, width)
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
-    def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, source):  # pragma: no cover - compiled
-        # out[n0 + n, co0 + co, o] = sum_k Z[(co, tap_k(o)), (n, pos_k(o))]; source[k, o] is
-        # tap * cols + pos (-1: none).  For narrow outputs one masked load per element
-        # beats row runs, whose bookkeeping outweighs 4-8 element runs.
-        depth, big = source.shape
-        zero = z.dtype.type(0)  # a literal 0 would make the select float64
+    def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, ptr, tap, pos):  # pragma: no cover - compiled
+        # out[n0 + n, co0 + co, o] = sum over the pairs e of o of Z[(co, tap[e]), (n, pos[e])] (CSR, see
+        # flat_sources): for narrow or sparsely reached outputs one load per pair beats row runs
+        big = ptr.shape[0] - 1
         for task in prange(nb * cb):
             co = task % cb
             n = task // cb
             dst = out[n0 + n, co0 + co]
             base = co * T * cols + n * P
             for o in range(big):
-                q = source[0, o]
-                v = z[uintp(base + max(q, 0))]
-                dst[uintp(o)] = v if q >= 0 else zero
-            for k in range(1, depth):
-                for o in range(big):
-                    q = source[k, o]
-                    v = z[uintp(base + max(q, 0))]
-                    dst[uintp(o)] += v if q >= 0 else zero
+                acc = z.dtype.type(0)
+                for e in range(ptr[o], ptr[o + 1]):
+                    acc += z[uintp(base + tap[e] * cols + pos[e])]
+                dst[uintp(o)] = acc
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
                            row_phase, row_start, last_stride, big_width):  # pragma: no cover - compiled
@@ -820,7 +809,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # long runs vectorise); otherwise the row runs.
     planes = _transpose_planes(spec, small) if _PHASE_PLANES and T * P <= _FLAT_TABLE_BYTES else None
     flat = _transpose_flat(spec, small) if planes is None and T * P * 8 <= _FLAT_TABLE_BYTES else None
-    if flat is not None and not (big[-1] < _FLAT_BELOW or flat[0].shape[0] == 1):
+    if flat is not None and not (big[-1] < _FLAT_BELOW or int(np.diff(flat[0]).max(initial=0)) <= 1):
         flat = None
 
     def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
@@ -830,8 +819,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phases, planes.phase_of, planes.offset, planes.lo,
                 planes.hi, mask, planes.row_phase, planes.row_start, planes.last_stride, planes.big_width)
         elif flat is not None:
-            source = np.where(flat[0] >= 0, flat[0] * (m * P) + flat[1], -1)
-            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, source)
+            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, *flat)
         else:
             chunks = 1 if serial else _chunks(m * cb, plan.big_rows)
             (_scatter_serial if serial else _scatter)(
@@ -1113,7 +1101,7 @@ def flipped_conv_spec(spec: ConvSpec) -> ConvSpec:
     channels swapped): padding ``dilation * (k - 1) - pad`` (plus output_padding high)."""
     padding = tuple((d * (k - 1) - lo, d * (k - 1) - hi + a)
                     for k, d, (lo, hi), a in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding))
-    return replace(spec, padding=padding, output_padding=(0,) * spec.ndim)
+    return replace(spec, padding=padding, output_padding=(0,) * spec.ndim, padding_mode="zeros")
 
 
 @zero_padded(transposed=True)
