@@ -216,7 +216,7 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
 _SWEEP_NDIM = (1, 2, 2, 2, 3)  # 1-d (audio-like), 2-d images, 3-d volumes
 _SWEEP_KERNELS = (1, 1, 2, 3, 3, 3, 4, 5, 7, 9)
 _SWEEP_STRIDES = (1, 1, 1, 2, 2, 3, 4)
-_SWEEP_SECONDS = (3e-4, 0.15)  # a call's rough time: dense FLOPs at 50 GFLOP/s plus its bytes at 5 GB/s
+_SWEEP_SECONDS = (3e-4, 0.15)  # a call's rough time: dense FLOPs at 50 GFLOP/s plus its bytes at 1 GB/s
 
 
 def sweep_layer(rng: np.random.Generator, index: int) -> Layer:
@@ -260,7 +260,7 @@ def sweep_layer(rng: np.random.Generator, index: int) -> Layer:
         out = layer.out_spatial()
         moved = 4 * batch * (c_in * size**ndim + c_out * int(np.prod(out)))
         dense = 2 * layer.macs
-        if min(out) >= 1 and _SWEEP_SECONDS[0] <= dense / 5e10 + moved / 5e9 <= _SWEEP_SECONDS[1]:
+        if min(out) >= 1 and _SWEEP_SECONDS[0] <= dense / 5e10 + moved / 1e9 <= _SWEEP_SECONDS[1]:
             return Layer(_layer_name(layer, index), batch, c_in, spatial, c_out, kernel, stride, padding,
                          output_padding, groups, dilation=dilation)
 
@@ -368,7 +368,7 @@ def _sweep_table(rows: list[dict], seed: int) -> str:
     return "\n".join(lines)
 
 
-def run_sweep(args: argparse.Namespace, threads: int) -> int:
+def run_sweep(args: argparse.Namespace, rates: dict) -> int:
     layers = sweep_layers(args.sweep, args.seed)
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
     rounds = args.repeats or 7
@@ -378,11 +378,9 @@ def run_sweep(args: argparse.Namespace, threads: int) -> int:
             rows.append(sweep_row(layer, transposed, rounds, 0.02))
             if not args.json:
                 print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
-    if _weight_grad_calls(layers[0], True) is not None:  # pragma: no cover - until the weight gradients land
-        pass
     if args.json:
-        print(json.dumps({"seed": args.seed, "threads": threads, "rows": rows, "summary": _sweep_summary(rows)},
-                         indent=2))
+        print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "rows": rows,
+                          "summary": _sweep_summary(rows)}, indent=2))
     else:
         print(_sweep_table(rows, args.seed))
     return 0
@@ -397,6 +395,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", type=int, default=0, metavar="N",
                         help="instead of the suite, N random layers (see docs/performance.md) in alternating blocks")
     parser.add_argument("--seed", type=int, default=0, help="the sweep's seed (default: 0)")
+    parser.add_argument("--no-save-rates", action="store_true",
+                        help="do not cache the measured GEMM and copy rates for the cost model")
 
 
 def _row(r: dict) -> str:
@@ -444,15 +444,19 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    rates = machine_rates(threads)
+    if not args.no_save_rates:  # the cost model of method="auto" reads them (see docs/performance.md)
+        from .ops.dispatch import save_machine_rates
+
+        print(f"machine rates cached in {save_machine_rates(rates)}", file=sys.stderr)
     if args.sweep:
-        return run_sweep(args, threads)
+        return run_sweep(args, rates)
     repeats = args.repeats or (3 if args.quick else 7)
     budget = 1.5 if args.quick else 5.0
     layers = [l for l in SUITE if (l.quick or not args.quick)]
     if args.layer:
         layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
-    rates = machine_rates(threads)
     rows = []
     for transposed in ops:
         for layer in layers:

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Optional
 
+import json
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -80,17 +84,62 @@ def register_method(method: Method) -> Method:
     return method
 
 
-# Machine constants of the cost model (2-core AVX-512 machine, measured with
-# `transconv bench`): sustained float32 GEMM rate for well-shaped products, the rate of
-# the compiled direct kernels' multiply-adds on rows of 64+ outputs (10-18 G/s measured
-# on the single-channel, depthwise and FCN layers), the rate at which compiled kernels
-# write fresh output (page faults included), the row scatter's rate, and the effective
-# rate of numpy's strided copies.
-_GEMM_FLOPS = 1.5e11
-_COMPILED_MACS = 1.2e10
-_WRITE_BYTES = 1.5e10
-_SCATTER_ELEMENTS = 1.2e9
-_COPY_BYTES = 4.0e9
+# Fallback rates of the cost model, used until `transconv bench` has measured this machine
+# (docs/performance.md: where they were fitted and how).
+FALLBACK_RATES = {
+    "gemm_flops": 1.5e11,  # sustained float32 GEMM rate of well-shaped products
+    "compiled_macs": 1.2e10,  # compiled direct kernels' multiply-adds on rows of 64+ outputs
+    "write_bytes": 1.5e10,  # compiled kernels writing fresh output
+    "scatter_elements": 1.2e9,  # gemm's scatter / gather, elements per second
+    "copy_bytes": 4.0e9,  # numpy's strided copies
+}
+# what bench.machine_rates measured on the machine the fallbacks were fitted on: a
+# measurement elsewhere scales the compute rates by its GEMM rate and the rest by its copy rate
+_FITTED_ON = {"gemm_flops": 3.42e11, "copy_bytes": 2.98e10}
+_SCALES_WITH = {"gemm_flops": "gemm_flops", "compiled_macs": "gemm_flops", "write_bytes": "copy_bytes",
+                "scatter_elements": "copy_bytes", "copy_bytes": "copy_bytes"}
+
+
+def rates_path() -> Path:
+    """Where ``transconv bench`` caches this machine's measured rates: ``$TRANSCONV_CACHE_DIR``
+    or the user cache directory (``$XDG_CACHE_HOME``, ``~/.cache``; ``%LOCALAPPDATA%`` on Windows)."""
+    root = os.environ.get("TRANSCONV_CACHE_DIR")
+    if not root:
+        base = os.environ.get("LOCALAPPDATA") if os.name == "nt" else os.environ.get("XDG_CACHE_HOME")
+        root = os.path.join(base or os.path.join(os.path.expanduser("~"), ".cache"), "transconv")
+    return Path(root) / "machine_rates.json"
+
+
+def save_machine_rates(measured: dict) -> Path:
+    """Cache ``bench.machine_rates`` output for the cost model (temporary file, then rename)."""
+    path = rates_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {k: float(measured[k]) for k in _FITTED_ON}
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        json.dump(record, handle)
+    os.replace(handle.name, path)
+    cost_rates.cache_clear()
+    _choose_cached.cache_clear()
+    return path
+
+
+@lru_cache(maxsize=1)
+def cost_rates() -> dict:
+    """The cost model's rates: the fallbacks scaled by this machine's cached measurement, if any.
+
+    >>> sorted(cost_rates()) == sorted(FALLBACK_RATES)
+    True
+    """
+    try:
+        measured = json.loads(rates_path().read_text())
+        scale = {k: float(measured[k]) / v for k, v in _FITTED_ON.items()}
+        if not all(0 < v < 1e3 for v in scale.values()):
+            raise ValueError(scale)
+    except (OSError, ValueError, KeyError, TypeError):  # nothing measured yet, or an unreadable cache
+        return dict(FALLBACK_RATES)
+    return {k: v * scale[_SCALES_WITH[k]] for k, v in FALLBACK_RATES.items()}
+
+
 _GEMM_BLOCK_LIMIT = 128 * 2**20  # bytes of gemm's smallest work block
 _CALL_SECONDS = 4e-6  # one numpy or compiled call from Python
 
@@ -118,10 +167,11 @@ def _direct_cost(p: Problem) -> float:
     c_sum, c_make = _channels(p)
     moved = _small_positions(p) * taps * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
     overhead = _CALL_SECONDS * (2 + taps * p.spec.groups)  # numpy calls per tap and group
+    r = cost_rates()
     if c_sum == c_make == 1:  # one channel per group: scaled adds, bound by memory traffic
-        return 2 * moved / _COPY_BYTES + overhead
+        return 2 * moved / r["copy_bytes"] + overhead
     eff = _gemm_efficiency(c_make, c_sum, math.prod(p.output_spatial))
-    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _COPY_BYTES + overhead
+    return 2 * p.macs / (r["gemm_flops"] * eff) + moved / r["copy_bytes"] + overhead
 
 
 def _reference_cost(p: Problem) -> float:
@@ -134,14 +184,16 @@ def _gemm_cost(p: Problem) -> float:
     positions = _small_positions(p)
     eff = _gemm_efficiency(c_make * (taps if p.transposed else 1), c_sum * (1 if p.transposed else taps), positions)
     moved = positions * taps * (c_make if p.transposed else c_sum) * p.spec.groups  # scatter / gather elements
-    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _SCATTER_ELEMENTS + _CALL_SECONDS * (4 + 6 * p.spec.groups)
+    r = cost_rates()
+    return 2 * p.macs / (r["gemm_flops"] * eff) + moved / r["scatter_elements"] + _CALL_SECONDS * (4 + 6 * p.spec.groups)
 
 
 def _compiled_direct_cost(p: Problem) -> float:
     # vectorised along rows of the output: short rows pay loop overhead per row
     width = p.output_spatial[-1]
     out_bytes = math.prod(p.output_spatial) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
-    return p.macs / (_COMPILED_MACS * min(1.0, width / 64)) + out_bytes / _WRITE_BYTES + 2 * _CALL_SECONDS
+    r = cost_rates()
+    return p.macs / (r["compiled_macs"] * min(1.0, width / 64)) + out_bytes / r["write_bytes"] + 2 * _CALL_SECONDS
 
 
 def _needs_numba(p: Problem) -> Optional[str]:
@@ -194,7 +246,8 @@ def _shift_cost(p: Problem) -> float:
     positions = p.x_shape[0] * math.prod(p.output_spatial)
     eff = _gemm_efficiency(c_make, c_sum * taps, positions)
     copied = 0 if taps == 1 and waste == 1.0 else positions * waste * taps * c_sum * p.spec.groups
-    return (2 * p.macs * waste / (_GEMM_FLOPS * eff) + copied * p.dtype.itemsize / _COPY_BYTES
+    r = cost_rates()
+    return (2 * p.macs * waste / (r["gemm_flops"] * eff) + copied * p.dtype.itemsize / r["copy_bytes"]
             + _CALL_SECONDS * (3 + 3 * p.spec.groups))
 
 
