@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before keras is imported anywhere
 
@@ -17,11 +19,51 @@ from transconv import interop
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as ORT_INVALID_ARGUMENT  # noqa: E402
+
+ORT_REFUSALS = (
+    "Computed output shape is inconsistent with input spatial dimensions",  # output_padding >= stride
+    "Computed output dimension is <= 0",
+    "Explicit output_shape is inconsistent with input spatial dimensions",
+)
 
 
 def _close(got, expected):
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale)
+
+
+def _placements(expected, full):
+    """Every per-axis start at which ``expected`` (channels first) is a window of ``full``, the
+    uncropped transposed convolution, extended by zeros on both sides."""
+    e, f = expected.shape[2:], full.shape[2:]
+    padded = np.pad(full, [(0, 0), (0, 0)] + [(n, n) for n in e])
+    tol = 1e-4 * max(1.0, float(np.abs(full).max(initial=0.0)))
+    corner = (0, 0) + (0,) * len(e)
+    found = []
+    for start in itertools.product(*(range(-n, m + 1) for n, m in zip(e, f))):
+        window = padded[(slice(None), slice(None)) + tuple(slice(s + n, s + 2 * n) for s, n in zip(start, e))]
+        if abs(window[corner] - expected[corner]) <= tol and np.abs(window - expected).max() <= tol:
+            found.append(start)
+    return found
+
+
+def _assert_refusal_is_honest(exc, expected, full, strides, dilations):
+    """A translation may refuse only an output that transconv cannot express: one that starts
+    before the full result, or ends max(stride, dilation) or more samples past it, and its
+    message must name an axis where that is so."""
+    placements = _placements(expected, full)
+    assert placements, f"the runtime's output is no window of the full transposed convolution ({exc})"
+    message = str(exc)
+    axis = int(re.search(r"on spatial axis (\d+)", message).group(1))
+    named = []
+    for start in placements:
+        past = [s + e - f for s, e, f in zip(start, expected.shape[2:], full.shape[2:])]
+        before = [s < 0 for s in start]
+        beyond = [p >= max(st, d) for p, st, d in zip(past, strides, dilations)]
+        assert any(before) or any(beyond), f"refused an output transconv can express (starts at {start}): {message}"
+        named.append((" starts " in message and before[axis]) or (" extends " in message and beyond[axis]))
+    assert any(named), f"the refusal names the wrong reason or axis for starts {placements}: {message}"
 
 
 # ---------------------------------------------------------------- ONNX
@@ -36,7 +78,9 @@ def _run_onnx(x, w, **attrs):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the refusals below are expected; keep their log lines out of the output
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session.run(None, {"x": x, "w": w})[0]
 
 
@@ -75,7 +119,8 @@ def test_from_onnx_matches_onnxruntime(case):
     w = rng.standard_normal((c_in, c_out // attrs["group"]) + tuple(attrs["kernel_shape"])).astype(np.float32)
     try:
         expected = _run_onnx(x, w, **attrs)
-    except Exception:  # onnxruntime rejects the combination (e.g. an empty output)
+    except ORT_INVALID_ARGUMENT as exc:  # onnxruntime's own shape checks, named exactly
+        assert any(reason in str(exc) for reason in ORT_REFUSALS), str(exc)
         assume(False)
     assume(expected.size > 0)
     kwargs = {k: v for k, v in attrs.items() if k in ("strides", "pads", "auto_pad", "output_shape", "output_padding",
@@ -84,8 +129,8 @@ def test_from_onnx_matches_onnxruntime(case):
         translated = interop.from_onnx(shape, attrs["kernel_shape"], **kwargs)
         got = tc.conv_transpose(x, interop.weight_from_onnx(w), **translated)
     except tc.TransconvError as exc:
-        # the only honest refusals: an output that starts before or reaches too far past the full result
-        assert "starts" in str(exc) or "extends" in str(exc) or "crops more" in str(exc), str(exc)
+        full = tc.conv_transpose(x, w, stride=attrs["strides"], dilation=attrs["dilations"], groups=attrs["group"])
+        _assert_refusal_is_honest(exc, expected, full, attrs["strides"], attrs["dilations"])
         event("refused with a reason")
         return
     event("compared with the runtime")
@@ -152,7 +197,9 @@ def test_from_jax_matches_lax_conv_transpose(case):
         kwargs = interop.from_jax(shape, kernel, strides, padding, rhs_dilation=dilation)
         got = tc.conv_transpose(interop.channels_first(x), interop.weight_from_jax(rhs, transpose_kernel), **kwargs)
     except tc.TransconvError as exc:
-        assert "starts" in str(exc) or "extends" in str(exc) or "crops more" in str(exc), str(exc)
+        w = interop.weight_from_jax(rhs, transpose_kernel)
+        full = tc.conv_transpose(interop.channels_first(x), w, stride=strides, dilation=dilation)
+        _assert_refusal_is_honest(exc, interop.channels_first(expected), full, strides, dilation)
         event("refused with a reason")
         return
     event("compared with the runtime")
@@ -186,11 +233,11 @@ def test_tensorflow_output_shape_out_of_range():
 
 
 @st.composite
-def keras_cases(draw):
-    ndim = draw(st.integers(1, 2))
+def keras_cases(draw, max_ndim: int = 2):
+    ndim = draw(st.integers(1, max_ndim))
     per_axis = lambda lo, hi: tuple(draw(st.integers(lo, hi)) for _ in range(ndim))  # noqa: E731
-    shape = per_axis(1, 6)
-    kernel = per_axis(1, 5)
+    shape = per_axis(1, 6 if ndim < 3 else 3)
+    kernel = per_axis(1, 5 if ndim < 3 else 3)
     strides = per_axis(1, 3)
     dilation = per_axis(1, 2) if all(s == 1 for s in strides) and draw(st.booleans()) else (1,) * ndim
     padding = draw(st.sampled_from(["same", "valid"]))
@@ -208,22 +255,45 @@ def test_from_keras_matches_keras_layers(case):
     layer = cls(3, kernel, strides=strides, padding=padding, output_padding=output_padding, dilation_rate=dilation,
                 use_bias=False)
     x = rng.standard_normal((1,) + shape + (2,)).astype(np.float32)
-    try:
-        layer.build(x.shape)
-        kernel_value = rng.standard_normal(tuple(layer.kernel.shape)).astype(np.float32)
-        layer.kernel.assign(kernel_value)
-        expected = np.asarray(layer(x))
-    except Exception:  # Keras refuses the combination
-        assume(False)
+    layer.build(x.shape)
+    kernel_value = rng.standard_normal(tuple(layer.kernel.shape)).astype(np.float32)
+    layer.kernel.assign(kernel_value)
+    expected = np.asarray(layer(x))
     assume(expected.size > 0)
     try:
         kwargs = interop.from_keras(shape, kernel, strides, padding, output_padding, dilation)
     except tc.TransconvError as exc:
-        assert "starts" in str(exc) or "extends" in str(exc), str(exc)
+        w = interop.weight_from_tensorflow(kernel_value)
+        full = tc.conv_transpose(interop.channels_first(x), w, stride=strides, dilation=dilation)
+        _assert_refusal_is_honest(exc, interop.channels_first(expected), full, strides, dilation)
         event("refused with a reason")
         return
     event("compared with the runtime")
     got = tc.conv_transpose(interop.channels_first(x), interop.weight_from_tensorflow(kernel_value), **kwargs)
+    assert interop.channels_last(got).shape == expected.shape
+    _close(interop.channels_last(got), expected)
+
+
+@given(keras_cases(max_ndim=3))
+def test_from_tensorflow_matches_keras_layers(case):
+    """TensorFlow's rule against Keras 3's own ConvNDTranspose layers (JAX backend): a layer without
+    output_padding has TensorFlow's default output shape, and tf.nn.conv_transpose with that
+    output_shape computes the same values."""
+    import keras
+
+    shape, kernel, strides, dilation, padding, _, seed = case
+    rng = np.random.default_rng(seed)
+    cls = {1: keras.layers.Conv1DTranspose, 2: keras.layers.Conv2DTranspose, 3: keras.layers.Conv3DTranspose}[len(shape)]
+    layer = cls(3, kernel, strides=strides, padding=padding, dilation_rate=dilation, use_bias=False)
+    x = rng.standard_normal((1,) + shape + (2,)).astype(np.float32)
+    layer.build(x.shape)
+    filters = rng.standard_normal(tuple(layer.kernel.shape)).astype(np.float32)  # (*k, out, in), TensorFlow's layout
+    layer.kernel.assign(filters)
+    expected = np.asarray(layer(x))
+    assume(expected.size > 0)
+    kwargs = interop.from_tensorflow(shape, kernel, strides, padding.upper(), output_shape=expected.shape[1:-1],
+                                     dilations=dilation)
+    got = tc.conv_transpose(interop.channels_first(x), interop.weight_from_tensorflow(filters), **kwargs)
     assert interop.channels_last(got).shape == expected.shape
     _close(interop.channels_last(got), expected)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import transconv as tc
@@ -56,8 +56,7 @@ def _conv_args(case: Case):
 def test_matrix_times_vector_is_conv(case: Case, mode: str):
     x, w, _ = case.arrays(transposed=False)
     sample = x if case.batch is None else x[0]
-    if mode == "reflect" and min(case.big) < 2 and any(case.padding):
-        return
+    assume(mode != "reflect" or min(case.big) >= 2 or not any(case.padding))
     C = tc.conv_matrix(w, case.big, padding_mode=mode, **_conv_args(case))
     expected = tc.conv(sample, w, padding_mode=mode, **_conv_args(case))
     assert C.shape == (expected.size, sample.size)
@@ -68,8 +67,7 @@ def test_matrix_times_vector_is_conv(case: Case, mode: str):
 def test_transpose_matrix_is_exactly_the_transpose_and_matches_conv_transpose(case: Case, mode: str):
     y, w, _ = case.arrays(transposed=True)
     sample = y if case.batch is None else y[0]
-    if mode == "reflect" and min(case.big) < 2 and any(case.padding):
-        return
+    assume(mode != "reflect" or min(case.big) >= 2 or not any(case.padding))
     kwargs = dict(stride=case.stride, padding=case.padding, output_padding=case.output_padding,
                   groups=case.groups, dilation=case.dilation, padding_mode=mode)
     CT = tc.conv_transpose_matrix(w, case.small, **kwargs)
@@ -86,8 +84,7 @@ def test_transpose_matrix_is_exactly_the_transpose_and_matches_conv_transpose(ca
 @given(cases(dtypes=("float64",)), st.sampled_from(MODES))
 def test_operator_dot_test_and_matmat(case: Case, mode: str):
     x, w, _ = case.arrays(transposed=False)
-    if mode == "reflect" and min(case.big) < 2 and any(case.padding):
-        return
+    assume(mode != "reflect" or min(case.big) >= 2 or not any(case.padding))
     A = tc.conv_operator(w, case.big, padding_mode=mode, **_conv_args(case))
     rng = np.random.default_rng(case.seed)
     X = rng.standard_normal((A.shape[1], 3))
@@ -154,8 +151,7 @@ def test_fft_singular_values_equal_dense_svd(groups, c_in, c_out, shape, kernel,
 @given(cases(max_ndim=2, dtypes=("float64",)), st.sampled_from(MODES))
 def test_singular_values_and_norm_equal_dense_svd(case: Case, mode: str):
     _, w, _ = case.arrays(transposed=False)
-    if mode == "reflect" and min(case.big) < 2 and any(case.padding):
-        return
+    assume(mode != "reflect" or min(case.big) >= 2 or not any(case.padding))
     args = dict(padding_mode=mode, **_conv_args(case))
     dense = tc.conv_matrix(w, case.big, **args).toarray()
     expected = np.linalg.svd(dense, compute_uv=False)

@@ -419,7 +419,6 @@ def cmd_demo(args) -> int:
 
 _LAZY = {
     "bench": ("transconv.bench", "benchmarks: the methods against each other and against PyTorch"),
-    "train": ("transconv.train", "learn up-sampling weights"),
 }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .connectivity import axis_tap_indices
+from .connectivity import forward_table
 from .errors import TransconvError
 from .ops import conv, conv_transpose
 from .spec import ConvSpec, conv_spec, conv_transpose_spec, spatial_shape
@@ -106,31 +106,15 @@ def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...], dtype=np.int64)
     """For every output position p: the valid taps t and the flat input position they read.
 
     Returns ``(counts, taps, inputs)``: ``counts[p]`` pairs for output ``p``, then the
-    pairs themselves in output-major, tap-minor order.
+    pairs themselves in output-major, tap-minor order (the rows of the forward table).
     """
-    maps = axis_tap_indices(spec, input_shape)
-    d = len(maps)
-    flat = np.zeros((1,) * (2 * d), dtype=dtype)
-    valid = np.ones((1,) * (2 * d), dtype=bool)
-    step = 1
-    for a in reversed(range(d)):
-        m = maps[a]
-        view = [1] * (2 * d)
-        view[a], view[d + a] = m.shape
-        m = m.reshape(view)
-        flat = flat + (np.where(m >= 0, m, 0) * step).astype(dtype)
-        valid = valid & (m >= 0)
-        step *= input_shape[a]
-    out = tuple(m.shape[0] for m in maps)
-    taps = tuple(m.shape[1] for m in maps)
-    shape = out + taps
-    flat = np.broadcast_to(flat, shape).reshape(int(np.prod(out)), int(np.prod(taps)))
-    valid = np.broadcast_to(valid, shape).reshape(flat.shape)
-    if valid.all():  # no zero padding reached: skip the boolean gathers (copy: broadcast views are read-only)
-        return (np.full(flat.shape[0], flat.shape[1]), np.tile(np.arange(flat.shape[1], dtype=dtype), flat.shape[0]),
-                np.array(flat, copy=True).ravel())
-    tap_ids = np.broadcast_to(np.arange(flat.shape[1], dtype=dtype), flat.shape)
-    return valid.sum(axis=1), tap_ids[valid], flat[valid]
+    table = forward_table(spec, spec.conv_output_shape(input_shape), input_shape)
+    valid = table >= 0
+    if valid.all():  # no zero padding reached: skip the boolean gathers
+        return (np.full(table.shape[0], table.shape[1]), np.tile(np.arange(table.shape[1], dtype=dtype), table.shape[0]),
+                table.astype(dtype).ravel())
+    tap_ids = np.broadcast_to(np.arange(table.shape[1], dtype=dtype), table.shape)
+    return valid.sum(axis=1), tap_ids[valid], table[valid].astype(dtype)
 
 
 def _build(layer: _Layer) -> sp.csr_array:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .connectivity import transpose_axis_tap_indices
+from .connectivity import axis_inverse_csr
 from .spec import conv_transpose_spec, effective_kernel, spatial_shape
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
@@ -35,11 +35,7 @@ def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dila
     op = "overlap_map"
     shape = _shape(op, input_shape, kernel_size)
     spec = conv_transpose_spec(op, shape, kernel_size, stride, padding, output_padding, 1, dilation)
-    out = spec.transpose_output_shape(shape)
-    counts = []
-    for m, o in zip(transpose_axis_tap_indices(spec, shape), out):
-        hits = m[m >= 0]
-        counts.append(np.bincount(hits, minlength=o).astype(np.int64))
+    counts = [np.diff(inverse.indptr) for inverse in axis_inverse_csr(spec, shape)]
     return counts, (spec, shape)
 
 

@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..connectivity import axis_tap_indices, pad_index, transpose_axis_tap_indices
+from ..connectivity import axis_inverse_csr, axis_tap_indices, pad_index, transpose_axis_tap_indices
 from ..errors import TransconvError
 from ..spec import ConvSpec, conv_spec, conv_transpose_spec, transposed_as_direct_conv
 
@@ -364,7 +364,7 @@ def frames(spec: ConvSpec, input_shape: Sequence[int], transposed: bool = False,
                 out.append(_frame(step, o, window, taps_all, pairs))
             return Animation(spec, input_shape, out_shape, False, view, source, dest, "source", tuple(out))
         # scatter view of a convolution: input j reaches the outputs whose window reads it
-        per_axis = [_inverse(m, n) for m, n in zip(maps, input_shape)]
+        per_axis = axis_inverse_csr(spec, out_shape, input_shape)
         out = []
         for step, j in enumerate(_product(input_shape)):
             pairs = _pairs_for(j, per_axis, reverse=True)
@@ -383,7 +383,7 @@ def frames(spec: ConvSpec, input_shape: Sequence[int], transposed: bool = False,
         source = _transposed_input_canvas(spec, input_shape)
         dest = _plain_canvas(out_shape, "output")
         offsets = _transposed_direct_offsets(spec)
-        per_axis = [_inverse(m, o) for m, o in zip(maps, out_shape)]  # output -> [(input, tap)]
+        per_axis = axis_inverse_csr(spec, input_shape)  # output -> [(input, tap)]
         out = []
         for step, o in enumerate(_product(out_shape)):
             # window offset u holds tap k - 1 - u (the flipped kernel)
@@ -409,20 +409,9 @@ def frames(spec: ConvSpec, input_shape: Sequence[int], transposed: bool = False,
     return Animation(spec, input_shape, out_shape, True, view, source, dest, "dest", tuple(out))
 
 
-def _inverse(m: np.ndarray, n: int) -> list[list[tuple[int, int]]]:
-    """Invert a ``(rows, taps) -> position`` map: for every position, its ``(row, tap)`` list."""
-    inv: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for r in range(m.shape[0]):
-        for t in range(m.shape[1]):
-            p = int(m[r, t])
-            if p >= 0:
-                inv[p].append((r, t))
-    return inv
-
-
 def _pairs_for(anchor: Index, per_axis, reverse: bool):
-    """All ``(anchor, tap, partner)`` combinations across axes from per-axis inverted maps."""
-    lists = [per_axis[a][v] for a, v in enumerate(anchor)]
+    """All ``(anchor, tap, partner)`` combinations across axes from per-axis inverse tables."""
+    lists = [per_axis[a].pairs(v) for a, v in enumerate(anchor)]
     result = []
     for combo in itertools.product(*lists):
         partner = tuple(c[0] for c in combo)
