@@ -33,14 +33,14 @@ forms, chosen once per call:
   at once, to its phase plane as one masked unit-stride run, and the planes are
   interleaved into the output rows once;
 * otherwise, for narrow outputs and kernel = stride, a flat inverse table
-  (``flat_sources``): for each output position, the GEMM entries that reach it;
+  (``connectivity.inverse_csr``): for each output position, the GEMM entries that reach it;
 * otherwise row runs: each large-grid row is built from the (tap, small row) pairs that
   reach it (the inverse of ``outer``), summed into one contiguous accumulator per output
   phase, and the phases are interleaved into the row.
 
 The conv gather splits each input row into its stride phases once, into slots with zero
 margins (``phase_margins``), so every tap is one unmasked unit-stride copy; outputs under
-8 positions wide gather through a flat ``(tap, position)`` table (``flat_positions``)
+8 positions wide gather through the connectivity's forward table (``connectivity.forward_table``)
 instead.
 
 Each core takes a share of the samples (with fewer samples than cores: of the output
@@ -74,7 +74,7 @@ from functools import lru_cache, wraps
 
 import numpy as np
 
-from ..connectivity import axis_tap_indices, transpose_axis_tap_indices
+from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
 from ..spec import ConvSpec
 from .direct import pad, pad_adjoint
 
@@ -245,42 +245,21 @@ def _conv_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
     return row_plan(axis_tap_indices(spec, big), big, spec.stride[-1])
 
 
-def flat_positions(plan: RowPlan) -> np.ndarray:
-    """``table[t, p]``: the flat big-grid position small position ``p`` meets through tap
-    ``t`` (``-1`` = padding), expanded from the rows and runs of ``plan``."""
-    i = np.arange(plan.small_width)
-    inside = (i[None, :] >= plan.lo[:, None]) & (i[None, :] < plan.hi[:, None])  # (kl, W_s)
-    column = plan.stride * (i[None, :] + plan.shift[:, None]) + plan.phase[:, None]
-    row = plan.outer[:, None, :, None]  # (T_o, 1, R_s, 1)
-    table = np.where((row >= 0) & inside[None, :, None, :], row * plan.big_width + column[None, :, None, :], -1)
-    table = table.reshape(plan.outer.shape[0] * plan.last_taps, -1).astype(np.int32)
+@lru_cache(maxsize=16)
+def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
+    """``table[t, p]``: the flat input position output ``p`` reads through tap ``t`` (``-1`` =
+    padding): the connectivity's forward table, tap-major for the gather."""
+    table = np.ascontiguousarray(forward_table(spec, spec.conv_output_shape(big), big).T, dtype=np.int32)
     table.setflags(write=False)
     return table
 
 
 @lru_cache(maxsize=16)
-def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
-    return flat_positions(_conv_plan(spec, big))
-
-
-def flat_sources(plan: RowPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The inverse of :func:`flat_positions` as CSR: ``taps[e], positions[e]`` for
-    ``ptr[o] <= e < ptr[o + 1]`` are the (tap, small position) pairs that reach big position ``o``."""
-    table = flat_positions(plan)
-    tap, pos = np.nonzero(table >= 0)
-    target = table[tap, pos].astype(np.int64)
-    order = np.argsort(target, kind="stable")
-    counts = np.bincount(target, minlength=plan.big_rows * plan.big_width)
-    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    taps, positions = tap[order].astype(np.int64), pos[order].astype(np.int64)
-    for a in (ptr, taps, positions):
-        a.setflags(write=False)
-    return ptr, taps, positions
-
-
-@lru_cache(maxsize=16)
 def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return flat_sources(_transpose_plan(spec, small))
+    """``(ptr, tap, position)``: the connectivity's inverse (CSR), the pairs ``ptr[o]:ptr[o + 1]``
+    of small position and tap that reach output ``o``."""
+    inverse = inverse_csr(spec, small)
+    return inverse.indptr, inverse.tap_index, inverse.small_index
 
 
 @dataclass(frozen=True)
@@ -307,14 +286,14 @@ class PhasePlanes:
     big_width: int
 
 
-def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    """:class:`PhasePlanes` of a transposed convolution from the flat table of its row
-    plan, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
+def phase_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
+    """:class:`PhasePlanes` of a transposed convolution from the connectivity's forward
+    table, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
     strides, big = spec.stride, spec.transpose_output_shape(small)
     stride = np.array(strides)
     if any(b != s * n for b, s, n in zip(big, strides, small)):
         return None
-    table = flat_positions(plan)
+    table = forward_table(spec, small, big).T
     taps, positions = table.shape
     phase_of, offset, lo, hi = (np.zeros(taps, dtype=np.int64) for _ in range(4))
     mask = np.zeros((taps, positions), dtype=np.uint8)
@@ -345,7 +324,7 @@ def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> Phase
 
 @lru_cache(maxsize=16)
 def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    return phase_planes(_transpose_plan(spec, small), spec, small)
+    return phase_planes(spec, small)
 
 
 # --------------------------------------------------------------------------------------
@@ -435,7 +414,7 @@ if numba is not None:
 
     def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, ptr, tap, pos):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co, o] = sum over the pairs e of o of Z[(co, tap[e]), (n, pos[e])] (CSR, see
-        # flat_sources): for narrow or sparsely reached outputs one load per pair beats row runs
+        # connectivity.inverse_csr): for narrow or sparsely reached outputs one load per pair beats row runs
         big = ptr.shape[0] - 1
         for task in prange(nb * cb):
             co = task % cb
