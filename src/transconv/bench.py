@@ -303,22 +303,50 @@ def _alternating(fns: list[Callable[[], object]], rounds: int, block_seconds: fl
     return times
 
 
-def _weight_grad_calls(layer: Layer, transposed: bool):
-    """Hook for the weight gradients (``tc.conv_weight_grad`` on branch ``nn``): ``None``
-    until the library has them, so the sweep reports them as soon as they exist."""
+def _weight_grad_calls(layer: Layer, transposed: bool, seed: int = 1):
+    """``(x, w, ours, torch_call, method)`` for the weight gradient of the layer's
+    conv_transpose or mirrored conv, or ``None`` without ``transconv.conv_weight_grad``;
+    PyTorch's side is ``aten.convolution_backward`` with only the weight gradient asked for."""
     import transconv
 
     if not hasattr(transconv, "conv_weight_grad"):
         return None
-    raise NotImplementedError("transconv.conv_weight_grad exists: add its sweep rows here")  # HOOK (issue 12)
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
+    if transposed:
+        x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        g = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        kw = dict(layer.kwargs(), transposed=True)
+        op_pad = (layer.output_padding,) * len(layer.spatial)
+    else:
+        x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        g = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        kw = layer.conv_kwargs()
+        op_pad = (0,) * len(layer.spatial)
+    ours = lambda: transconv.conv_weight_grad(x, g, w.shape, **kw)  # noqa: E731
+    nd = len(layer.spatial)
+
+    def torch_call(xt, wt, gt):
+        import torch
+
+        return torch.ops.aten.convolution_backward(
+            gt, xt, wt, None, (layer.stride,) * nd, (layer.padding,) * nd, (layer.dilation,) * nd, transposed,
+            op_pad, layer.groups, [False, True, False])[1]
+
+    return x, w, g, ours, torch_call, "auto"
 
 
-def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float) -> dict:
+def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float, weight_grad: bool = False) -> dict:
     """Ours against PyTorch NCHW on one sweep layer: the median over rounds of the per-round ratio."""
     import torch
 
-    x, w, ours, torch_call, choice = _calls(layer, transposed)
-    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    if weight_grad:
+        x, w, g, ours, torch_grad, method = _weight_grad_calls(layer, transposed)
+        gt, reference_bytes = torch.from_numpy(g), g.nbytes
+        torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
+    else:
+        x, w, ours, torch_call, choice = _calls(layer, transposed)
+        method, reference_bytes = choice.method, None = torch.from_numpy(x), torch.from_numpy(w)
     result = ours()
     with torch.no_grad():
         expected = torch_call(xt, wt).numpy()
@@ -331,19 +359,20 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float)
     ratios = [a / b for a, b in zip(t_ours, t_torch)]
     return {
         "layer": layer.name,
-        "op": "conv_transpose" if transposed else "conv",
-        "method": choice.method,
+        "op": ("conv_transpose" if transposed else "conv") + ("_weight_grad" if weight_grad else ""),
+        "method": method,
         "ours_ms": statistics.median(t_ours) * 1e3,
         "torch_nchw_ms": statistics.median(t_torch) * 1e3,
         "ratio_nchw": statistics.median(ratios),
-        "extra_memory_x_output": max(0, peak - result.nbytes) / max(1, result.nbytes),
+        # for the weight gradients: relative to the layer's output (their own result is the small weight)
+        "extra_memory_x_output": max(0, peak - result.nbytes) / max(1, reference_bytes or result.nbytes),
         "max_rel_error_vs_torch": error,
     }
 
 
 def _sweep_summary(rows: list[dict]) -> dict:
     summary = {}
-    for op in ("conv_transpose", "conv"):
+    for op in ("conv_transpose", "conv", "conv_transpose_weight_grad", "conv_weight_grad"):
         sel = [r for r in rows if r["op"] == op]
         if sel:
             worst = max(sel, key=lambda r: r["ratio_nchw"])
@@ -354,7 +383,9 @@ def _sweep_summary(rows: list[dict]) -> dict:
 
 
 def _sweep_line(r: dict) -> str:
-    return (f"{'convT' if r['op'] == 'conv_transpose' else 'conv':5s} {r['layer'][:44]:44s} {r['method'][:15]:15s} "
+    short = {"conv_transpose": "convT", "conv": "conv", "conv_transpose_weight_grad": "dW_T",
+             "conv_weight_grad": "dW"}[r["op"]]
+    return (f"{short:5s} {r['layer'][:44]:44s} {r['method'][:15]:15s} "
             f"{r['ours_ms']:9.3f} {r['torch_nchw_ms']:9.3f} {r['ratio_nchw']:6.2f} {r['extra_memory_x_output']:6.2f}")
 
 
@@ -373,11 +404,13 @@ def run_sweep(args: argparse.Namespace, rates: dict) -> int:
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
     rounds = args.repeats or 7
     rows = []
-    for transposed in ops:
-        for layer in layers:
-            rows.append(sweep_row(layer, transposed, rounds, 0.02))
-            if not args.json:
-                print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
+    grads = (False, True) if _weight_grad_calls(layers[0], True) is not None and not args.no_weight_grad else (False,)
+    for weight_grad in grads:
+        for transposed in ops:
+            for layer in layers:
+                rows.append(sweep_row(layer, transposed, rounds, 0.02, weight_grad))
+                if not args.json:
+                    print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "rows": rows,
                           "summary": _sweep_summary(rows)}, indent=2))
@@ -395,6 +428,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", type=int, default=0, metavar="N",
                         help="instead of the suite, N random layers (see docs/performance.md) in alternating blocks")
     parser.add_argument("--seed", type=int, default=0, help="the sweep's seed (default: 0)")
+    parser.add_argument("--no-weight-grad", action="store_true", help="the sweep without the weight gradients")
     parser.add_argument("--no-save-rates", action="store_true",
                         help="do not cache the measured GEMM and copy rates for the cost model")
 
