@@ -23,7 +23,7 @@ def _stride(method: str, stride: int) -> int:
 @pytest.mark.parametrize("method", FAST)
 @pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize("batch", [1, 5])  # 1: parallel kernels in row chunks; 5: one range per worker
-def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monkeypatch):
+def test_blocks_of_samples_agree_with_one_block(method, transposed, batch):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
     kwargs = dict(stride=_stride(method, 2), padding=1, groups=2)
@@ -37,8 +37,8 @@ def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monke
     expected = run("reference")
     np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
     # the smallest blocks: one sample, one output channel (conv_transpose) or one output row (conv)
-    monkeypatch.setattr(compiled, "_BLOCK_BYTES", 1)
-    np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
+    with compiled.tuned(block_bytes=1):
+        np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
 
 
 @settings(deadline=None)
@@ -208,9 +208,7 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    saved = compiled._ALONG_KERNEL
-    compiled._ALONG_KERNEL = 1
-    try:
+    with compiled.tuned(along_kernel=1):
         x, w, b = case.arrays(transposed=True)
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                       padding_mode=mode)
@@ -221,8 +219,6 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
         expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
         np.testing.assert_allclose(tc.conv(xc, wc, bc, method="compiled_direct", **kwargs), expected,
                                    **tolerance(case.dtype, xc, wc, bc))
-    finally:
-        compiled._ALONG_KERNEL = saved
 
 
 @settings(deadline=None, max_examples=60)
@@ -236,15 +232,8 @@ def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    forced = {
-        "planes": {"_PHASE_PLANES": True},
-        "flat": {"_PHASE_PLANES": False, "_FLAT_BELOW": 10**9, "_FLAT_GATHER_BELOW": 10**9},
-        "rows": {"_FLAT_TABLE_BYTES": 0},
-    }[mover]
-    saved = {name: getattr(compiled, name) for name in forced}
-    for name, value in forced.items():
-        setattr(compiled, name, value)
-    try:
+    forced = {"planes": "auto", "flat": "flat", "rows": "rows"}[mover]
+    with compiled.tuned(scatter=forced, gather=forced):
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                       padding_mode=mode)
         x, w, b = case.arrays(transposed=True)
@@ -255,9 +244,6 @@ def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
         expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
         np.testing.assert_allclose(tc.conv(xc, wc, bc, method="gemm", **kwargs), expected,
                                    **tolerance(case.dtype, xc, wc, bc))
-    finally:
-        for name, value in saved.items():
-            setattr(compiled, name, value)
 
 
 @pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
@@ -388,13 +374,9 @@ def test_phase_plane_scatter_agrees_with_the_reference(case):
     assert compiled._transpose_planes(spec, small) is not None
     expected = tc.conv_transpose(y, w, method="reference", **kwargs)
     rtol = 1e-4 if dtype == np.float32 else 1e-11
-    for block_bytes in (compiled._BLOCK_BYTES, 1):
-        saved = compiled._BLOCK_BYTES
-        compiled._BLOCK_BYTES = block_bytes
-        try:
+    for block_bytes in (compiled.Tuning().block_bytes, 1):
+        with compiled.tuned(block_bytes=block_bytes):
             got = tc.conv_transpose(y, w, method="gemm", **kwargs)
-        finally:
-            compiled._BLOCK_BYTES = saved
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
 
 

@@ -120,19 +120,11 @@ def machine_rates(threads: int) -> dict:
 
 
 def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> float:
-    """Time ``fn`` with the gemm method's scatter kernels replaced by no-ops."""
+    """Time ``fn`` with the gemm method's scatter skipped (``compiled.tuned(scatter="none")``)."""
     from .ops import compiled
 
-    # every compiled scatter (row runs, flat table, phase planes; parallel and serial)
-    names = [n for n, k in vars(compiled).items() if n.startswith("_scatter") and hasattr(k, "py_func")]
-    saved = {name: getattr(compiled, name) for name in names}
-    try:
-        for name in names:
-            setattr(compiled, name, lambda *args: None)
+    with compiled.tuned(scatter="none"):
         return _best(fn, repeats, budget)
-    finally:
-        for name, kernel in saved.items():
-            setattr(compiled, name, kernel)
 
 
 def _torch_funcs(ndim: int):

@@ -69,6 +69,7 @@ from __future__ import annotations
 import math
 import threading
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache, wraps
 
@@ -88,7 +89,7 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
 __all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
-           "direct_conv_transpose", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
+           "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -682,17 +683,52 @@ if numba is not None:
 # Methods.  Arrays arrive batched (N, C, *spatial), C-contiguous, in the compute dtype.
 # --------------------------------------------------------------------------------------
 
-_BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
-_ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker (FCN dense 61 -> 48 ms; neutral elsewhere)
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
-_FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table (runs: 0.55x at 16 wide)
-_PHASE_PLANES = True  # conv_transpose outputs stride x the input scatter by whole phase planes (PhasePlanes)
+_FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The compiled methods' internal choices, fixed for tests and benchmarks with :func:`tuned`.
+
+    ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
+    data mover (``"auto"``: phase planes where the output is stride x the input, else the
+    CSR table or the row runs by width; ``"flat"`` / ``"rows"`` force one; ``"none"`` skips
+    it, leaving the output unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``,
+    ``"flat"``, ``"rows"``); last-axis kernels of ``along_kernel`` taps or more loop along
+    the kernel in the direct kernels.
+    """
+
+    block_bytes: int = 512 * 2**20
+    scatter: str = "auto"
+    gather: str = "auto"
+    along_kernel: int = 16
+
+
+_TUNING = Tuning()
+
+
+@contextmanager
+def tuned(**changes):
+    """Run the enclosed calls with :class:`Tuning` fields changed (process-wide, not thread-safe).
+
+    >>> with tuned(scatter="rows") as tuning:
+    ...     tuning.scatter
+    'rows'
+    """
+    global _TUNING
+    saved = _TUNING
+    _TUNING = replace(saved, **changes)
+    try:
+        yield _TUNING
+    finally:
+        _TUNING = saved
 
 
 def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
@@ -702,9 +738,9 @@ def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
     reference, at least ``_PARALLEL_FLOOR``: every block there hands the cores from BLAS's
     threads to numba's and back, which costs more than a cache miss."""
     if not serial:
-        return int(min(_BLOCK_BYTES, max(reference_bytes, _PARALLEL_FLOOR)))
+        return int(min(_TUNING.block_bytes, max(reference_bytes, _PARALLEL_FLOOR)))
     workers = max(1, numba.get_num_threads())
-    return int(min(_BLOCK_BYTES, max(reference_bytes // workers, _WORKER_FLOOR)))
+    return int(min(_TUNING.block_bytes, max(reference_bytes // workers, _WORKER_FLOOR)))
 
 
 def _chunks(planes: int, rows: int) -> int:
@@ -766,6 +802,14 @@ def _runs(plan: RowPlan) -> tuple:
     return (plan.lo, plan.hi, plan.phase, plan.shift)
 
 
+def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
+                plan: RowPlan, serial: bool = False) -> None:
+    """``cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))]`` for the small rows
+    ``r0 <= r < r1`` of ``plan`` (zero where a tap meets padding): the conv's row gather."""
+    (_gather_serial if serial else _gather)(x, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
+                                            plan.small_width, plan.big_width, plan.stride, *phase_margins(plan))
+
+
 @zero_padded(transposed=True)
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
@@ -786,13 +830,18 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # runs) and outputs reached by one tap each (kernel = stride) through the flat table
     # (per block 0.43-0.77x the row runs' time, but 2.5x on a 32-wide k3 s2 output, whose
     # long runs vectorise); otherwise the row runs.
-    planes = _transpose_planes(spec, small) if _PHASE_PLANES and T * P <= _FLAT_TABLE_BYTES else None
-    flat = _transpose_flat(spec, small) if planes is None and T * P * 8 <= _FLAT_TABLE_BYTES else None
-    if flat is not None and not (big[-1] < _FLAT_BELOW or int(np.diff(flat[0]).max(initial=0)) <= 1):
-        flat = None
+    mode = _TUNING.scatter
+    planes = _transpose_planes(spec, small) if mode == "auto" and T * P <= _FLAT_TABLE_BYTES else None
+    flat = None
+    if mode == "flat" or (mode == "auto" and planes is None and T * P * 8 <= _FLAT_TABLE_BYTES):
+        flat = _transpose_flat(spec, small)
+        if mode == "auto" and not (big[-1] < _FLAT_BELOW or int(np.diff(flat[0]).max(initial=0)) <= 1):
+            flat = None
 
     def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
+        if mode == "none":
+            return
         if planes is not None:
             (_scatter_planes_serial if serial else _scatter_planes)(
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phases, planes.phase_of, planes.offset, planes.lo,
@@ -855,11 +904,11 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     width = plan.small_width
     row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
     # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
-    table = _conv_flat(spec, big) if width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES else None
-    margins = phase_margins(plan)
+    flat = _TUNING.gather == "flat" or (
+        _TUNING.gather == "auto" and width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES)
+    table = _conv_flat(spec, big) if flat else None
 
     def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
-        gather = _gather_serial if serial else _gather
         # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
         budget = _worker_budget(3 * out.nbytes // 2, serial)
         if serial:
@@ -879,8 +928,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         (_gather_flat_serial if serial else _gather_flat)(xf, c, gi * ci_g, ci_g, n0, m, r0 * width,
                                                                           r1 * width, table)
                     else:
-                        gather(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan.outer, *_runs(plan), width, plan.big_width,
-                               plan.stride, *margins)
+                        gather_rows(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan, serial)
                     # GEMMs write the output in place (BLAS takes its row stride) unless
                     # planes are small enough that one GEMM over the block pays for a copy
                     if m == 1:
@@ -909,7 +957,7 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     (_direct_transpose_serial if serial else _direct_transpose)(
         y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
+                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _TUNING.along_kernel,
                       plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape((n, c_out) + big)
 
@@ -927,7 +975,7 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
                  *_runs(plan), plan.small_width, plan.big_width, plan.stride,
                  1 if serial else _chunks(n * w.shape[0], plan.small_rows),
-                 plan.last_taps >= _ALONG_KERNEL, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
+                 plan.last_taps >= _TUNING.along_kernel, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape(out.shape[:2] + small)
 
 
