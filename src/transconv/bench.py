@@ -338,7 +338,8 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
         torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
     else:
         x, w, ours, torch_call, choice = _calls(layer, transposed)
-        method, reference_bytes = choice.method, None = torch.from_numpy(x), torch.from_numpy(w)
+        method, reference_bytes = choice.method, None
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     result = ours()
     with torch.no_grad():
         expected = torch_call(xt, wt).numpy()

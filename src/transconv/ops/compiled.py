@@ -331,7 +331,7 @@ def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | N
 # --------------------------------------------------------------------------------------
 # Kernels (compiled lazily on first call; cache=True keeps them across processes).
 # Indices are cast to uintp: numba then drops its negative-index wraparound, which
-# otherwise keeps LLVM from vectorising the row loops (measured 2.5x on a row add).
+# otherwise keeps LLVM from vectorising the row loops (docs/performance.md).
 # --------------------------------------------------------------------------------------
 
 if numba is not None:
@@ -356,7 +356,7 @@ if numba is not None:
         if stride == 1:
             for i in range(big_width):
                 dst[uintp(base + i)] = acc[uintp(i)]
-        elif stride == 2:  # pairs in one pass (measured 25% faster than a pass per phase)
+        elif stride == 2:  # pairs in one pass: faster than a pass per phase
             half = big_width // 2
             for i in range(half):
                 dst[uintp(base + 2 * i)] = acc[uintp(i)]
@@ -452,7 +452,7 @@ if numba is not None:
             for n in range(nb):
                 dst = out[n0 + n, co0 + co]
                 # its own interleave: _interleave (with an accumulator offset) inlined here
-                # made this kernel 2-3x slower (measured on DCGAN 8x8 -> 16x16 blocks)
+                # made this kernel slower (docs/performance.md)
                 small_width = big_width // last_stride
                 for row in range(row_phase.shape[0]):
                     r0 = row_phase[row] * span + n * P + row_start[row]
@@ -559,7 +559,7 @@ if numba is not None:
     def _gather_flat_py(x, cols, ci0, ci_g, n0, nb, p0, p1, table):  # pragma: no cover - compiled
         # cols[(ci, t), (n, p - p0)] = x[n0 + n, ci0 + ci, table[t, p]] (0 where -1), p0 <= p < p1.
         # For narrow outputs (rows of a few positions) a masked load per element beats row
-        # runs: they take 1.4x its time on 4-wide rows (DCGAN 8x8 -> 4x4), 0.9x at 8, 0.55x at 16.
+        # runs (docs/performance.md gives the crossover).
         T = table.shape[0]
         span = p1 - p0
         zero = x.dtype.type(0)  # a literal 0 would make the select float64
@@ -661,8 +661,7 @@ if numba is not None:
         renamed copy: numba's cache keys an entry by file, name, line, signature and
         bytecode but not by its options, so twins of one name overwrite each other's
         cache entry and a later process can load the parallel code as the serial kernel
-        (measured: DCGAN 64x64x32x32 -> 3 at 7.5 ms instead of 3.2, numba's threads
-        launched inside each worker)."""
+        (numba's threads then launched inside each worker; docs/performance.md)."""
         name = py_func.__name__.replace("_py", "_serial_py")
         serial = types.FunctionType(py_func.__code__.replace(co_name=name), py_func.__globals__, name,
                                     py_func.__defaults__, py_func.__closure__)
@@ -686,7 +685,7 @@ if numba is not None:
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
-_RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker (FCN dense 61 -> 48 ms; neutral elsewhere)
+_RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
@@ -764,8 +763,7 @@ def _split(n: int, units: int, work, macs: int) -> None:
     thread with single-threaded BLAS and serial kernels; with fewer samples, the second
     axis is split instead.  The GEMM and the scatter of one range follow each other on
     one core, and no thread pool hands the cores over to another (OpenBLAS's and
-    OpenMP's threads both spin after their parallel regions; measured on DCGAN
-    64x256x8x8: 27.8 ms handing over, 20.5 ms split).  BLAS is limited to one thread for
+    OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
     workers = numba.get_num_threads()
@@ -861,7 +859,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         if fold:
             # GEMM blocks about as wide (samples x positions) as tall (channels x taps):
             # BLAS packs both operands on every call, and a tall thin block re-packs the
-            # whole weight for few columns (DCGAN 64x512x4x4: 16.8 -> 14.7 ms)
+            # whole weight for few columns
             side = math.isqrt(max(1, budget // y.itemsize))
             nb = int(max(1, min(stop - start, round(side / P))))
             cb = int(max(1, min(c_hi - c_lo, budget // (nb * plane_bytes))))
@@ -909,7 +907,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     table = _conv_flat(spec, big) if flat else None
 
     def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
-        # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
+        # cache-sized gather blocks: the GEMM then reads its columns from L2
         budget = _worker_budget(3 * out.nbytes // 2, serial)
         if serial:
             budget = min(budget, _GATHER_CAP)
