@@ -62,6 +62,14 @@ output for conv).
 
 ``"compiled_direct"`` skips BLAS for few channels (single-channel images, depthwise),
 multiplying and accumulating rows straight from the input.
+
+``"shift"`` (``shift_conv``) runs stride-1 layers as one GEMM over shifted contiguous runs
+of the flat padded input (the transposed convolution as the convolution with the flipped
+kernel), and 1x..x1 kernels at any stride as one stacked matmul with no gather.
+
+Calls under ``_SERIAL_BELOW`` multiply-adds run serial kernels in the calling thread.  The
+internal choices (block size, scatter, gather, kernel loop order) can be fixed with
+:func:`tuned`, for tests and the benchmark's GEMM-only column.
 """
 
 from __future__ import annotations
