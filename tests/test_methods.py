@@ -128,6 +128,10 @@ def test_row_plan_is_the_connectivity(case, transposed):
     ((3, 4, 40), (4, 8, 5), dict(padding=2, groups=2)),
     ((2, 56, 6, 6), (56, 12, 1, 1), dict()),
     ((2, 16, 5, 6), (16, 8, 1, 1), dict(stride=2, padding=1, output_padding=1)),
+    # past the serial floor: split by samples, and (one sample) by positions
+    ((3, 64, 24, 24), (64, 32, 1, 1), dict()),
+    ((1, 64, 48, 48), (64, 16, 1, 1), dict(groups=2)),
+    ((2, 16, 24, 24), (16, 16, 3, 3), dict(padding=1)),
 ])
 def test_decoder_layers_match_the_reference(method, layer):
     x_shape, w_shape, kwargs = layer

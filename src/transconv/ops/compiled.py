@@ -1015,11 +1015,18 @@ def _k1_slices(n_big: int, n_small: int, stride: int, lo: int) -> tuple[slice, s
 
 
 def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None:
-    """``out[n, (g, co), p] = w[g, co, ci] @ x[n, (g, ci), p]``: one stacked matmul with
-    BLAS's own threads (no gather, so no hand-over between thread pools to avoid)."""
+    """``out[n, (g, co), p] = w[g, co, ci] @ x[n, (g, ci), p]``: stacked matmuls, each core
+    on its share of the samples (or of the positions) with single-threaded BLAS (see
+    :func:`_split`: a multi-threaded BLAS per small GEMM suffers most on a busy machine)."""
     n, c_in = x.shape[:2]
     wg = w.reshape(groups, -1, c_in // groups)
-    np.matmul(wg, x.reshape(n, groups, c_in // groups, -1), out=out.reshape(n, groups, wg.shape[1], -1))
+    xs = x.reshape(n, groups, c_in // groups, -1)
+    outs = out.reshape(n, groups, wg.shape[1], -1)
+
+    def work(start: int, stop: int, p0: int, p1: int, serial: bool) -> None:
+        np.matmul(wg, xs[start:stop, :, :, p0:p1], out=outs[start:stop, :, :, p0:p1])
+
+    _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1])
 
 
 def _k1_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
