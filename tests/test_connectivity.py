@@ -109,19 +109,6 @@ def test_a_convolution_on_any_big_grid(geometry, extra):
     np.testing.assert_array_equal(forward_table(spec, small, big), expected)
 
 
-@settings(max_examples=60, deadline=None)
-@given(geometries(modes=("zeros",)))
-def test_inverse_equals_the_compiled_flat_sources(geometry):
-    """The compiled scatter's own inverse table (built from its row plan) lists the same pairs."""
-    compiled = pytest.importorskip("transconv.ops.compiled")
-    spec, small, big = geometry
-    taps, positions = compiled.flat_sources(compiled._transpose_plan(spec, tuple(small)))
-    inverse = inverse_csr(spec, small)
-    for b in range(int(np.prod(big))):
-        listed = [(int(p), int(t)) for p, t in zip(positions[:, b], taps[:, b]) if t >= 0]
-        assert inverse.pairs(b) == listed
-
-
 def test_tables_are_cached_and_read_only():
     spec = ConvSpec((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), (1, 1))
     assert forward_table(spec, (4, 4)) is forward_table(spec, [4, 4])

@@ -13,18 +13,23 @@ from transconv.ops import compiled
 from _strategies import cases
 
 FAST = [m for m in tc.METHODS if m != "reference"]
+STRIDE_ONE = {"shift"}  # methods that decline strides above 1 (unless the kernel has one tap)
+
+
+def _stride(method: str, stride: int) -> int:
+    return 1 if method in STRIDE_ONE else stride
 
 
 @pytest.mark.parametrize("method", FAST)
 @pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize("batch", [1, 5])  # 1: parallel kernels in row chunks; 5: one range per worker
-def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monkeypatch):
+def test_blocks_of_samples_agree_with_one_block(method, transposed, batch):
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
-    kwargs = dict(stride=2, padding=1, groups=2)
+    kwargs = dict(stride=_stride(method, 2), padding=1, groups=2)
     if transposed:
         x = rng.standard_normal((batch, 6, 7, 6)).astype(np.float32)
-        run = lambda m: tc.conv_transpose(x, w, output_padding=1, method=m, **kwargs)  # noqa: E731
+        run = lambda m: tc.conv_transpose(x, w, output_padding=kwargs["stride"] - 1, method=m, **kwargs)  # noqa: E731
     else:
         x = rng.standard_normal((batch, 8, 13, 12)).astype(np.float32)
         w_conv = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)  # (C_out, C_in/groups, k, k)
@@ -32,8 +37,8 @@ def test_blocks_of_samples_agree_with_one_block(method, transposed, batch, monke
     expected = run("reference")
     np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
     # the smallest blocks: one sample, one output channel (conv_transpose) or one output row (conv)
-    monkeypatch.setattr(compiled, "_BLOCK_BYTES", 1)
-    np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
+    with compiled.tuned(block_bytes=1):
+        np.testing.assert_allclose(run(method), expected, rtol=1e-4, atol=1e-4)
 
 
 @settings(deadline=None)
@@ -77,7 +82,6 @@ def test_row_plan_is_the_connectivity(case, transposed):
             if row >= 0 and i.size:
                 got[t, r * w_small + i] = row * w_big + plan.stride * (i + plan.shift[j]) + plan.phase[j]
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(compiled.flat_positions(plan), expected)
     # zero-margined phase slots: every read in range, and on data exactly where the tap meets the row
     margin, pitch = compiled.phase_margins(plan)
     i = np.arange(w_small)
@@ -88,7 +92,7 @@ def test_row_plan_is_the_connectivity(case, transposed):
         np.testing.assert_array_equal((m >= 0) & (m < count), (i >= plan.lo[j]) & (i < plan.hi[j]))
     # whole phase planes, where the output is stride x the input: rebuild the table from them
     if transposed:
-        planes = compiled.phase_planes(plan, spec, small)
+        planes = compiled.phase_planes(spec, small)
         eligible = all(b == s * n for b, s, n in zip(big, spec.stride, small))
         assert (planes is not None) == eligible
         if planes is not None:
@@ -100,14 +104,6 @@ def test_row_plan_is_the_connectivity(case, transposed):
                 pos = np.array(np.unravel_index(j, small)) * np.array(spec.stride)[:, None] + rho
                 rebuilt[t, j + planes.offset[t]] = np.ravel_multi_index(tuple(pos), big) if j.size else []
             np.testing.assert_array_equal(rebuilt, expected)
-    # the flat inverse: every (tap, small position) pair listed once, under its big position
-    taps, positions = compiled.flat_sources(plan)
-    listed = taps >= 0
-    assert ((positions >= 0) == listed).all() and listed[0].sum() == (np.bincount(expected[expected >= 0]) > 0).sum()
-    got_pairs = sorted(zip(taps[listed].tolist(), positions[listed].tolist()))
-    assert got_pairs == sorted(zip(*[v.tolist() for v in np.nonzero(expected >= 0)]))
-    big_of = np.broadcast_to(np.arange(taps.shape[1]), taps.shape)[listed]
-    np.testing.assert_array_equal(expected[taps[listed], positions[listed]], big_of)
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
@@ -126,9 +122,23 @@ def test_row_plan_is_the_connectivity(case, transposed):
     ((1, 1, 64, 64), (1, 1, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((2, 8, 4, 4, 4), (8, 4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((3, 6, 17), (6, 2, 5), dict(stride=3, padding=2, dilation=2, groups=3)),
+    # stride 1 and one-tap kernels: small channels, k3 / k5, k1 with and without stride
+    ((2, 12, 9, 10), (12, 12, 3, 3), dict(padding=1)),
+    ((2, 6, 7, 8, 5), (6, 4, 3, 3, 3), dict(padding=1, dilation=(1, 2, 1))),
+    ((3, 4, 40), (4, 8, 5), dict(padding=2, groups=2)),
+    ((2, 56, 6, 6), (56, 12, 1, 1), dict()),
+    ((2, 16, 5, 6), (16, 8, 1, 1), dict(stride=2, padding=1, output_padding=1)),
+    # past the serial floor: split by samples, and (one sample) by positions
+    ((3, 64, 24, 24), (64, 32, 1, 1), dict()),
+    ((1, 64, 48, 48), (64, 16, 1, 1), dict(groups=2)),
+    ((2, 16, 24, 24), (16, 16, 3, 3), dict(padding=1)),
 ])
 def test_decoder_layers_match_the_reference(method, layer):
     x_shape, w_shape, kwargs = layer
+    if method in STRIDE_ONE and kwargs.get("stride", 1) > 1 and np.prod(w_shape[2:]) > 1:
+        with pytest.raises(tc.TransconvError, match="cannot run this call"):
+            tc.conv_transpose(np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), method=method, **kwargs)
+        return
     rng = np.random.default_rng(sum(x_shape))
     y = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
@@ -149,9 +159,10 @@ def test_mutating_the_weight_between_calls_is_seen():
     y = rng.standard_normal((2, 8, 5, 5)).astype(np.float32)
     w = rng.standard_normal((8, 4, 4, 4)).astype(np.float32)
     for method in FAST:
-        first = tc.conv_transpose(y, w, stride=2, padding=1, method=method)
+        s = _stride(method, 2)
+        first = tc.conv_transpose(y, w, stride=s, padding=1, method=method)
         w *= 2
-        np.testing.assert_allclose(tc.conv_transpose(y, w, stride=2, padding=1, method=method), 2 * first, rtol=1e-5)
+        np.testing.assert_allclose(tc.conv_transpose(y, w, stride=s, padding=1, method=method), 2 * first, rtol=1e-5)
         w /= 2
 
 
@@ -201,9 +212,7 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    saved = compiled._ALONG_KERNEL
-    compiled._ALONG_KERNEL = 1
-    try:
+    with compiled.tuned(along_kernel=1):
         x, w, b = case.arrays(transposed=True)
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                       padding_mode=mode)
@@ -214,8 +223,6 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
         expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
         np.testing.assert_allclose(tc.conv(xc, wc, bc, method="compiled_direct", **kwargs), expected,
                                    **tolerance(case.dtype, xc, wc, bc))
-    finally:
-        compiled._ALONG_KERNEL = saved
 
 
 @settings(deadline=None, max_examples=60)
@@ -229,15 +236,8 @@ def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    forced = {
-        "planes": {"_PHASE_PLANES": True},
-        "flat": {"_PHASE_PLANES": False, "_FLAT_BELOW": 10**9, "_FLAT_GATHER_BELOW": 10**9},
-        "rows": {"_FLAT_TABLE_BYTES": 0},
-    }[mover]
-    saved = {name: getattr(compiled, name) for name in forced}
-    for name, value in forced.items():
-        setattr(compiled, name, value)
-    try:
+    forced = {"planes": "auto", "flat": "flat", "rows": "rows"}[mover]
+    with compiled.tuned(scatter=forced, gather=forced):
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                       padding_mode=mode)
         x, w, b = case.arrays(transposed=True)
@@ -248,9 +248,6 @@ def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
         expected = tc.conv(xc, wc, bc, method="reference", **kwargs)
         np.testing.assert_allclose(tc.conv(xc, wc, bc, method="gemm", **kwargs), expected,
                                    **tolerance(case.dtype, xc, wc, bc))
-    finally:
-        for name, value in saved.items():
-            setattr(compiled, name, value)
 
 
 @pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 here")
@@ -327,12 +324,13 @@ def test_every_compiled_kernel_has_its_own_cache_entry():
 def test_an_empty_batch_gives_an_empty_batch_as_in_torch(method):
     torch = pytest.importorskip("torch")
     y, w = np.ones((0, 4, 5), np.float32), np.ones((4, 3, 3), np.float32)
-    got = tc.conv_transpose(y, w, stride=2, output_padding=1, method=method)
-    expected = torch.nn.functional.conv_transpose1d(torch.from_numpy(y), torch.from_numpy(w), stride=2, output_padding=1)
+    s, a = _stride(method, 2), _stride(method, 2) - 1
+    got = tc.conv_transpose(y, w, stride=s, output_padding=a, method=method)
+    expected = torch.nn.functional.conv_transpose1d(torch.from_numpy(y), torch.from_numpy(w), stride=s, output_padding=a)
     assert got.shape == tuple(expected.shape) and got.dtype == np.float32
     x = np.ones((0, 3, 11))
-    got = tc.conv(x, np.ones((4, 3, 3)), stride=2, method=method)
-    assert got.shape == tuple(torch.nn.functional.conv1d(torch.from_numpy(x), torch.ones(4, 3, 3, dtype=torch.float64), stride=2).shape)
+    got = tc.conv(x, np.ones((4, 3, 3)), stride=s, method=method)
+    assert got.shape == tuple(torch.nn.functional.conv1d(torch.from_numpy(x), torch.ones(4, 3, 3, dtype=torch.float64), stride=s).shape)
 
 
 @pytest.mark.parametrize("transposed", [True, False])
@@ -380,11 +378,44 @@ def test_phase_plane_scatter_agrees_with_the_reference(case):
     assert compiled._transpose_planes(spec, small) is not None
     expected = tc.conv_transpose(y, w, method="reference", **kwargs)
     rtol = 1e-4 if dtype == np.float32 else 1e-11
-    for block_bytes in (compiled._BLOCK_BYTES, 1):
-        saved = compiled._BLOCK_BYTES
-        compiled._BLOCK_BYTES = block_bytes
-        try:
+    for block_bytes in (compiled.Tuning().block_bytes, 1):
+        with compiled.tuned(block_bytes=block_bytes):
             got = tc.conv_transpose(y, w, method="gemm", **kwargs)
-        finally:
-            compiled._BLOCK_BYTES = saved
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+
+@settings(deadline=None, max_examples=80)
+@given(case=cases(max_ndim=3), mode=st.sampled_from(["zeros", "reflect", "circular"]), k1=st.booleans())
+def test_shift_agrees_with_the_reference_and_torch(case, mode, k1):
+    """The stride-1 shifted GEMM (and the one-tap GEMM at any stride), forced through
+    method="shift" in both directions, against the reference and PyTorch."""
+    from dataclasses import replace
+
+    from _strategies import tolerance
+
+    torch = pytest.importorskip("torch")
+    if k1:
+        case = replace(case, kernel=(1,) * case.ndim, dilation=(1,) * case.ndim,
+                       output_padding=tuple(min(a, s - 1) for a, s in zip(case.output_padding, case.stride)))
+    else:
+        case = replace(case, stride=(1,) * case.ndim,
+                       output_padding=tuple(min(a, d - 1) for a, d in zip(case.output_padding, case.dilation)))
+    assume(all(b >= 1 for b in case.big))
+    assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
+    kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation)
+    x, w, b = case.arrays(transposed=True)
+    if tc.choose_method(x, w, transposed=True, output_padding=case.output_padding, **kwargs).declined.get("shift"):
+        assume(False)  # padding beyond dilation * (kernel - 1): the flip would crop
+    expected = tc.conv_transpose(x, w, b, method="reference", output_padding=case.output_padding, padding_mode=mode,
+                                 **kwargs)
+    got = tc.conv_transpose(x, w, b, method="shift", output_padding=case.output_padding, padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(case.dtype, x, w, b))
+    xc, wc, bc = case.arrays(transposed=False)
+    expected = tc.conv(xc, wc, bc, method="reference", padding_mode=mode, **kwargs)
+    got = tc.conv(xc, wc, bc, method="shift", padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(case.dtype, xc, wc, bc))
+    if mode == "zeros":  # PyTorch as the independent oracle
+        conv = getattr(torch.nn.functional, f"conv{case.ndim}d")
+        t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        oracle = conv(t(xc), t(wc), t(bc), case.stride, case.padding, case.dilation, case.groups).numpy()
+        np.testing.assert_allclose(got, oracle, **tolerance(case.dtype, xc, wc, bc))

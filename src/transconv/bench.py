@@ -44,16 +44,23 @@ class Layer:
     output_padding: int = 0
     groups: int = 1
     quick: bool = True
+    dilation: int = 1
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
         return (self.c_in, self.c_out // self.groups) + (self.kernel,) * len(self.spatial)
 
     def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding, groups=self.groups)
+        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding, groups=self.groups,
+                    dilation=self.dilation)
+
+    def conv_kwargs(self) -> dict:
+        """The mirrored convolution's arguments (from this layer's output back to its input)."""
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def out_spatial(self) -> tuple[int, ...]:
-        return tuple((i - 1) * self.stride - 2 * self.padding + self.kernel + self.output_padding for i in self.spatial)
+        k_eff = self.dilation * (self.kernel - 1) + 1
+        return tuple((i - 1) * self.stride - 2 * self.padding + k_eff + self.output_padding for i in self.spatial)
 
     @property
     def macs(self) -> int:
@@ -113,19 +120,11 @@ def machine_rates(threads: int) -> dict:
 
 
 def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> float:
-    """Time ``fn`` with the gemm method's scatter kernels replaced by no-ops."""
+    """Time ``fn`` with the gemm method's scatter skipped (``compiled.tuned(scatter="none")``)."""
     from .ops import compiled
 
-    # every compiled scatter (row runs, flat table, phase planes; parallel and serial)
-    names = [n for n, k in vars(compiled).items() if n.startswith("_scatter") and hasattr(k, "py_func")]
-    saved = {name: getattr(compiled, name) for name in names}
-    try:
-        for name in names:
-            setattr(compiled, name, lambda *args: None)
+    with compiled.tuned(scatter="none"):
         return _best(fn, repeats, budget)
-    finally:
-        for name, kernel in saved.items():
-            setattr(compiled, name, kernel)
 
 
 def _torch_funcs(ndim: int):
@@ -134,27 +133,33 @@ def _torch_funcs(ndim: int):
     return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
 
 
-def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
-    import torch
-
-    rng = np.random.default_rng(1)
-    ndim = len(layer.spatial)
-    w = (rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05)
+def _calls(layer: Layer, transposed: bool, seed: int = 1):
+    """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
+    conv_fn, transpose_fn = _torch_funcs(len(layer.spatial))
     if transposed:
         x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
-        ours = lambda: conv_transpose(x, w, **layer.kwargs())  # noqa: E731
         kw = layer.kwargs()
-        torch_fn = _torch_funcs(ndim)[1]
-        torch_call = lambda xt, wt: torch_fn(xt, wt, None, kw["stride"], kw["padding"], kw["output_padding"], kw["groups"])  # noqa: E731
+        ours = lambda: conv_transpose(x, w, **kw)  # noqa: E731
+        torch_call = lambda xt, wt: transpose_fn(xt, wt, None, kw["stride"], kw["padding"],  # noqa: E731
+                                                 kw["output_padding"], kw["groups"], kw["dilation"])
         choice = choose_method(x, w, transposed=True, **kw)
     else:  # the mirrored convolution: from the transposed layer's output back to its input
         x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
-        kw = dict(stride=layer.stride, padding=layer.padding, groups=layer.groups)
+        kw = layer.conv_kwargs()
         # conv weight (C_out_conv, C_in_conv/g, *k) = (layer.c_in, layer.c_out/g, *k): the same array
         ours = lambda: conv(x, w, **kw)  # noqa: E731
-        torch_fn = _torch_funcs(ndim)[0]
-        torch_call = lambda xt, wt: torch_fn(xt, wt, None, kw["stride"], kw["padding"], 1, kw["groups"])  # noqa: E731
+        torch_call = lambda xt, wt: conv_fn(xt, wt, None, kw["stride"], kw["padding"], kw["dilation"],  # noqa: E731
+                                            kw["groups"])
         choice = choose_method(x, w, **kw)
+    return x, w, ours, torch_call, choice
+
+
+def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
+    import torch
+
+    x, w, ours, torch_call, choice = _calls(layer, transposed)
     out = ours()
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     expected = torch_call(xt, wt).numpy()
@@ -196,12 +201,229 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
     }
 
 
+# --------------------------------------------------------------------------------------
+# The random-layer sweep (documented in docs/performance.md).
+# --------------------------------------------------------------------------------------
+
+_SWEEP_NDIM = (1, 2, 2, 2, 3)  # 1-d (audio-like), 2-d images, 3-d volumes
+_SWEEP_KERNELS = (1, 1, 2, 3, 3, 3, 4, 5, 7, 9)
+_SWEEP_STRIDES = (1, 1, 1, 2, 2, 3, 4)
+_SWEEP_SECONDS = (3e-4, 0.15)  # a call's rough time: dense FLOPs at 50 GFLOP/s plus its bytes at 1 GB/s
+
+
+def sweep_layer(rng: np.random.Generator, index: int) -> Layer:
+    """One random layer of the sweep's distribution (see docs/performance.md).
+
+    >>> layer = sweep_layer(np.random.default_rng(0), 0)
+    >>> 1 <= len(layer.spatial) <= 3 and 1 <= layer.kernel <= 9 and 1 <= layer.stride <= 4
+    True
+    """
+    while True:
+        ndim = int(rng.choice(_SWEEP_NDIM))
+        kernel = int(rng.choice(_SWEEP_KERNELS))
+        if ndim == 3:
+            kernel = min(kernel, 5)
+        stride = int(rng.choice(_SWEEP_STRIDES))
+        dilation = int(rng.choice((2, 3))) if kernel > 1 and rng.random() < 0.15 else 1
+        k_eff = dilation * (kernel - 1) + 1
+        padding = int(rng.integers(0, (k_eff - 1) // 2 + 1))
+        output_padding = int(rng.integers(0, stride)) if rng.random() < 0.3 else 0
+        # channels log-uniform in 1-256 (biased to small), the same on both sides half the time
+        c_in = int(round(2 ** rng.uniform(0, 8)))
+        c_out = c_in if rng.random() < 0.5 else int(round(2 ** rng.uniform(0, 8)))
+        kind = rng.random()
+        if kind < 0.15:  # depthwise
+            groups = c_out = c_in
+        elif kind < 0.3 and c_in >= 4:  # grouped
+            groups = int(rng.choice([g for g in (2, 4, 8) if c_in % g == 0] or [1]))
+            c_out = max(groups, c_out // groups * groups)
+        else:
+            groups = 1
+        batch = int(round(2 ** rng.uniform(0, 6)))
+        # spatial size from a log-uniform FLOP budget, clipped to each kind's range
+        flops = float(np.exp(rng.uniform(np.log(1e7), np.log(5e9))))
+        per_position = 2 * batch * kernel**ndim * c_in * c_out // groups
+        side = (flops / per_position) ** (1 / ndim)
+        low, high = {1: (8, 16384), 2: (4, 512), 3: (4, 48)}[ndim]
+        size = int(np.clip(round(side), low, high))
+        spatial = (size,) * ndim
+        layer = Layer(f"#{index} {ndim}d", batch, c_in, spatial, c_out, kernel, stride, padding, output_padding,
+                      groups, dilation=dilation)
+        out = layer.out_spatial()
+        moved = 4 * batch * (c_in * size**ndim + c_out * int(np.prod(out)))
+        dense = 2 * layer.macs
+        if min(out) >= 1 and _SWEEP_SECONDS[0] <= dense / 5e10 + moved / 1e9 <= _SWEEP_SECONDS[1]:
+            return Layer(_layer_name(layer, index), batch, c_in, spatial, c_out, kernel, stride, padding,
+                         output_padding, groups, dilation=dilation)
+
+
+def _layer_name(layer: Layer, index: int) -> str:
+    shape = "x".join(str(s) for s in layer.spatial)
+    extra = "".join([f"p{layer.padding}" if layer.padding else "", f"op{layer.output_padding}" if layer.output_padding else "",
+                     f"d{layer.dilation}" if layer.dilation > 1 else "", f"g{layer.groups}" if layer.groups > 1 else ""])
+    return f"#{index} {layer.batch}x{layer.c_in}x{shape}->{layer.c_out} k{layer.kernel}s{layer.stride}{extra}"
+
+
+def sweep_layers(count: int, seed: int) -> list[Layer]:
+    """The sweep's ``count`` layers for ``seed`` (the same on every machine)."""
+    rng = np.random.default_rng(seed)
+    return [sweep_layer(rng, i) for i in range(count)]
+
+
+def _alternating(fns: list[Callable[[], object]], rounds: int, block_seconds: float) -> list[list[float]]:
+    """Per-call seconds of each function, in ``rounds`` rounds of alternating blocks.
+
+    Each block repeats one function for about ``block_seconds`` (at least one call), so
+    each side's thread pool runs warm, and the functions take turns block by block, so a
+    drift of the machine touches both; interleaving single calls would time the
+    hand-over between two spinning thread pools instead of the kernels."""
+    for fn in fns:  # warm-up: compilation, plans, allocator, thread pools
+        fn()
+        fn()
+    per_block = []
+    for fn in fns:
+        t0 = time.perf_counter()
+        fn()
+        per_block.append(max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7))))
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(per_block[i]):
+                fn()
+            times[i].append((time.perf_counter() - t0) / per_block[i])
+    return times
+
+
+def _weight_grad_calls(layer: Layer, transposed: bool, seed: int = 1):
+    """``(x, w, ours, torch_call, method)`` for the weight gradient of the layer's
+    conv_transpose or mirrored conv, or ``None`` without ``transconv.conv_weight_grad``;
+    PyTorch's side is ``aten.convolution_backward`` with only the weight gradient asked for."""
+    import transconv
+
+    if not hasattr(transconv, "conv_weight_grad"):
+        return None
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
+    if transposed:
+        x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        g = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        kw = dict(layer.kwargs(), transposed=True)
+        op_pad = (layer.output_padding,) * len(layer.spatial)
+    else:
+        x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        g = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        kw = layer.conv_kwargs()
+        op_pad = (0,) * len(layer.spatial)
+    ours = lambda: transconv.conv_weight_grad(x, g, w.shape, **kw)  # noqa: E731
+    nd = len(layer.spatial)
+
+    def torch_call(xt, wt, gt):
+        import torch
+
+        return torch.ops.aten.convolution_backward(
+            gt, xt, wt, None, (layer.stride,) * nd, (layer.padding,) * nd, (layer.dilation,) * nd, transposed,
+            op_pad, layer.groups, [False, True, False])[1]
+
+    return x, w, g, ours, torch_call, "auto"
+
+
+def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float, weight_grad: bool = False) -> dict:
+    """Ours against PyTorch NCHW on one sweep layer: the median over rounds of the per-round ratio."""
+    import torch
+
+    if weight_grad:
+        x, w, g, ours, torch_grad, method = _weight_grad_calls(layer, transposed)
+        gt, reference_bytes = torch.from_numpy(g), g.nbytes
+        torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
+    else:
+        x, w, ours, torch_call, choice = _calls(layer, transposed)
+        method, reference_bytes = choice.method, None
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    result = ours()
+    with torch.no_grad():
+        expected = torch_call(xt, wt).numpy()
+        error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
+        t_ours, t_torch = _alternating([ours, lambda: torch_call(xt, wt)], rounds, block_seconds)
+    tracemalloc.start()
+    result = ours()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    ratios = [a / b for a, b in zip(t_ours, t_torch)]
+    return {
+        "layer": layer.name,
+        "op": ("conv_transpose" if transposed else "conv") + ("_weight_grad" if weight_grad else ""),
+        "method": method,
+        "ours_ms": statistics.median(t_ours) * 1e3,
+        "torch_nchw_ms": statistics.median(t_torch) * 1e3,
+        "ratio_nchw": statistics.median(ratios),
+        # for the weight gradients: relative to the layer's output (their own result is the small weight)
+        "extra_memory_x_output": max(0, peak - result.nbytes) / max(1, reference_bytes or result.nbytes),
+        "max_rel_error_vs_torch": error,
+    }
+
+
+def _sweep_summary(rows: list[dict]) -> dict:
+    summary = {}
+    for op in ("conv_transpose", "conv", "conv_transpose_weight_grad", "conv_weight_grad"):
+        sel = [r for r in rows if r["op"] == op]
+        if sel:
+            worst = max(sel, key=lambda r: r["ratio_nchw"])
+            summary[op] = {"median": statistics.median(r["ratio_nchw"] for r in sel), "worst": worst["ratio_nchw"],
+                           "worst_layer": worst["layer"], "at_or_under_1": sum(r["ratio_nchw"] <= 1.0 for r in sel),
+                           "layers": len(sel), "max_mem_x_output": max(r["extra_memory_x_output"] for r in sel)}
+    return summary
+
+
+def _sweep_line(r: dict) -> str:
+    short = {"conv_transpose": "convT", "conv": "conv", "conv_transpose_weight_grad": "dW_T",
+             "conv_weight_grad": "dW"}[r["op"]]
+    return (f"{short:5s} {r['layer'][:44]:44s} {r['method'][:15]:15s} "
+            f"{r['ours_ms']:9.3f} {r['torch_nchw_ms']:9.3f} {r['ratio_nchw']:6.2f} {r['extra_memory_x_output']:6.2f}")
+
+
+def _sweep_table(rows: list[dict], seed: int) -> str:
+    lines = [f"sweep seed {seed}, {len(rows)} calls, float32; ratio = median over rounds of ours/torch NCHW",
+             f"{'op':5s} {'layer':44s} {'method':15s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'mem x':>6s}"]
+    lines += [_sweep_line(r) for r in rows]
+    for op, s in _sweep_summary(rows).items():
+        lines.append(f"{op}: median {s['median']:.2f}, worst {s['worst']:.2f} ({s['worst_layer']}), "
+                     f"{s['at_or_under_1']} of {s['layers']} at or under 1.0, peak extra memory {s['max_mem_x_output']:.2f}x")
+    return "\n".join(lines)
+
+
+def run_sweep(args: argparse.Namespace, rates: dict) -> int:
+    layers = sweep_layers(args.sweep, args.seed)
+    ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
+    rounds = args.repeats or 7
+    rows = []
+    grads = (False, True) if _weight_grad_calls(layers[0], True) is not None and not args.no_weight_grad else (False,)
+    for weight_grad in grads:
+        for transposed in ops:
+            for layer in layers:
+                rows.append(sweep_row(layer, transposed, rounds, 0.02, weight_grad))
+                if not args.json:
+                    print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "rows": rows,
+                          "summary": _sweep_summary(rows)}, indent=2))
+    else:
+        print(_sweep_table(rows, args.seed))
+    return 0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a subset of the layers and fewer repeats (under a minute)")
     parser.add_argument("--op", choices=("conv_transpose", "conv", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7, quick 3)")
     parser.add_argument("--layer", action="append", default=None, help="only layers whose name contains this text")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--sweep", type=int, default=0, metavar="N",
+                        help="instead of the suite, N random layers (see docs/performance.md) in alternating blocks")
+    parser.add_argument("--seed", type=int, default=0, help="the sweep's seed (default: 0)")
+    parser.add_argument("--no-weight-grad", action="store_true", help="the sweep without the weight gradients")
+    parser.add_argument("--no-save-rates", action="store_true",
+                        help="do not cache the measured GEMM and copy rates for the cost model")
 
 
 def _row(r: dict) -> str:
@@ -249,13 +471,19 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    rates = machine_rates(threads)
+    if not args.no_save_rates:  # the cost model of method="auto" reads them (see docs/performance.md)
+        from .ops.dispatch import save_machine_rates
+
+        print(f"machine rates cached in {save_machine_rates(rates)}", file=sys.stderr)
+    if args.sweep:
+        return run_sweep(args, rates)
     repeats = args.repeats or (3 if args.quick else 7)
     budget = 1.5 if args.quick else 5.0
     layers = [l for l in SUITE if (l.quick or not args.quick)]
     if args.layer:
         layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
-    rates = machine_rates(threads)
     rows = []
     for transposed in ops:
         for layer in layers:

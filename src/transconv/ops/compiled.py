@@ -33,14 +33,14 @@ forms, chosen once per call:
   at once, to its phase plane as one masked unit-stride run, and the planes are
   interleaved into the output rows once;
 * otherwise, for narrow outputs and kernel = stride, a flat inverse table
-  (``flat_sources``): for each output position, the GEMM entries that reach it;
+  (``connectivity.inverse_csr``): for each output position, the GEMM entries that reach it;
 * otherwise row runs: each large-grid row is built from the (tap, small row) pairs that
   reach it (the inverse of ``outer``), summed into one contiguous accumulator per output
   phase, and the phases are interleaved into the row.
 
 The conv gather splits each input row into its stride phases once, into slots with zero
 margins (``phase_margins``), so every tap is one unmasked unit-stride copy; outputs under
-8 positions wide gather through a flat ``(tap, position)`` table (``flat_positions``)
+8 positions wide gather through the connectivity's forward table (``connectivity.forward_table``)
 instead.
 
 Each core takes a share of the samples (with fewer samples than cores: of the output
@@ -62,6 +62,14 @@ output for conv).
 
 ``"compiled_direct"`` skips BLAS for few channels (single-channel images, depthwise),
 multiplying and accumulating rows straight from the input.
+
+``"shift"`` (``shift_conv``) runs stride-1 layers as one GEMM over shifted contiguous runs
+of the flat padded input (the transposed convolution as the convolution with the flipped
+kernel), and 1x..x1 kernels at any stride as one stacked matmul with no gather.
+
+Calls under ``_SERIAL_BELOW`` multiply-adds run serial kernels in the calling thread.  The
+internal choices (block size, scatter, gather, kernel loop order) can be fixed with
+:func:`tuned`, for tests and the benchmark's GEMM-only column.
 """
 
 from __future__ import annotations
@@ -69,12 +77,13 @@ from __future__ import annotations
 import math
 import threading
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache, wraps
 
 import numpy as np
 
-from ..connectivity import axis_tap_indices, transpose_axis_tap_indices
+from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
 from ..spec import ConvSpec
 from .direct import pad, pad_adjoint
 
@@ -88,7 +97,7 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
 __all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
-           "direct_conv_transpose"]
+           "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -139,8 +148,8 @@ class RowPlan:
 
 def plan_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
     """Size of the outer table (and its inverse) a compiled method builds."""
-    outer_taps = int(np.prod(spec.kernel_size[:-1]))
-    return 3 * outer_taps * int(np.prod(small[:-1])) * 8
+    outer_taps = math.prod(spec.kernel_size[:-1])
+    return 3 * outer_taps * math.prod(small[:-1]) * 8
 
 
 def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
@@ -159,8 +168,8 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
         flat = flat + np.where(m >= 0, m, 0) * step
         valid = valid & (m >= 0)
         step *= big[a]
-    outer = np.where(valid, flat, -1).reshape(int(np.prod(taps)), int(np.prod(small[:-1])))
-    big_rows = int(np.prod(big[:-1]))
+    outer = np.where(valid, flat, -1).reshape(math.prod(taps), math.prod(small[:-1]))
+    big_rows = math.prod(big[:-1])
     tap_of, row_of = np.nonzero(outer >= 0)
     target = outer[tap_of, row_of]
     order = np.argsort(target, kind="stable")
@@ -189,7 +198,7 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
     extra = (offset, first_tap.astype(np.int64), end_tap.astype(np.int64))
     for a in arrays + extra:
         a.setflags(write=False)
-    return RowPlan(int(np.prod(small[:-1])), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
+    return RowPlan(math.prod(small[:-1]), small[-1], big_rows, big[-1], *arrays, int(stride), *extra)
 
 
 def phase_margins(plan: RowPlan) -> tuple[int, int]:
@@ -245,47 +254,21 @@ def _conv_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
     return row_plan(axis_tap_indices(spec, big), big, spec.stride[-1])
 
 
-def flat_positions(plan: RowPlan) -> np.ndarray:
-    """``table[t, p]``: the flat big-grid position small position ``p`` meets through tap
-    ``t`` (``-1`` = padding), expanded from the rows and runs of ``plan``."""
-    i = np.arange(plan.small_width)
-    inside = (i[None, :] >= plan.lo[:, None]) & (i[None, :] < plan.hi[:, None])  # (kl, W_s)
-    column = plan.stride * (i[None, :] + plan.shift[:, None]) + plan.phase[:, None]
-    row = plan.outer[:, None, :, None]  # (T_o, 1, R_s, 1)
-    table = np.where((row >= 0) & inside[None, :, None, :], row * plan.big_width + column[None, :, None, :], -1)
-    table = table.reshape(plan.outer.shape[0] * plan.last_taps, -1).astype(np.int32)
+@lru_cache(maxsize=16)
+def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
+    """``table[t, p]``: the flat input position output ``p`` reads through tap ``t`` (``-1`` =
+    padding): the connectivity's forward table, tap-major for the gather."""
+    table = np.ascontiguousarray(forward_table(spec, spec.conv_output_shape(big), big).T, dtype=np.int32)
     table.setflags(write=False)
     return table
 
 
 @lru_cache(maxsize=16)
-def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
-    return flat_positions(_conv_plan(spec, big))
-
-
-def flat_sources(plan: RowPlan) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of :func:`flat_positions`: ``taps[k, o], positions[k, o]`` list the
-    (tap, small position) pairs that reach big position ``o`` (``-1`` past its count)."""
-    table = flat_positions(plan)
-    tap, pos = np.nonzero(table >= 0)
-    target = table[tap, pos].astype(np.int64)
-    order = np.argsort(target, kind="stable")
-    tap, pos, target = tap[order], pos[order], target[order]
-    big = plan.big_rows * plan.big_width
-    counts = np.bincount(target, minlength=big)
-    rank = np.arange(target.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    depth = max(1, int(counts.max(initial=0)))
-    taps = np.full((depth, big), -1, dtype=np.int64)
-    positions = np.full((depth, big), -1, dtype=np.int64)
-    taps[rank, target], positions[rank, target] = tap, pos
-    taps.setflags(write=False)
-    positions.setflags(write=False)
-    return taps, positions
-
-
-@lru_cache(maxsize=16)
-def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    return flat_sources(_transpose_plan(spec, small))
+def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ptr, tap, position)``: the connectivity's inverse (CSR), the pairs ``ptr[o]:ptr[o + 1]``
+    of small position and tap that reach output ``o``."""
+    inverse = inverse_csr(spec, small)
+    return inverse.indptr, inverse.tap_index, inverse.small_index
 
 
 @dataclass(frozen=True)
@@ -312,14 +295,14 @@ class PhasePlanes:
     big_width: int
 
 
-def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    """:class:`PhasePlanes` of a transposed convolution from the flat table of its row
-    plan, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
+def phase_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
+    """:class:`PhasePlanes` of a transposed convolution from the connectivity's forward
+    table, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
     strides, big = spec.stride, spec.transpose_output_shape(small)
     stride = np.array(strides)
     if any(b != s * n for b, s, n in zip(big, strides, small)):
         return None
-    table = flat_positions(plan)
+    table = forward_table(spec, small, big).T
     taps, positions = table.shape
     phase_of, offset, lo, hi = (np.zeros(taps, dtype=np.int64) for _ in range(4))
     mask = np.zeros((taps, positions), dtype=np.uint8)
@@ -345,18 +328,18 @@ def phase_planes(plan: RowPlan, spec: ConvSpec, small: tuple[int, ...]) -> Phase
     arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(*arrays, int(np.prod(strides)), int(strides[-1]), int(big[-1]))
+    return PhasePlanes(*arrays, math.prod(strides), int(strides[-1]), int(big[-1]))
 
 
 @lru_cache(maxsize=16)
 def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    return phase_planes(_transpose_plan(spec, small), spec, small)
+    return phase_planes(spec, small)
 
 
 # --------------------------------------------------------------------------------------
 # Kernels (compiled lazily on first call; cache=True keeps them across processes).
 # Indices are cast to uintp: numba then drops its negative-index wraparound, which
-# otherwise keeps LLVM from vectorising the row loops (measured 2.5x on a row add).
+# otherwise keeps LLVM from vectorising the row loops (docs/performance.md).
 # --------------------------------------------------------------------------------------
 
 if numba is not None:
@@ -381,7 +364,7 @@ if numba is not None:
         if stride == 1:
             for i in range(big_width):
                 dst[uintp(base + i)] = acc[uintp(i)]
-        elif stride == 2:  # pairs in one pass (measured 25% faster than a pass per phase)
+        elif stride == 2:  # pairs in one pass: faster than a pass per phase
             half = big_width // 2
             for i in range(half):
                 dst[uintp(base + 2 * i)] = acc[uintp(i)]
@@ -438,26 +421,20 @@ if numba is not None:
                     _add_runs(acc, z, base, cols, ones, lo, hi, phase, shift, width)
                 _interleave(acc, dst, o * big_width, big_width, stride, width)
 
-    def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, source):  # pragma: no cover - compiled
-        # out[n0 + n, co0 + co, o] = sum_k Z[(co, tap_k(o)), (n, pos_k(o))]; source[k, o] is
-        # tap * cols + pos (-1: none).  For narrow outputs one masked load per element
-        # beats row runs, whose bookkeeping outweighs 4-8 element runs.
-        depth, big = source.shape
-        zero = z.dtype.type(0)  # a literal 0 would make the select float64
+    def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, ptr, tap, pos):  # pragma: no cover - compiled
+        # out[n0 + n, co0 + co, o] = sum over the pairs e of o of Z[(co, tap[e]), (n, pos[e])] (CSR, see
+        # connectivity.inverse_csr): for narrow or sparsely reached outputs one load per pair beats row runs
+        big = ptr.shape[0] - 1
         for task in prange(nb * cb):
             co = task % cb
             n = task // cb
             dst = out[n0 + n, co0 + co]
             base = co * T * cols + n * P
             for o in range(big):
-                q = source[0, o]
-                v = z[uintp(base + max(q, 0))]
-                dst[uintp(o)] = v if q >= 0 else zero
-            for k in range(1, depth):
-                for o in range(big):
-                    q = source[k, o]
-                    v = z[uintp(base + max(q, 0))]
-                    dst[uintp(o)] += v if q >= 0 else zero
+                acc = z.dtype.type(0)
+                for e in range(ptr[o], ptr[o + 1]):
+                    acc += z[uintp(base + tap[e] * cols + pos[e])]
+                dst[uintp(o)] = acc
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
                            row_phase, row_start, last_stride, big_width):  # pragma: no cover - compiled
@@ -483,7 +460,7 @@ if numba is not None:
             for n in range(nb):
                 dst = out[n0 + n, co0 + co]
                 # its own interleave: _interleave (with an accumulator offset) inlined here
-                # made this kernel 2-3x slower (measured on DCGAN 8x8 -> 16x16 blocks)
+                # made this kernel slower (docs/performance.md)
                 small_width = big_width // last_stride
                 for row in range(row_phase.shape[0]):
                     r0 = row_phase[row] * span + n * P + row_start[row]
@@ -590,7 +567,7 @@ if numba is not None:
     def _gather_flat_py(x, cols, ci0, ci_g, n0, nb, p0, p1, table):  # pragma: no cover - compiled
         # cols[(ci, t), (n, p - p0)] = x[n0 + n, ci0 + ci, table[t, p]] (0 where -1), p0 <= p < p1.
         # For narrow outputs (rows of a few positions) a masked load per element beats row
-        # runs: they take 1.4x its time on 4-wide rows (DCGAN 8x8 -> 4x4), 0.9x at 8, 0.55x at 16.
+        # runs (docs/performance.md gives the crossover).
         T = table.shape[0]
         span = p1 - p0
         zero = x.dtype.type(0)  # a literal 0 would make the select float64
@@ -605,6 +582,24 @@ if numba is not None:
                     q = table[t, p]
                     v = src[uintp(max(q, 0))]
                     dst[uintp(base + p)] = v if q >= 0 else zero
+
+    def _gather_shift_py(x, cols, ci0, ci_g, n0, nb, q0, span, length, offsets):  # pragma: no cover - compiled
+        # cols[(ci, t), (n, q)] = x[n0 + n, ci0 + ci, q0 + q + offsets[t]] for q < length, 0 up to span:
+        # with stride 1 every tap's window of the flat padded input is one contiguous run
+        T = offsets.shape[0]
+        zero = x.dtype.type(0)
+        for task in prange(ci_g * T):
+            ci = task // T
+            t = task % T
+            dst = cols[task]
+            s0 = q0 + offsets[t]
+            for n in range(nb):
+                src = x[n0 + n, ci0 + ci]
+                d0 = n * span
+                for q in range(length):
+                    dst[uintp(d0 + q)] = src[uintp(s0 + q)]
+                for q in range(length, span):
+                    dst[uintp(d0 + q)] = zero
 
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
     def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
@@ -674,8 +669,7 @@ if numba is not None:
         renamed copy: numba's cache keys an entry by file, name, line, signature and
         bytecode but not by its options, so twins of one name overwrite each other's
         cache entry and a later process can load the parallel code as the serial kernel
-        (measured: DCGAN 64x64x32x32 -> 3 at 7.5 ms instead of 3.2, numba's threads
-        launched inside each worker)."""
+        (numba's threads then launched inside each worker; docs/performance.md)."""
         name = py_func.__name__.replace("_py", "_serial_py")
         serial = types.FunctionType(py_func.__code__.replace(co_name=name), py_func.__globals__, name,
                                     py_func.__defaults__, py_func.__closure__)
@@ -687,25 +681,61 @@ if numba is not None:
     _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
     _gather, _gather_serial = _twins(_gather_py)
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
-    _direct_transpose = njit(**_parallel)(_direct_transpose_py)
-    _direct_conv = njit(**_parallel)(_direct_conv_py)
+    _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
+    _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
+    _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
 
 
 # --------------------------------------------------------------------------------------
 # Methods.  Arrays arrive batched (N, C, *spatial), C-contiguous, in the compute dtype.
 # --------------------------------------------------------------------------------------
 
-_BLOCK_BYTES = 512 * 2**20  # upper bound of the work buffer of one call without the split
 _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are not cut into crumbs
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
-_ALONG_KERNEL = 16  # last-axis kernels at least this long loop along the kernel (see _direct_transpose_py)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
-_RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker (FCN dense 61 -> 48 ms; neutral elsewhere)
+_RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
-_FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table (runs: 0.55x at 16 wide)
-_PHASE_PLANES = True  # conv_transpose outputs stride x the input scatter by whole phase planes (PhasePlanes)
+_FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The compiled methods' internal choices, fixed for tests and benchmarks with :func:`tuned`.
+
+    ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
+    data mover (``"auto"``: phase planes where the output is stride x the input, else the
+    CSR table or the row runs by width; ``"flat"`` / ``"rows"`` force one; ``"none"`` skips
+    it, leaving the output unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``,
+    ``"flat"``, ``"rows"``); last-axis kernels of ``along_kernel`` taps or more loop along
+    the kernel in the direct kernels.
+    """
+
+    block_bytes: int = 512 * 2**20
+    scatter: str = "auto"
+    gather: str = "auto"
+    along_kernel: int = 16
+
+
+_TUNING = Tuning()
+
+
+@contextmanager
+def tuned(**changes):
+    """Run the enclosed calls with :class:`Tuning` fields changed (process-wide, not thread-safe).
+
+    >>> with tuned(scatter="rows") as tuning:
+    ...     tuning.scatter
+    'rows'
+    """
+    global _TUNING
+    saved = _TUNING
+    _TUNING = replace(saved, **changes)
+    try:
+        yield _TUNING
+    finally:
+        _TUNING = saved
 
 
 def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
@@ -715,9 +745,9 @@ def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
     reference, at least ``_PARALLEL_FLOOR``: every block there hands the cores from BLAS's
     threads to numba's and back, which costs more than a cache miss."""
     if not serial:
-        return int(min(_BLOCK_BYTES, max(reference_bytes, _PARALLEL_FLOOR)))
+        return int(min(_TUNING.block_bytes, max(reference_bytes, _PARALLEL_FLOOR)))
     workers = max(1, numba.get_num_threads())
-    return int(min(_BLOCK_BYTES, max(reference_bytes // workers, _WORKER_FLOOR)))
+    return int(min(_TUNING.block_bytes, max(reference_bytes // workers, _WORKER_FLOOR)))
 
 
 def _chunks(planes: int, rows: int) -> int:
@@ -730,7 +760,10 @@ _WORKERS: dict = {}
 _SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
 
 
-def _split(n: int, units: int, work) -> None:
+_SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
+
+
+def _split(n: int, units: int, work, macs: int) -> None:
     """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
     second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
 
@@ -738,11 +771,13 @@ def _split(n: int, units: int, work) -> None:
     thread with single-threaded BLAS and serial kernels; with fewer samples, the second
     axis is split instead.  The GEMM and the scatter of one range follow each other on
     one core, and no thread pool hands the cores over to another (OpenBLAS's and
-    OpenMP's threads both spin after their parallel regions; measured on DCGAN
-    64x256x8x8: 27.8 ms handing over, 20.5 ms split).  BLAS is limited to one thread for
+    OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
     workers = numba.get_num_threads()
+    if macs < _SERIAL_BELOW:  # handing the cores to other threads costs more than the call
+        work(0, n, 0, units, True)
+        return
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
@@ -773,6 +808,14 @@ def _runs(plan: RowPlan) -> tuple:
     return (plan.lo, plan.hi, plan.phase, plan.shift)
 
 
+def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
+                plan: RowPlan, serial: bool = False) -> None:
+    """``cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))]`` for the small rows
+    ``r0 <= r < r1`` of ``plan`` (zero where a tap meets padding): the conv's row gather."""
+    (_gather_serial if serial else _gather)(x, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
+                                            plan.small_width, plan.big_width, plan.stride, *phase_margins(plan))
+
+
 @zero_padded(transposed=True)
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
@@ -781,8 +824,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
     plan = _transpose_plan(spec, small)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
-    out = np.empty((n, co_g * g, int(np.prod(big))), dtype=y.dtype)
+    T, P = math.prod(spec.kernel_size), math.prod(small)
+    out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
     wf = w.reshape(c_in, co_g * T)
@@ -793,20 +836,24 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # runs) and outputs reached by one tap each (kernel = stride) through the flat table
     # (per block 0.43-0.77x the row runs' time, but 2.5x on a 32-wide k3 s2 output, whose
     # long runs vectorise); otherwise the row runs.
-    planes = _transpose_planes(spec, small) if _PHASE_PLANES and T * P <= _FLAT_TABLE_BYTES else None
-    flat = _transpose_flat(spec, small) if planes is None and T * P * 8 <= _FLAT_TABLE_BYTES else None
-    if flat is not None and not (big[-1] < _FLAT_BELOW or flat[0].shape[0] == 1):
-        flat = None
+    mode = _TUNING.scatter
+    planes = _transpose_planes(spec, small) if mode == "auto" and T * P <= _FLAT_TABLE_BYTES else None
+    flat = None
+    if mode == "flat" or (mode == "auto" and planes is None and T * P * 8 <= _FLAT_TABLE_BYTES):
+        flat = _transpose_flat(spec, small)
+        if mode == "auto" and not (big[-1] < _FLAT_BELOW or int(np.diff(flat[0]).max(initial=0)) <= 1):
+            flat = None
 
     def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
+        if mode == "none":
+            return
         if planes is not None:
             (_scatter_planes_serial if serial else _scatter_planes)(
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phases, planes.phase_of, planes.offset, planes.lo,
                 planes.hi, mask, planes.row_phase, planes.row_start, planes.last_stride, planes.big_width)
         elif flat is not None:
-            source = np.where(flat[0] >= 0, flat[0] * (m * P) + flat[1], -1)
-            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, source)
+            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, *flat)
         else:
             chunks = 1 if serial else _chunks(m * cb, plan.big_rows)
             (_scatter_serial if serial else _scatter)(
@@ -820,7 +867,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         if fold:
             # GEMM blocks about as wide (samples x positions) as tall (channels x taps):
             # BLAS packs both operands on every call, and a tall thin block re-packs the
-            # whole weight for few columns (DCGAN 64x512x4x4: 16.8 -> 14.7 ms)
+            # whole weight for few columns
             side = math.isqrt(max(1, budget // y.itemsize))
             nb = int(max(1, min(stop - start, round(side / P))))
             cb = int(max(1, min(c_hi - c_lo, budget // (nb * plane_bytes))))
@@ -844,7 +891,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
                     scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
-    _split(n, co_g, work)
+    _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
 
 
@@ -856,19 +903,19 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
     plan = _conv_plan(spec, big)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
     width = plan.small_width
     row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
     # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
-    table = _conv_flat(spec, big) if width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES else None
-    margins = phase_margins(plan)
+    flat = _TUNING.gather == "flat" or (
+        _TUNING.gather == "auto" and width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES)
+    table = _conv_flat(spec, big) if flat else None
 
     def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
-        gather = _gather_serial if serial else _gather
-        # cache-sized gather blocks: the GEMM then reads its columns from L2 (U-Net 128 81 -> 56 ms)
+        # cache-sized gather blocks: the GEMM then reads its columns from L2
         budget = _worker_budget(3 * out.nbytes // 2, serial)
         if serial:
             budget = min(budget, _GATHER_CAP)
@@ -887,8 +934,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         (_gather_flat_serial if serial else _gather_flat)(xf, c, gi * ci_g, ci_g, n0, m, r0 * width,
                                                                           r1 * width, table)
                     else:
-                        gather(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan.outer, *_runs(plan), width, plan.big_width,
-                               plan.stride, *margins)
+                        gather_rows(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan, serial)
                     # GEMMs write the output in place (BLAS takes its row stride) unless
                     # planes are small enough that one GEMM over the block pays for a copy
                     if m == 1:
@@ -900,7 +946,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         part = (wg @ c).reshape(co_g, m, span).transpose(1, 0, 2)
                         out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
-    _split(n, plan.small_rows, work)
+    _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)
 
 
@@ -910,12 +956,14 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
     plan = _transpose_plan(spec, small)
-    T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
+    T, P = math.prod(spec.kernel_size), math.prod(small)
     c_out = w.shape[1] * spec.groups
-    out = np.empty((n, c_out, int(np.prod(big))), dtype=y.dtype)
-    _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
+    out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
+    serial = n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
+    (_direct_transpose_serial if serial else _direct_transpose)(
+        y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
+                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _TUNING.along_kernel,
                       plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape((n, c_out) + big)
 
@@ -926,9 +974,196 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
     plan = _conv_plan(spec, big)
-    T = int(np.prod(spec.kernel_size))
-    out = np.empty((n, w.shape[0], int(np.prod(small))), dtype=x.dtype)
-    _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
-                 *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows),
-                 plan.last_taps >= _ALONG_KERNEL, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
+    T = math.prod(spec.kernel_size)
+    out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
+    serial = out.size * T * w.shape[1] < _SERIAL_BELOW
+    (_direct_conv_serial if serial else _direct_conv)(
+        x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
+                 *_runs(plan), plan.small_width, plan.big_width, plan.stride,
+                 1 if serial else _chunks(n * w.shape[0], plan.small_rows),
+                 plan.last_taps >= _TUNING.along_kernel, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape(out.shape[:2] + small)
+
+
+# --------------------------------------------------------------------------------------
+# "shift": stride-1 convolution as one GEMM over shifted runs of the flat padded input.
+# --------------------------------------------------------------------------------------
+
+
+def shift_waste(spec: ConvSpec, big: tuple[int, ...]) -> float:
+    """Columns the shifted GEMM computes per output position: the padded grid's rows are
+    computed whole and the positions past the output cropped (1.0 for 1-d and k1)."""
+    padded = [b + lo + hi for b, (lo, hi) in zip(big, spec.padding)]
+    out = spec.conv_output_shape(big)
+    return float(np.prod(padded[1:]) / max(1, np.prod(out[1:])))
+
+
+def _shift_offsets(spec: ConvSpec, padded: tuple[int, ...]) -> np.ndarray:
+    """Flat offset, in the padded grid, of every tap (C order, as the weight's taps)."""
+    pitch = np.cumprod((tuple(padded[1:]) + (1,))[::-1])[::-1]
+    taps = np.indices(spec.kernel_size).reshape(spec.ndim, -1)
+    return np.ascontiguousarray((taps * (np.array(spec.dilation) * pitch)[:, None]).sum(axis=0), dtype=np.int64)
+
+
+def _k1_slices(n_big: int, n_small: int, stride: int, lo: int) -> tuple[slice, slice]:
+    """Per axis of a 1-tap kernel: small positions ``o`` meet big ``o * stride - lo``; the
+    (small, big) slices of the pairs inside both grids."""
+    o0 = -(-lo // stride)
+    o1 = min(n_small, (n_big - 1 + lo) // stride + 1)
+    o1 = max(o0, o1)
+    return slice(o0, o1), slice(o0 * stride - lo, (o1 - 1) * stride - lo + 1 if o1 > o0 else o0 * stride - lo, stride)
+
+
+def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None:
+    """``out[n, (g, co), p] = w[g, co, ci] @ x[n, (g, ci), p]``: stacked matmuls, each core
+    on its share of the samples (or of the positions) with single-threaded BLAS (see
+    :func:`_split`: a multi-threaded BLAS per small GEMM suffers most on a busy machine)."""
+    n, c_in = x.shape[:2]
+    wg = w.reshape(groups, -1, c_in // groups)
+    xs = x.reshape(n, groups, c_in // groups, -1)
+    outs = out.reshape(n, groups, wg.shape[1], -1)
+
+    def work(start: int, stop: int, p0: int, p1: int, serial: bool) -> None:
+        np.matmul(wg, xs[start:stop, :, :, p0:p1], out=outs[start:stop, :, :, p0:p1])
+
+    _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1])
+
+
+def _k1_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """A 1x..x1 kernel: a GEMM over the input (a strided view of it with stride)."""
+    n = x.shape[0]
+    big = x.shape[2:]
+    small = spec.conv_output_shape(big)
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    inside = tuple(s for s, _ in pairs)
+    full = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    out = np.empty((n, w.shape[0]) + small, dtype=x.dtype) if full else np.zeros((n, w.shape[0]) + small, dtype=x.dtype)
+    window = x[(slice(None), slice(None)) + tuple(b for _, b in pairs)]
+    if full:
+        _k1_gemm(w, np.ascontiguousarray(window), out, spec.groups)
+    else:
+        part = np.empty((n, w.shape[0]) + window.shape[2:], dtype=x.dtype)
+        _k1_gemm(w, np.ascontiguousarray(window), part, spec.groups)
+        out[(slice(None), slice(None)) + inside] = part
+    return out
+
+
+def _k1_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The adjoint of :func:`_k1_conv`: the GEMM's result written into the strided positions."""
+    n, c_in = y.shape[:2]
+    small = y.shape[2:]
+    big = spec.transpose_output_shape(small)
+    g = spec.groups
+    co_g = w.shape[1]
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    wt = np.ascontiguousarray(w.reshape(g, c_in // g, co_g).swapaxes(1, 2)).reshape(g * co_g, c_in // g)
+    inside = tuple(s for s, _ in pairs)
+    dense = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n_big for (_, b), n_big in zip(pairs, big))
+    out = np.empty((n, g * co_g) + big, dtype=y.dtype) if dense else np.zeros((n, g * co_g) + big, dtype=y.dtype)
+    source = y if all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small)) else \
+        np.ascontiguousarray(y[(slice(None), slice(None)) + inside])
+    if dense:
+        _k1_gemm(wt, source, out, g)
+    else:
+        part = np.empty((n, g * co_g) + source.shape[2:], dtype=y.dtype)
+        _k1_gemm(wt, source, part, g)
+        out[(slice(None), slice(None)) + tuple(b for _, b in pairs)] = part
+    return out
+
+
+@zero_padded(transposed=False)
+def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Stride-1 convolution: with stride 1, tap ``t`` reads the flat padded input shifted by
+    a constant ``offset[t]``, so the column buffer is ``C_in * T`` contiguous copies (none
+    for k1 without padding) and one GEMM; output rows are computed at the padded width
+    and cropped.  A 1-tap kernel, any stride, is a GEMM over (a strided view of) the input."""
+    if all(k == 1 for k in spec.kernel_size):
+        return _k1_conv(x, w, spec)
+    n, c_in = x.shape[:2]
+    g = spec.groups
+    ci_g, co_g = c_in // g, w.shape[0] // g
+    small = spec.conv_output_shape(x.shape[2:])
+    xp = x if not any(lo or hi for lo, hi in spec.padding) else np.pad(x, [(0, 0), (0, 0)] + list(spec.padding))
+    padded = xp.shape[2:]
+    T = math.prod(spec.kernel_size)
+    offsets = _shift_offsets(spec, padded)
+    pitch = math.prod(padded[1:])  # one row of the first axis
+    rows = small[0]
+    inner = tuple(small[1:])
+    wide = tuple(padded[1:]) != inner  # rows computed at the padded width, then cropped
+    valid = (rows - 1) * pitch + sum((o - 1) * math.prod(padded[a + 2:]) for a, o in enumerate(inner)) + 1
+    P = math.prod(small)
+    xf = xp.reshape(n, c_in, -1)
+    wf = w.reshape(w.shape[0], ci_g * T)
+    out = np.empty((n, co_g * g, P), dtype=x.dtype)
+    direct = T == 1 and not wide  # k1 without padding: the input is the column buffer
+    row_bytes = ci_g * T * pitch * x.itemsize
+
+    def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
+        budget = _worker_budget(out.nbytes, serial)
+        if serial:
+            budget = min(budget, _GATHER_CAP)
+        rb = int(max(1, min(r_hi - r_lo, budget // row_bytes)))
+        nb = 1
+        if rb == rows and rows * pitch < _FOLD_BELOW:  # small planes: fold samples into the columns
+            nb = int(max(1, min(stop - start, budget // (row_bytes * rows))))
+        cols = None if direct else np.empty(ci_g * T * nb * rb * pitch, dtype=x.dtype)
+        for gi in range(g):
+            wg = wf[gi * co_g:(gi + 1) * co_g]
+            cs = slice(gi * co_g, (gi + 1) * co_g)
+            for n0 in range(start, stop, nb):
+                m = min(nb, stop - n0)
+                for r0 in range(r_lo, r_hi, rb):
+                    r1 = min(r_hi, r0 + rb)
+                    span = (r1 - r0) * pitch
+                    if direct:
+                        c = xf[n0, gi * ci_g:(gi + 1) * ci_g, r0 * pitch:r1 * pitch] if m == 1 else \
+                            xf[n0:n0 + m, gi * ci_g:(gi + 1) * ci_g].transpose(1, 0, 2).reshape(ci_g, m * P)
+                    else:
+                        c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
+                        (_gather_shift_serial if serial else _gather_shift)(
+                            xf, c, gi * ci_g, ci_g, n0, m, r0 * pitch, span, min(span, valid - r0 * pitch), offsets)
+                    if not wide and m == 1:
+                        np.matmul(wg, c, out=out[n0, cs, r0 * pitch:r1 * pitch])
+                        continue
+                    part = (wg @ c).reshape((co_g, m, r1 - r0) + tuple(padded[1:]))
+                    if wide:
+                        part = part[(Ellipsis,) + tuple(slice(0, o) for o in inner)]
+                    target = out[n0:n0 + m, cs].reshape((m, co_g, rows) + inner)[:, :, r0:r1]
+                    target[...] = part.transpose((1, 0) + tuple(range(2, part.ndim)))
+
+    _split(n, rows, work, n * P * T * ci_g * co_g * g)
+    return out.reshape((n, co_g * g) + small)
+
+
+def flipped_conv_spec(spec: ConvSpec) -> ConvSpec:
+    """The stride-1 convolution a stride-1 transposed convolution equals (kernel flipped,
+    channels swapped): padding ``dilation * (k - 1) - pad`` (plus output_padding high)."""
+    padding = tuple((d * (k - 1) - lo, d * (k - 1) - hi + a)
+                    for k, d, (lo, hi), a in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding))
+    return replace(spec, padding=padding, output_padding=(0,) * spec.ndim, padding_mode="zeros")
+
+
+@zero_padded(transposed=True)
+def shift_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Stride-1 transposed convolution as the convolution with the flipped kernel (see
+    :func:`shift_conv`); needs ``pad <= dilation * (kernel - 1)`` on every side."""
+    if all(k == 1 for k in spec.kernel_size):
+        return _k1_conv_transpose(y, w, spec)
+    g = spec.groups
+    c_in, co_g = w.shape[:2]
+    k = w.shape[2:]
+    flipped = w.reshape((g, c_in // g, co_g) + k).swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+    return shift_conv(y, np.ascontiguousarray(flipped).reshape((g * co_g, c_in // g) + k), flipped_conv_spec(spec))
+
+
+def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:
+    """Why the shifted GEMM cannot run a call (``None`` when it can)."""
+    if all(k == 1 for k in spec.kernel_size):
+        return None
+    if any(s != 1 for s in spec.stride):
+        return f"it needs stride 1 or a 1-tap kernel, got stride {spec.stride}"
+    if transposed and any(lo > d * (k - 1) or hi > d * (k - 1) + a for k, d, (lo, hi), a in
+                          zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding)):
+        return "padding larger than dilation * (kernel - 1) crops the transposed output"
+    return None

@@ -10,7 +10,14 @@ cheapest method that accepts the call, and :func:`choose_method` says why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Optional
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +49,7 @@ class Problem:
     def macs(self) -> int:
         """Multiply-adds of the dense formulation (taps x channel pairs x small-grid positions)."""
         small = self.x_shape[2:] if self.transposed else self.output_spatial
-        taps = int(np.prod(self.spec.kernel_size))
+        taps = math.prod(self.spec.kernel_size)
         return int(self.x_shape[0] * np.prod(small) * taps * self.w_shape[0] * self.w_shape[1])
 
 
@@ -72,21 +79,69 @@ METHODS: dict[str, Method] = {}
 def register_method(method: Method) -> Method:
     """Add a method to the registry (later registrations of a name replace earlier ones)."""
     METHODS[method.name] = method
+    if "_choose_cached" in globals():  # registrations after import change what "auto" may pick
+        _choose_cached.cache_clear()
     return method
 
 
-# Machine constants of the cost model (2-core AVX-512 machine, measured with
-# `transconv bench`): sustained float32 GEMM rate for well-shaped products, the rate of
-# the compiled direct kernels' multiply-adds on rows of 64+ outputs (10-18 G/s measured
-# on the single-channel, depthwise and FCN layers), the rate at which compiled kernels
-# write fresh output (page faults included), the row scatter's rate, and the effective
-# rate of numpy's strided copies.
-_GEMM_FLOPS = 1.5e11
-_COMPILED_MACS = 1.2e10
-_WRITE_BYTES = 1.5e10
-_SCATTER_ELEMENTS = 1.2e9
-_COPY_BYTES = 4.0e9
+# Fallback rates of the cost model, used until `transconv bench` has measured this machine
+# (docs/performance.md: where they were fitted and how).
+FALLBACK_RATES = {
+    "gemm_flops": 1.5e11,  # sustained float32 GEMM rate of well-shaped products
+    "compiled_macs": 1.2e10,  # compiled direct kernels' multiply-adds on rows of 64+ outputs
+    "write_bytes": 1.5e10,  # compiled kernels writing fresh output
+    "scatter_elements": 1.2e9,  # gemm's scatter / gather, elements per second
+    "copy_bytes": 4.0e9,  # numpy's strided copies
+}
+# what bench.machine_rates measured on the machine the fallbacks were fitted on: a
+# measurement elsewhere scales the compute rates by its GEMM rate and the rest by its copy rate
+_FITTED_ON = {"gemm_flops": 3.42e11, "copy_bytes": 2.98e10}
+_SCALES_WITH = {"gemm_flops": "gemm_flops", "compiled_macs": "gemm_flops", "write_bytes": "copy_bytes",
+                "scatter_elements": "copy_bytes", "copy_bytes": "copy_bytes"}
+
+
+def rates_path() -> Path:
+    """Where ``transconv bench`` caches this machine's measured rates: ``$TRANSCONV_CACHE_DIR``
+    or the user cache directory (``$XDG_CACHE_HOME``, ``~/.cache``; ``%LOCALAPPDATA%`` on Windows)."""
+    root = os.environ.get("TRANSCONV_CACHE_DIR")
+    if not root:
+        base = os.environ.get("LOCALAPPDATA") if os.name == "nt" else os.environ.get("XDG_CACHE_HOME")
+        root = os.path.join(base or os.path.join(os.path.expanduser("~"), ".cache"), "transconv")
+    return Path(root) / "machine_rates.json"
+
+
+def save_machine_rates(measured: dict) -> Path:
+    """Cache ``bench.machine_rates`` output for the cost model (temporary file, then rename)."""
+    path = rates_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {k: float(measured[k]) for k in _FITTED_ON}
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        json.dump(record, handle)
+    os.replace(handle.name, path)
+    cost_rates.cache_clear()
+    _choose_cached.cache_clear()
+    return path
+
+
+@lru_cache(maxsize=1)
+def cost_rates() -> dict:
+    """The cost model's rates: the fallbacks scaled by this machine's cached measurement, if any.
+
+    >>> sorted(cost_rates()) == sorted(FALLBACK_RATES)
+    True
+    """
+    try:
+        measured = json.loads(rates_path().read_text())
+        scale = {k: float(measured[k]) / v for k, v in _FITTED_ON.items()}
+        if not all(0 < v < 1e3 for v in scale.values()):
+            raise ValueError(scale)
+    except (OSError, ValueError, KeyError, TypeError):  # nothing measured yet, or an unreadable cache
+        return dict(FALLBACK_RATES)
+    return {k: v * scale[_SCALES_WITH[k]] for k, v in FALLBACK_RATES.items()}
+
+
 _GEMM_BLOCK_LIMIT = 128 * 2**20  # bytes of gemm's smallest work block
+_CALL_SECONDS = 4e-6  # one numpy or compiled call from Python
 
 
 def _small_positions(p: Problem) -> int:
@@ -108,13 +163,15 @@ def _gemm_efficiency(m: int, k: int, n: int) -> float:
 
 
 def _direct_cost(p: Problem) -> float:
-    taps = int(np.prod(p.spec.kernel_size))
+    taps = math.prod(p.spec.kernel_size)
     c_sum, c_make = _channels(p)
     moved = _small_positions(p) * taps * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
+    overhead = _CALL_SECONDS * (2 + taps * p.spec.groups)  # numpy calls per tap and group
+    r = cost_rates()
     if c_sum == c_make == 1:  # one channel per group: scaled adds, bound by memory traffic
-        return 2 * moved / _COPY_BYTES
-    eff = _gemm_efficiency(c_make, c_sum, int(np.prod(p.output_spatial)))
-    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _COPY_BYTES
+        return 2 * moved / r["copy_bytes"] + overhead
+    eff = _gemm_efficiency(c_make, c_sum, math.prod(p.output_spatial))
+    return 2 * p.macs / (r["gemm_flops"] * eff) + moved / r["copy_bytes"] + overhead
 
 
 def _reference_cost(p: Problem) -> float:
@@ -122,19 +179,21 @@ def _reference_cost(p: Problem) -> float:
 
 
 def _gemm_cost(p: Problem) -> float:
-    taps = int(np.prod(p.spec.kernel_size))
+    taps = math.prod(p.spec.kernel_size)
     c_sum, c_make = _channels(p)
     positions = _small_positions(p)
     eff = _gemm_efficiency(c_make * (taps if p.transposed else 1), c_sum * (1 if p.transposed else taps), positions)
     moved = positions * taps * (c_make if p.transposed else c_sum) * p.spec.groups  # scatter / gather elements
-    return 2 * p.macs / (_GEMM_FLOPS * eff) + moved / _SCATTER_ELEMENTS + 1e-4 * p.spec.groups
+    r = cost_rates()
+    return 2 * p.macs / (r["gemm_flops"] * eff) + moved / r["scatter_elements"] + _CALL_SECONDS * (4 + 6 * p.spec.groups)
 
 
 def _compiled_direct_cost(p: Problem) -> float:
     # vectorised along rows of the output: short rows pay loop overhead per row
     width = p.output_spatial[-1]
-    out_bytes = int(np.prod(p.output_spatial)) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
-    return p.macs / (_COMPILED_MACS * min(1.0, width / 64)) + out_bytes / _WRITE_BYTES + 2e-5
+    out_bytes = math.prod(p.output_spatial) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
+    r = cost_rates()
+    return p.macs / (r["compiled_macs"] * min(1.0, width / 64)) + out_bytes / r["write_bytes"] + 2 * _CALL_SECONDS
 
 
 def _needs_numba(p: Problem) -> Optional[str]:
@@ -155,9 +214,9 @@ def _gemm_supports(p: Problem) -> Optional[str]:
         return why_not
     # the smallest block gemm can work in: one output channel plane of the transposed GEMM
     # result, or the gather of one output row of one sample for the convolution
-    taps = int(np.prod(p.spec.kernel_size))
+    taps = math.prod(p.spec.kernel_size)
     if p.transposed:
-        smallest, what = taps * int(np.prod(p.x_shape[2:])) * p.dtype.itemsize, "one output channel's GEMM result"
+        smallest, what = taps * math.prod(p.x_shape[2:]) * p.dtype.itemsize, "one output channel's GEMM result"
     else:
         smallest = p.w_shape[1] * taps * p.output_spatial[-1] * p.dtype.itemsize
         what = "the gather of one output row"
@@ -174,9 +233,31 @@ register_method(Method("compiled_direct", compiled.direct_conv, compiled.direct_
                        _needs_numba))
 
 
+def _shift_supports(p: Problem) -> Optional[str]:
+    return _needs_numba(p) or compiled.shift_supports(p.spec, p.transposed)
+
+
+def _shift_cost(p: Problem) -> float:
+    taps = math.prod(p.spec.kernel_size)
+    c_sum, c_make = _channels(p)
+    # the convolution shift_conv runs: on the transposed call's input with the flipped spec
+    spec = compiled.flipped_conv_spec(p.spec) if p.transposed else p.spec
+    waste = compiled.shift_waste(spec, p.x_shape[2:])
+    positions = p.x_shape[0] * math.prod(p.output_spatial)
+    eff = _gemm_efficiency(c_make, c_sum * taps, positions)
+    copied = 0 if taps == 1 and waste == 1.0 else positions * waste * taps * c_sum * p.spec.groups
+    r = cost_rates()
+    return (2 * p.macs * waste / (r["gemm_flops"] * eff) + copied * p.dtype.itemsize / r["copy_bytes"]
+            + _CALL_SECONDS * (3 + 3 * p.spec.groups))
+
+
+# Stride-1 layers (compiled.shift_conv): one GEMM over shifted contiguous runs of the padded input.
+register_method(Method("shift", compiled.shift_conv, compiled.shift_conv_transpose, _shift_cost, _shift_supports))
+
+
 def _phase_cost(p: Problem) -> float:
     # as gemm, plus one GEMM launch, one gather and one strided write per phase and group
-    phases = int(np.prod(p.spec.stride))
+    phases = math.prod(p.spec.stride)
     return 1.5 * _gemm_cost(p) + phases * p.spec.groups * 4e-5
 
 
@@ -213,6 +294,12 @@ class MethodChoice:
 
 
 def _choose(problem: Problem) -> MethodChoice:
+    """The cheapest method for ``problem`` (cached: a layer's calls repeat its problem)."""
+    return _choose_cached(problem)
+
+
+@lru_cache(maxsize=512)
+def _choose_cached(problem: Problem) -> MethodChoice:
     costs: dict[str, float] = {}
     declined: dict[str, str] = {}
     for name, method in METHODS.items():
@@ -568,4 +655,5 @@ def choose_method(
         if output_padding not in (0, None) or output_size is not None:
             raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
         call = _conv_call(op, x, w, bias, stride, padding, dilation, groups, padding_mode, plain)
-    return _choose(call.problem)
+    choice = _choose(call.problem)
+    return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined))

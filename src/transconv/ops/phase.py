@@ -11,8 +11,8 @@ zeros happens anywhere:
         out[n, co, s*J + rho] = W_rho.reshape(C_out, C_in * T_rho) @ cols
 
 The input positions ``i(t, J)`` are the transposed connectivity read backwards (for
-each tap, the input whose target is ``s*J + rho``), gathered by the compiled row
-gather of :mod:`transconv.ops.compiled`; each phase's GEMM result is written straight
+each tap, the input whose target is ``s*J + rho``: the connectivity's inverse), gathered by
+the compiled row gather of :mod:`transconv.ops.compiled`; each phase's GEMM result is written straight
 into its interleaved output positions.  ``"gemm"`` does the same sum the other way round
 (one GEMM over all taps, then the phases are accumulated per output row), which moves
 less data when C_in > C_out and is what ``auto`` picks; this method is kept for
@@ -31,25 +31,25 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..connectivity import transpose_axis_tap_indices
+from ..connectivity import InverseCSR, axis_inverse_csr
 from ..spec import ConvSpec
 from . import compiled
 
 __all__ = ["conv_transpose_phase", "conv_phase", "phase_plans"]
 
 
-def _axis_phases(maps: np.ndarray, stride: int, big: int):
-    """Per residue ``rho`` of one axis: (taps, inverse map ``(J, taps)`` -> input or -1)."""
-    inputs, taps = maps.shape
+def _axis_phases(inverse: InverseCSR, stride: int, big: int):
+    """Per residue ``rho`` of one axis, from the connectivity's inverse (the (input, tap)
+    pairs reaching each output): (taps reaching the phase, table ``(J, taps)`` -> input or -1)."""
+    owner = np.repeat(np.arange(big), np.diff(inverse.indptr))  # the output each pair reaches
     phases = []
     for rho in range(min(stride, big)):
-        count = len(range(rho, big, stride))
-        mine = [t for t in range(taps) if ((maps[:, t] >= 0) & (maps[:, t] % stride == rho)).any()]
-        inverse = np.full((count, len(mine)), -1, dtype=np.int64)
-        for c, t in enumerate(mine):
-            i = np.nonzero(maps[:, t] >= 0)[0]
-            inverse[(maps[i, t] - rho) // stride, c] = i
-        phases.append((rho, mine, inverse))
+        sel = owner % stride == rho
+        mine = sorted(set(inverse.tap_index[sel].tolist()))
+        column = np.searchsorted(mine, inverse.tap_index[sel])
+        table = np.full((len(range(rho, big, stride)), len(mine)), -1, dtype=np.int64)
+        table[(owner[sel] - rho) // stride, column] = inverse.small_index[sel]
+        phases.append((rho, mine, table))
     return phases
 
 
@@ -57,7 +57,7 @@ def _axis_phases(maps: np.ndarray, stride: int, big: int):
 def phase_plans(spec: ConvSpec, small: tuple[int, ...]):
     """``[(rho, flat taps, RowPlan of the gather)]`` for every output phase some tap reaches."""
     big = spec.transpose_output_shape(small)
-    per_axis = [_axis_phases(m, s, b) for m, s, b in zip(transpose_axis_tap_indices(spec, small), spec.stride, big)]
+    per_axis = [_axis_phases(inv, s, b) for inv, s, b in zip(axis_inverse_csr(spec, small), spec.stride, big)]
     plans = []
     for combo in itertools.product(*per_axis):
         if any(not taps for _, taps, _ in combo):
@@ -96,9 +96,7 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
             for n0 in range(0, n, nb):
                 m = min(nb, n - n0)
                 c = cols[:ci_g * taps * m * positions].reshape(ci_g * taps, m * positions)
-                compiled._gather(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan.outer,
-                                 *compiled._runs(plan), plan.small_width, plan.big_width, plan.stride,
-                                 *compiled.phase_margins(plan))
+                compiled.gather_rows(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan)
                 target = out[n0:n0 + m, gi * co_g:(gi + 1) * co_g][where]  # the phase's interleaved positions
                 if positions >= 256:  # a GEMM per sample: its result is the target's layout
                     for k in range(m):
