@@ -67,6 +67,7 @@ multiplying and accumulating rows straight from the input.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import types
 from dataclasses import dataclass, replace
@@ -687,8 +688,8 @@ if numba is not None:
     _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
     _gather, _gather_serial = _twins(_gather_py)
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
-    _direct_transpose = njit(**_parallel)(_direct_transpose_py)
-    _direct_conv = njit(**_parallel)(_direct_conv_py)
+    _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
+    _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
 
 
 # --------------------------------------------------------------------------------------
@@ -728,6 +729,24 @@ def _chunks(planes: int, rows: int) -> int:
 
 _WORKERS: dict = {}
 _SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
+SERIAL_ONLY = False  # set in a forked child of a process that ran GNU OpenMP: every kernel runs serially
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's thread pool and lock but not their threads, and
+    GNU OpenMP aborts the child on its first parallel region: start afresh, serially."""
+    global SERIAL_ONLY, _SPLIT_LOCK
+    _WORKERS.clear()
+    _SPLIT_LOCK = threading.Lock()
+    if numba is not None:
+        try:
+            SERIAL_ONLY = SERIAL_ONLY or numba.threading_layer() == "omp"
+        except ValueError:  # no parallel region ran yet: the child may start its own threads
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _split(n: int, units: int, work) -> None:
@@ -742,6 +761,9 @@ def _split(n: int, units: int, work) -> None:
     64x256x8x8: 27.8 ms handing over, 20.5 ms split).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
+    if SERIAL_ONLY:
+        work(0, n, 0, units, True)
+        return
     workers = numba.get_num_threads()
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
@@ -913,7 +935,8 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     T, P = int(np.prod(spec.kernel_size)), int(np.prod(small))
     c_out = w.shape[1] * spec.groups
     out = np.empty((n, c_out, int(np.prod(big))), dtype=y.dtype)
-    _direct_transpose(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
+    kernel = _direct_transpose_serial if SERIAL_ONLY else _direct_transpose
+    kernel(y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
                       plan.stride, _chunks(n * c_out, plan.big_rows), plan.last_taps >= _ALONG_KERNEL,
                       plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
@@ -928,7 +951,8 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     plan = _conv_plan(spec, big)
     T = int(np.prod(spec.kernel_size))
     out = np.empty((n, w.shape[0], int(np.prod(small))), dtype=x.dtype)
-    _direct_conv(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
+    kernel = _direct_conv_serial if SERIAL_ONLY else _direct_conv
+    kernel(x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
                  *_runs(plan), plan.small_width, plan.big_width, plan.stride, _chunks(n * w.shape[0], plan.small_rows),
                  plan.last_taps >= _ALONG_KERNEL, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
     return out.reshape(out.shape[:2] + small)

@@ -90,13 +90,14 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
         # gather writes it through a flat view), the last, shorter block included
         cols = np.empty(ci_g * taps * nb * positions, dtype=y.dtype)
         where = (slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(rho, spec.stride))
+        gather = compiled._gather_serial if compiled.SERIAL_ONLY else compiled._gather
         for gi in range(g):
             # the phase's sub-kernel as (C_out/g, C_in/g * T_rho): a copy of its taps
             w_rho = np.ascontiguousarray(wg[gi][:, :, flat].transpose(1, 0, 2)).reshape(co_g, ci_g * taps)
             for n0 in range(0, n, nb):
                 m = min(nb, n - n0)
                 c = cols[:ci_g * taps * m * positions].reshape(ci_g * taps, m * positions)
-                compiled._gather(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan.outer,
+                gather(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan.outer,
                                  *compiled._runs(plan), plan.small_width, plan.big_width, plan.stride,
                                  *compiled.phase_margins(plan))
                 target = out[n0:n0 + m, gi * co_g:(gi + 1) * co_g][where]  # the phase's interleaved positions
