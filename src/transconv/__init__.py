@@ -6,6 +6,7 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 
 from . import interop
 from .errors import TransconvError
+from .limits import check_allocation, get_memory_limit, set_memory_limit
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
 from .matrix import (
     DeconvolveInfo,
@@ -31,6 +32,9 @@ __version__ = "0.1.0"
 __all__ = [
     "interop",
     "TransconvError",
+    "set_memory_limit",
+    "get_memory_limit",
+    "check_allocation",
     "ConvSpec",
     "conv",
     "conv_transpose",
