@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import TransconvError
+from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
 from ..spec import ConvSpec, Layout, _index, as_numeric, validate_call
 from . import compiled
@@ -277,7 +278,30 @@ class Plan:
         if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
             c_out = _channels(problem)[1] * problem.spec.groups
             return np.zeros((0, c_out) + problem.output_spatial, dtype=problem.dtype)
-        return self.method.run(problem, x, w)
+        finite = bool(np.isfinite(w).all())
+        method = self.method
+        if not finite and problem.transposed and method.name == "phase":
+            # phase's gather margins are zeros that PyTorch never multiplies: 0 x inf would add NaNs
+            method = METHODS["gemm"] if _gemm_supports(problem) is None else METHODS["reference"]
+        out = method.run(problem, x, w)
+        if not finite and not problem.transposed:
+            _padding_times_weight(out, w, problem)
+        return out
+
+
+def _padding_times_weight(out: np.ndarray, w: np.ndarray, problem: Problem) -> None:
+    """PyTorch multiplies zero padding by the weight: a NaN or infinite tap makes NaN (0 x inf)
+    in every output whose window puts that tap on the padding, which methods that skip
+    padded taps would miss.  Sets those outputs to NaN, in place."""
+    spec = problem.spec
+    if spec.padding_mode != "zeros" or not any(lo or hi for lo, hi in spec.padding):
+        return
+    maps = axis_tap_indices(spec, problem.x_shape[2:])
+    for co, _, *tap in zip(*np.nonzero(~np.isfinite(w))):
+        on_padding = maps[0][:, tap[0]] < 0
+        for a in range(1, len(tap)):
+            on_padding = np.logical_or.outer(on_padding, maps[a][:, tap[a]] < 0)
+        out[:, co][..., on_padding] = np.nan
 
 
 def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
