@@ -144,3 +144,182 @@ def test_fuzzed_arguments_give_a_result_or_a_transconv_error(x_shape, w_shape, s
         assert str(exc).startswith("conv_transpose:" if transposed else "conv:")
         return
     assert np.isfinite(out).all() and out.size > 0
+
+
+# ---------------------------------------------------------------- issue 13's reproducers, one boundary
+
+from transconv import interop  # noqa: E402
+
+_x2, _k3 = np.ones((4, 4)), np.ones((3, 3))
+
+BOUNDARY_CASES = [
+    # (call, words the message must contain) -- each once raised TypeError/ValueError/IndexError/...
+    (lambda: tc.conv(_x2, _k3, method=["gemm"]), ["conv:", "method", "['gemm']"]),
+    (lambda: tc.conv(_x2, _k3, padding_mode=np.array(["zeros"])), ["conv:", "padding_mode"]),
+    (lambda: tc.conv(_x2, _k3, plain=np.array([1, 2])), ["conv:", "plain"]),
+    (lambda: tc.conv(_x2, _k3, plain="yes"), ["conv:", "plain", "'yes'"]),
+    (lambda: tc.conv(np.ones((2, 3)), np.ones((4, 3)), plain=False), ["conv:", "plain=False", "3 axes"]),
+    (lambda: tc.conv(np.ones(3), np.ones(3), plain=False), ["conv:", "plain=False", "(3,)"]),
+    (lambda: tc.conv(_x2, _k3, stride={2, 3}), ["conv:", "stride", "set"]),
+    (lambda: tc.conv(_x2, _k3, stride=2.0), ["conv:", "stride", "non-integer"]),
+    (lambda: tc.conv(_x2, _k3, stride=np.array(2.0)), ["conv:", "stride"]),
+    (lambda: tc.conv(_x2, _k3, stride=np.True_), ["conv:", "stride", "bool"]),
+    (lambda: tc.conv(_x2, _k3, padding="1"), ["conv:", "padding", "'1'"]),
+    (lambda: tc.conv(_x2, _k3, dilation=np.ones((2, 2), int)), ["conv:", "dilation", "(2, 2)"]),
+    (lambda: tc.conv(np.ma.masked_array(_x2, mask=np.eye(4)), _k3), ["conv:", "x", "masked"]),
+    (lambda: tc.conv(_x2, np.ma.masked_array(_k3)), ["conv:", "w", "masked"]),
+    (lambda: tc.conv(_x2, _k3, stride=np.ma.masked_array(2)), ["conv:", "stride", "masked"]),
+    (lambda: tc.conv_transpose(_x2, _k3, output_size={4, 5}), ["conv_transpose:", "output_size", "set"]),
+    (lambda: tc.deconvolve(_x2, _k3, damp=None), ["deconvolve:", "damp", "None"]),
+    (lambda: tc.deconvolve(_x2, _k3, damp=-1.0), ["deconvolve:", "damp", "-1.0"]),
+    (lambda: tc.deconvolve(_x2, _k3, iter_lim=-1), ["deconvolve:", "iter_lim", "-1"]),
+    (lambda: tc.deconvolve(_x2, _k3, input_shape=(5,)), ["deconvolve:", "input_shape"]),
+    (lambda: tc.conv_output_length(4, 3, stride=0), ["conv_output_length:", "stride", "0"]),
+    (lambda: tc.conv_output_length(4, 3.5), ["conv_output_length:", "kernel", "3.5"]),
+    (lambda: tc.dumoulin(5, 4, 3, s=0), ["dumoulin:", "s ", "0"]),
+    (lambda: tc.dumoulin(16, 4, 3), ["dumoulin:", "relationship", "16"]),
+    (lambda: tc.conv_transpose_output_length(4, 3, padding=(1,)), ["conv_transpose_output_length:", "padding", "(1,)"]),
+    (lambda: tc.conv_matrix([[1, 2], [3]], (4, 4)), ["conv_matrix:", "w", "numeric"]),
+    (lambda: tc.conv_matrix(np.ones((0, 3)), (4, 4)), ["conv_matrix:", "w", "empty", "(0, 3)"]),
+    (lambda: tc.conv_matrix(_k3, (4, 4.0)), ["conv_matrix:", "input_shape[1]", "4.0"]),
+    (lambda: tc.conv_matrix(_k3, None), ["conv_matrix:", "input_shape", "None"]),
+    (lambda: tc.choose_method((1, 1, 4, 4), (1, 1, 3, 3), dtype="foo"), ["choose_method:", "dtype", "'foo'"]),
+    (lambda: tc.choose_method((1, 1, 4, 4), (1, 1, 3, 3), dtype=complex), ["choose_method:", "dtype", "complex"]),
+    (lambda: tc.solve_geometry(5, 10, max_stride=2.5), ["solve_geometry:", "max_stride", "2.5"]),
+    (lambda: tc.solve_geometry(5, 10, max_kernel=10**6), ["solve_geometry:", "max_kernel"]),
+    (lambda: tc.solve_geometry(1, 10, max_stride=10**9), ["solve_geometry:", "max_stride"]),
+    (lambda: tc.overlap_map((4, 4), 3.0), ["overlap_map:", "kernel_size", "3.0"]),
+    (lambda: tc.singular_values(_k3, (8, 8), k=2.0), ["singular_values:", "k", "2.0"]),
+    (lambda: tc.singular_values(np.full((3, 3), np.nan), (8, 8)), ["singular_values:", "NaN"]),
+    (lambda: tc.operator_norm(np.full((3, 3), np.inf), (8, 8)), ["operator_norm:", "infinity"]),
+    (lambda: interop.from_jax(2.5, 3, 2, "SAME"), ["from_jax:", "input_shape", "2.5"]),
+    (lambda: interop.from_jax((4,), None, 2, "SAME"), ["from_jax:", "kernel_size", "required"]),
+    (lambda: interop.from_jax((4,), 3, 2, [(1, 1.5)]), ["from_jax:", "padding[0][1]", "1.5"]),
+    (lambda: interop.from_onnx(input_shape=(4,), kernel_shape=3.0), ["from_onnx:", "kernel_shape", "3.0"]),
+    (lambda: interop.from_onnx(input_shape=(4,), kernel_shape=3, group=None), ["from_onnx:", "group", "None"]),
+    (lambda: interop.from_tensorflow((4,), 3, output_shape=8.0), ["from_tensorflow:", "output_shape", "8.0"]),
+    (lambda: interop.from_tensorflow(None, 3, output_shape=(8,)), ["from_tensorflow:", "input_shape", "None"]),
+    (lambda: interop.from_keras((4,), 3.0), ["from_keras:", "kernel_size", "3.0"]),
+    (lambda: interop.from_keras((4,), 3, 2, "same", output_padding=2), ["from_keras:", "output_padding[0]"]),
+    (lambda: interop.from_keras((4,), 3, padding=None), ["from_keras:", "padding", "None"]),
+    (lambda: interop.from_caffe(3, ndim=0), ["from_caffe:", "ndim", "0"]),
+    (lambda: interop.from_caffe(None), ["from_caffe:", "kernel_size", "required"]),
+    (lambda: interop.from_mxnet((4,), 3, pad=1.5), ["from_mxnet:", "pad", "1.5"]),
+    (lambda: interop.from_mxnet((4,), 3, target_shape=2.0), ["from_mxnet:", "target_shape", "2.0"]),
+]
+
+
+@pytest.mark.parametrize("call, words", BOUNDARY_CASES)
+def test_every_bad_argument_names_its_parameter(call, words):
+    with pytest.raises(tc.TransconvError) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def _torch_int(value):
+    torch = pytest.importorskip("torch")
+    return torch.tensor(value)
+
+
+@pytest.mark.parametrize("make", [np.int64, np.int32, np.uint8, np.array, _torch_int, lambda v: [np.int16(v)] * 2,
+                                  lambda v: np.array([v, v]), lambda v: (np.array(v), v)])
+def test_integer_like_arguments_are_accepted_as_ints(make):
+    x, w = np.arange(36.0).reshape(1, 1, 6, 6), np.arange(9.0).reshape(1, 1, 3, 3)
+    expected = tc.conv_transpose(x, w, stride=2, padding=1, output_padding=1, dilation=1)
+    got = tc.conv_transpose(x, w, stride=make(2), padding=make(1), output_padding=make(1), dilation=make(1))
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(tc.conv(x, w, stride=make(2)), tc.conv(x, w, stride=2))
+
+
+@pytest.mark.parametrize("make", [np.int64, np.array, _torch_int])
+def test_integer_scalars_are_accepted_for_groups_and_k(make):
+    x, w = np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3))
+    np.testing.assert_array_equal(tc.conv(x, w, groups=make(2)), tc.conv(x, w, groups=2))
+    np.testing.assert_allclose(tc.singular_values(np.ones((3, 3)), (6, 6), k=make(2)),
+                               tc.singular_values(np.ones((3, 3)), (6, 6))[:2])
+
+
+def test_the_layout_cache_does_not_confuse_equal_hashes():
+    """True == 1 and 2.0 == 2 hash alike: a cached valid call must not let them through."""
+    x, w = np.ones((5, 5)), np.ones((3, 3))
+    tc.conv(x, w, stride=1)
+    tc.conv(x, w, stride=2)
+    for bad in (True, 2.0, (2.0, 2), (True, 1)):
+        with pytest.raises(tc.TransconvError, match="stride"):
+            tc.conv(x, w, stride=bad)
+    tc.conv(x, w, plain=True)
+    with pytest.raises(tc.TransconvError, match="plain"):
+        tc.conv(x, w, plain=1)
+
+
+def test_empty_batch_deconvolve_gives_an_empty_batch():
+    x, info = tc.deconvolve(np.ones((0, 1, 2, 2)), np.ones((1, 1, 3, 3)), full_output=True)
+    assert x.shape == (0, 1, 4, 4) and info.iterations.shape == (0,)
+
+
+def test_zero_and_non_finite_weights():
+    assert tc.operator_norm(np.zeros((3, 3)), (20, 20)) == 0.0
+    assert tc.operator_norm(np.zeros((2, 3, 3, 3)), (20, 20)) == 0.0
+    np.testing.assert_array_equal(tc.singular_values(np.zeros((3, 3)), (6, 6)), np.zeros(16))
+
+
+# ---------------------------------------------------------------- the CLI: one line, exit 2, no traceback
+
+from transconv.cli import main  # noqa: E402
+
+
+def _bad_command_lines(tmp):
+    existing = tmp / "existing.npz"
+    existing.write_bytes(b"keep me")
+    gif = tmp / "existing.gif"
+    gif.write_bytes(b"keep me")
+    html = tmp / "existing.html"
+    html.write_bytes(b"keep me")
+    full = tmp / "full"
+    full.mkdir()
+    (full / "picture.png").write_bytes(b"keep me")
+    return [
+        "shape -i 0", "shape -i x", "shape -k 0", "shape -s -1", "shape -p -1", "shape -p full", "shape -d 0",
+        "shape --output-padding 1", "shape -i 4 -k 3,3,3", "shape -i 2 -k 9", "shape --ndim 4",
+        "shape -i 4 --to 0", "shape -i 4,4 --to 8", "shape -i 4 --to 8 --max-kernel -1",
+        "shape -i 4 --to 8 --max-stride 0", "shape -i 1 --to 10 --max-stride 1000000000 --transposed",
+        "shape -i 4 --to 8 --max-kernel 1000000", "shape --transposed -p 5",
+        "matrix -i 300 -k 3 -o C.npy", "matrix --step 999 -o m.png", "matrix --step -1 -o m.png",
+        "matrix -i 100 -o m.png", "matrix -o C.bmp", f"matrix -o {tmp}", f"matrix -o {tmp}/missing/C.npz",
+        f"matrix -o {existing}", "matrix -o /proc/C.npz", "matrix --kernel-values 1,2;3",
+        "matrix --kernel-values a,b", "matrix -i 4 -k 2 --kernel-values 1,2,3,4",
+        f"animate -o {tmp}/a.gif --fps 0", f"animate -o {tmp}/a.gif --fps -1", f"animate -o {tmp}/a.gif --fps nan",
+        f"animate -o {tmp}/a.gif --fps inf", f"animate -o {tmp}/a.gif --max-frames 0",
+        f"animate -i 2000 --max-frames 5 -o {tmp}/a.gif", f"animate -o {gif}", f"animate -o {tmp}",
+        f"animate -o {tmp}/missing/a.gif", f"animate -o {tmp}/a.mp4", f"animate -i 4,4,4 -o {tmp}/a.gif",
+        "animate -o /proc/a.gif", f"animate --view sideways -o {tmp}/a.gif",
+        "explore --serve --port 70000", "explore --serve --port -1", f"explore -o {html}", f"explore -o {tmp}",
+        f"explore -o {tmp}/missing/page.html", "explore -o /proc/page.html", "explore -i 4,4,4",
+        f"demo --out {full}", f"demo --out {existing}", f"demo --out {tmp}/missing/deeper",
+        "bench --layer nonexistent", "bench --repeats -1", "bench --repeats 0", "bench --op sideways",
+        "nonexistent-command", "", "shape --bogus",
+    ]
+
+
+def test_every_bad_command_line_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = _bad_command_lines(tmp_path)
+    for line in lines:
+        code = main(line.split())
+        captured = capsys.readouterr()
+        assert code == 2, (line, code, captured.err)
+        assert captured.err.strip() and "Traceback" not in captured.err, (line, captured.err)
+        assert len(captured.err.strip().splitlines()) == 1, (line, captured.err)
+    for name in ("existing.npz", "existing.gif", "existing.html", "full/picture.png"):
+        assert (tmp_path / name).read_bytes() == b"keep me", name
+
+
+def test_force_overwrites_and_no_partial_file_is_left(tmp_path, capsys):
+    target = tmp_path / "C.npz"
+    target.write_bytes(b"old")
+    assert main(["matrix", "-o", str(target), "--force"]) == 0
+    import scipy.sparse as sp
+
+    assert sp.load_npz(target).shape == (4, 16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["C.npz"]

@@ -6,6 +6,7 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 
 from . import interop
 from .errors import TransconvError
+from .limits import check_allocation, get_memory_limit, set_memory_limit
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
 from .ops.weight_grad import conv_weight_grad
 from .matrix import (
@@ -42,6 +43,9 @@ def __getattr__(name: str):
 __all__ = [
     "interop",
     "TransconvError",
+    "set_memory_limit",
+    "get_memory_limit",
+    "check_allocation",
     "ConvSpec",
     "conv",
     "conv_transpose",

@@ -471,6 +471,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    if args.repeats is not None and args.repeats < 1:
+        print(f"transconv bench: error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
+        return 2
     rates = machine_rates(threads)
     if not args.no_save_rates:  # the cost model of method="auto" reads them (see docs/performance.md)
         from .ops.dispatch import save_machine_rates
@@ -483,6 +486,10 @@ def run(args: argparse.Namespace) -> int:
     layers = [l for l in SUITE if (l.quick or not args.quick)]
     if args.layer:
         layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
+        if not layers:
+            print(f"transconv bench: error: no layer matches --layer {' '.join(args.layer)} "
+                  f"(layers: {', '.join(l.name for l in SUITE)})", file=sys.stderr)
+            return 2
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
     rows = []
     for transposed in ops:

@@ -20,9 +20,12 @@ padding (an int, ``a,b`` per axis, or ``same`` / ``valid``) and dilation,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,10 +119,47 @@ def _geometry(args) -> dict[str, Any]:
 
 
 def _spec(geo: dict[str, Any]):
-    from .viz.frames import make_spec
+    """The geometry through the library's one boundary (its messages, its limits)."""
+    from .spec import validate_call
 
-    return make_spec(geo["input_shape"], geo["kernel_size"], geo["stride"], geo["padding"], geo["dilation"],
-                     geo["output_padding"], geo["transposed"])
+    op = "conv_transpose" if geo["transposed"] else "conv"
+    return validate_call(op, geo["transposed"], None, geo["kernel_size"], input_shape=geo["input_shape"], plain=True,
+                         stride=geo["stride"], padding=geo["padding"], dilation=geo["dilation"],
+                         output_padding=geo["output_padding"]).spec
+
+
+def _positive(name: str, value: float, largest: float) -> None:
+    if not 0 < value <= largest:  # NaN fails too
+        raise UsageError(f"{PROG}: error: {name} must be a number > 0 and <= {largest:g}, got {value}")
+
+
+def _target(path_text: str, force: bool) -> Path:
+    """An output file path, checked before any work: its folder exists, it is not a folder,
+    and it is only replaced with --force."""
+    path = Path(path_text)
+    if path.is_dir():
+        raise UsageError(f"{PROG}: error: {path} is a directory; give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{PROG}: error: the folder {folder} of {path} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{PROG}: error: cannot write into {folder}")
+    if path.exists() and not force:
+        raise UsageError(f"{PROG}: error: {path} exists; pass --force to overwrite it")
+    return path
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Yield a temporary name next to ``path`` (same suffix); renamed onto ``path`` only when
+    the writer finished, so a failed write never leaves half a file in its place."""
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def _output_shape(spec, geo) -> tuple[int, ...]:
@@ -156,8 +196,9 @@ def _library_matrix(w: np.ndarray, spec, input_shape, transposed: bool):
     from .matrix import conv_matrix, conv_transpose_matrix
 
     if transposed:
-        return conv_transpose_matrix(w, input_shape, spec.stride, spec.padding, spec.output_padding, 1, spec.dilation)
-    return conv_matrix(w, input_shape, spec.stride, spec.padding, spec.dilation, 1)
+        return conv_transpose_matrix(w, input_shape, spec.stride, spec.padding, spec.output_padding, 1, spec.dilation,
+                                     padding_mode=spec.padding_mode)
+    return conv_matrix(w, input_shape, spec.stride, spec.padding, spec.dilation, 1, padding_mode=spec.padding_mode)
 
 
 def _emit(args, data: Any, text: str) -> None:
@@ -297,39 +338,57 @@ def cmd_shape(args) -> int:
 # --------------------------------------------------------------------------------------
 
 
+_PICTURE_STEPS = 4096  # outputs a matrix picture can show
+
+
 def cmd_matrix(args) -> int:
+    from .limits import check_allocation
+
     geo = _geometry(args)
     spec = _spec(geo)
     w = _kernel_values(args.kernel_values, spec.kernel_size)
+    out = _output_shape(spec, geo)
+    rows, cols = math.prod(out), math.prod(geo["input_shape"])
+    path = suffix = None
+    if args.out:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".npz", ".npy", ".csv", ".txt", ".png"):
+            raise UsageError(f"{PROG}: error: -o must end in .npz, .npy, .csv, .txt or .png, got {args.out!r}")
+        path = _target(args.out, args.force)
+        if suffix in (".npy", ".csv", ".txt"):
+            check_allocation("matrix", f"the dense {rows}x{cols} matrix", 8 * rows * cols)
+        if suffix == ".png":
+            steps = rows  # one frame per output of the operation drawn
+            if steps > _PICTURE_STEPS:
+                raise UsageError(f"{PROG}: error: the picture of a {rows}x{cols} matrix is unreadable; "
+                                 f"-o .png draws up to {_PICTURE_STEPS} outputs (use .npz)")
+            if not 0 <= args.step < steps:
+                raise UsageError(f"{PROG}: error: --step must be from 0 to {steps - 1} (one step per output), "
+                                 f"got {args.step}")
     m = _library_matrix(w, spec, geo["input_shape"], geo["transposed"])
     name = "C^T" if geo["transposed"] else "C"
     op = "conv_transpose" if geo["transposed"] else "conv"
-    out = _output_shape(spec, geo)
-    if args.out:
-        path = Path(args.out)
-        suffix = path.suffix.lower()
-        if suffix == ".npz":
-            import scipy.sparse as sp
+    if path is not None:
+        with _writing(path) as temporary:
+            if suffix == ".npz":
+                import scipy.sparse as sp
 
-            sp.save_npz(path, sp.csr_matrix(m))
-        elif suffix == ".npy":
-            np.save(path, m.toarray())
-        elif suffix in (".csv", ".txt"):
-            np.savetxt(path, m.toarray(), delimiter="," if suffix == ".csv" else " ", fmt="%.9g")
-        elif suffix == ".png":
-            from .viz.frames import frames
-            from .viz.render import save_matrix_pair
+                sp.save_npz(temporary, sp.csr_matrix(m))
+            elif suffix == ".npy":
+                np.save(temporary, m.toarray())
+            elif suffix in (".csv", ".txt"):
+                np.savetxt(temporary, m.toarray(), delimiter="," if suffix == ".csv" else " ", fmt="%.9g")
+            else:
+                from .viz.frames import frames
+                from .viz.render import save_matrix_pair
 
-            save_matrix_pair(frames(spec, geo["input_shape"], geo["transposed"]), path, step=args.step, w=w)
-        else:
-            raise UsageError(f"{PROG}: error: -o must end in .npz, .npy, .csv, .txt or .png, got {args.out!r}")
+                save_matrix_pair(frames(spec, geo["input_shape"], geo["transposed"]), temporary, step=args.step, w=w)
         print(f"wrote {name} ({m.shape[0]}x{m.shape[1]}, {m.nnz} non-zeros) to {path}")
         return 0
-    dense = m.toarray()
     data = dict(name=name, operation=op, input_shape=list(geo["input_shape"]), output_shape=list(out),
                 shape=list(m.shape), nnz=int(m.nnz), kernel=w.tolist())
-    if dense.size <= 100_000:
-        data["dense"] = dense.tolist()
+    if m.shape[0] * m.shape[1] <= 100_000:
+        data["dense"] = m.toarray().tolist()
     text = [f"{name} of {op} on a {_x(geo['input_shape'])} input -> {_x(out)} output: "
             f"{m.shape[0]}x{m.shape[1]}, {m.nnz} non-zeros (row = output, column = input, C order; '.' = 0)"]
     if m.shape[1] <= 64 and m.shape[0] <= 256:
@@ -355,9 +414,19 @@ def cmd_animate(args) -> int:
     spec = _spec(geo)
     if len(geo["input_shape"]) > 2:
         raise UsageError(f"{PROG}: error: animate draws 1-d and 2-d geometries, got a {len(geo['input_shape'])}-d input")
-    path = Path(args.out)
-    if path.suffix.lower() not in (".gif", ".png"):
+    if Path(args.out).suffix.lower() not in (".gif", ".png"):
         raise UsageError(f"{PROG}: error: -o must end in .gif (animation) or .png (still grid), got {args.out!r}")
+    _positive("--fps", args.fps, 100)
+    if args.max_frames < 1:
+        raise UsageError(f"{PROG}: error: --max-frames must be >= 1, got {args.max_frames}")
+    path = _target(args.out, args.force)
+    # one step per output cell (direct view) or per input cell (scatter view): counted before any frame is built
+    steps = math.prod(_output_shape(spec, geo) if args.view == "direct" else geo["input_shape"])
+    if steps > args.max_frames:
+        raise UsageError(
+            f"{PROG}: error: this animation has {steps} frames (more than --max-frames {args.max_frames}); "
+            f"use a smaller -i or raise --max-frames"
+        )
     w = _kernel_values(args.kernel_values, spec.kernel_size)
     anim = frames(spec, geo["input_shape"], geo["transposed"], args.view)
     if len(anim.frames) > args.max_frames:
@@ -368,10 +437,11 @@ def cmd_animate(args) -> int:
     still = path.suffix.lower() == ".png"
     images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not (args.no_matrix or still),
                            compact=still, progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
-    if still:
-        save_grid(images, path, anim=anim)
-    else:
-        save_gif(images, path, fps=args.fps)
+    with _writing(path) as temporary:
+        if still:
+            save_grid(images, temporary, anim=anim)
+        else:
+            save_gif(images, temporary, fps=args.fps)
     print(f"wrote {path} ({len(images)} frames, {anim.view} view of "
           f"{'conv_transpose' if geo['transposed'] else 'conv'} {_x(geo['input_shape'])} -> {_x(anim.output_shape)})")
     return 0
@@ -393,11 +463,14 @@ def cmd_explore(args) -> int:
             raise UsageError(f"{PROG}: error: the explorer page takes a 2-d input and an integer padding")
         config = dict(h=geo["input_shape"][0], w=geo["input_shape"][1], k=geo["kernel_size"][0], s=geo["stride"][0],
                       p=geo["padding"][0], d=geo["dilation"][0], a=geo["output_padding"][0], t=int(geo["transposed"]))
-    html = explorer_html(config)
     if args.serve:
-        return serve(html, args.port)
-    path = Path(args.out or "transconv-explorer.html")
-    path.write_text(html, encoding="utf-8")
+        if not 0 <= args.port <= 65535:
+            raise UsageError(f"{PROG}: error: --port must be from 0 to 65535, got {args.port}")
+        return serve(explorer_html(config), args.port)
+    path = _target(args.out or "transconv-explorer.html", args.force)
+    html = explorer_html(config)
+    with _writing(path) as temporary:
+        temporary.write_text(html, encoding="utf-8")
     print(f"wrote {path} ({len(html) // 1024} KiB, self-contained): open file://{path.resolve()} in a browser")
     return 0
 
@@ -410,7 +483,15 @@ def cmd_explore(args) -> int:
 def cmd_demo(args) -> int:
     from .viz.demo import run_demo
 
-    return run_demo(Path(args.out), pictures=not args.no_pictures, progress_factory=Progress)
+    folder = Path(args.out)
+    if not args.no_pictures:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{PROG}: error: {folder} exists and is not a directory")
+        if folder.is_dir() and any(folder.iterdir()) and not args.force:
+            raise UsageError(f"{PROG}: error: {folder} is not empty; pass --force to overwrite its pictures")
+        if not folder.parent.is_dir():
+            raise UsageError(f"{PROG}: error: the folder {folder.parent} of {folder} does not exist")
+    return run_demo(folder, pictures=not args.no_pictures, progress_factory=Progress)
 
 
 # --------------------------------------------------------------------------------------
@@ -478,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "up-sampling of skimage's camera image, and the pictures written to --out.")
     p.add_argument("--out", "-o", default="demo-output", metavar="DIR", help="folder for the pictures (default: %(default)s)")
     p.add_argument("--no-pictures", action="store_true", help="print only, write nothing")
+    p.add_argument("--force", action="store_true", help="write into a folder that already holds files")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("shape", help="output size (with the formula) and the geometry solver",
@@ -504,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="PATH", help="save instead of printing: .npz (scipy.sparse), .npy, .csv, .txt, "
                    ".png (picture of C and C^T)")
     p.add_argument("--step", type=int, default=0, help="with -o .png: the step whose entries are highlighted")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     _add_format(p)
     p.set_defaults(func=cmd_matrix)
 
@@ -518,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=1.5, help="frames per second (default: 1.5)")
     p.add_argument("--no-matrix", action="store_true", help="leave out the matrix panel")
     p.add_argument("--max-frames", type=int, default=400, help="refuse animations longer than this (default: 400)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("explore", help="write or serve the interactive explorer page",
@@ -526,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="PATH", help="where to write the page (default: transconv-explorer.html)")
     p.add_argument("--serve", action="store_true", help="serve it on http://127.0.0.1:PORT/ until Ctrl-C")
     p.add_argument("--port", type=int, default=8000, help="port for --serve (default: 8000; 0 picks a free one)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
     p.set_defaults(func=cmd_explore)
 
     for name, (module_name, help_text) in _LAZY.items():
@@ -552,6 +637,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except TransconvError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable output, a full disk, a port in use
+        print(f"{PROG}: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{PROG}: error: out of memory (lower the sizes, or see transconv.set_memory_limit)", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy"):

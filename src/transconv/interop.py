@@ -27,16 +27,19 @@ How the frameworks differ, in transconv's terms (``full = (i - 1) * s + k_eff``)
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .errors import TransconvError
 from .spec import (
+    _int,
+    _items,
+    _per_axis,
     conv_transpose_output_length,
     effective_kernel,
     same_padding,
+    spatial_shape,
 )
 
 __all__ = [
@@ -62,28 +65,24 @@ Pair = tuple[int, int]
 
 
 def _ints(op: str, name: str, value: Any, ndim: int, minimum: int, default: Optional[int] = None) -> tuple[int, ...]:
+    """An int or ``ndim`` ints (the library's per-axis rule, :mod:`transconv.spec`); None takes ``default``."""
     if value is None:
         if default is None:
             raise TransconvError(f"{op}: {name} is required")
         value = default
-    items = [value] * ndim if isinstance(value, numbers.Integral) and not isinstance(value, bool) else list(value)
-    if len(items) == 1 and ndim > 1:
-        items = items * ndim
-    if len(items) != ndim:
-        raise TransconvError(f"{op}: {name} must be an int or {ndim} ints (one per spatial axis), got {tuple(items)!r}")
-    out = []
-    for a, v in enumerate(items):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum:
-            raise TransconvError(f"{op}: {name}[{a}] must be an integer >= {minimum}, got {v!r}")
-        out.append(int(v))
-    return tuple(out)
+    if _items(op, name, value) is None:  # one value for every axis: messages name the entry, strides[0]
+        value = [value] * ndim
+    return _per_axis(op, name, value, ndim, minimum)
+
+
+def _last(op: str, name: str, value: Any, ndim: int) -> tuple[int, ...]:
+    """A spatial shape given alone or as the last ``ndim`` entries of a full shape."""
+    items = _items(op, name, value)
+    return _ints(op, name, value if items is None else items[-ndim:], ndim, 1)
 
 
 def _shape(op: str, input_shape: Any) -> tuple[int, ...]:
-    items = [input_shape] if isinstance(input_shape, numbers.Integral) else list(input_shape)
-    if not items:
-        raise TransconvError(f"{op}: input_shape needs at least one spatial axis, got {input_shape!r}")
-    return _ints(op, "input_shape", items, len(items), 1)
+    return spatial_shape(op, input_shape)
 
 
 def _with_axes(op: str, name: str, value: Any, layout: str) -> np.ndarray:
@@ -134,16 +133,12 @@ def _padding_string(op: str, padding: Any, allowed: Sequence[str]) -> Optional[s
 
 
 def _pairs(op: str, padding: Any, ndim: int) -> tuple[Pair, ...]:
-    try:
-        items = [tuple(p) for p in padding]
-    except TypeError:
-        raise TransconvError(f"{op}: explicit padding must be {ndim} (lo, hi) pairs, got {padding!r}") from None
-    if len(items) != ndim or any(len(p) != 2 for p in items):
+    items = _items(op, "padding", padding)
+    pairs = None if items is None else [_items(op, "padding", p) for p in items]
+    if pairs is None or len(pairs) != ndim or any(p is None or len(p) != 2 for p in pairs):
         raise TransconvError(f"{op}: explicit padding must be {ndim} (lo, hi) pairs, got {padding!r}")
-    for a, (lo, hi) in enumerate(items):
-        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (lo, hi)):
-            raise TransconvError(f"{op}: padding[{a}] must hold integers, got {(lo, hi)!r}")
-    return tuple((int(lo), int(hi)) for lo, hi in items)
+    return tuple((_int(op, f"padding[{a}][0]", lo, None), _int(op, f"padding[{a}][1]", hi, None))
+                 for a, (lo, hi) in enumerate(pairs))
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +187,7 @@ def from_tensorflow(
     dilation = _ints(op, "dilations", dilations, ndim, 1)
     if output_shape is None:
         raise TransconvError(f"{op}: output_shape is required (TensorFlow's transposed convolution takes it explicitly)")
-    out = _ints(op, "output_shape", list(output_shape)[-ndim:], ndim, 1)
+    out = _last(op, "output_shape", output_shape, ndim)
     key = _padding_string(op, padding, ("SAME", "VALID"))
     if key == "SAME":
         conv_pads = [same_padding(o, k, s, d) for o, k, s, d in zip(out, kernel, stride, dilation)]
@@ -288,10 +283,7 @@ def from_keras(
         if e is not None and e >= s:
             raise TransconvError(f"{op}: output_padding[{a}] ({e}) must be smaller than strides[{a}] ({s}), as Keras requires")
     pairs = [keras_padding(k, s, padding, e, d) for k, s, e, d in zip(kernel, stride, extra, dilation)]
-    try:
-        return from_jax(shape, kernel, stride, pairs, dilation)
-    except TransconvError as exc:
-        raise TransconvError(str(exc).replace("from_jax", op, 1)) from None
+    return _from_dilated_padding(op, kernel, stride, dilation, pairs)
 
 
 def weight_from_tensorflow(filters: Any) -> np.ndarray:
@@ -356,6 +348,12 @@ def from_jax(
         dilated_pads = [jax_padding(k, s, key, d) for k, s, d in zip(kernel, stride, dilation)]
     else:
         dilated_pads = list(_pairs(op, padding, ndim))
+    return _from_dilated_padding(op, kernel, stride, dilation, dilated_pads)
+
+
+def _from_dilated_padding(op: str, kernel, stride, dilation, dilated_pads) -> dict:
+    """Padding ``(pad_a, pad_b)`` on the stride-dilated input (JAX, Keras 3) as transconv's crop:
+    a pad of ``k_eff - 1`` is no crop."""
     pads, output_padding = [], []
     for a, (k, s, d, (pa, pb)) in enumerate(zip(kernel, stride, dilation, dilated_pads)):
         k_eff = effective_kernel(k, d)
@@ -425,15 +423,14 @@ def from_onnx(
     stride = _ints(op, "strides", strides, ndim, 1, default=1)
     dilation = _ints(op, "dilations", dilations, ndim, 1, default=1)
     extra = _ints(op, "output_padding", output_padding, ndim, 0, default=0)
-    if not isinstance(group, numbers.Integral) or isinstance(group, bool) or group < 1:
-        raise TransconvError(f"{op}: group must be an integer >= 1, got {group!r}")
+    group = _int(op, "group", group, 1)
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise TransconvError(f"{op}: auto_pad must be 'NOTSET', 'SAME_UPPER', 'SAME_LOWER' or 'VALID', got {auto_pad!r}")
     if follow not in ("onnxruntime", "spec"):
         raise TransconvError(f"{op}: follow must be 'onnxruntime' or 'spec', got {follow!r}")
     full = [conv_transpose_output_length(i, k, s, 0, d, a) for i, k, s, d, a in zip(shape, kernel, stride, dilation, extra)]
     if output_shape is not None:
-        target = _ints(op, "output_shape", list(output_shape)[-ndim:], ndim, 1)
+        target = _last(op, "output_shape", output_shape, ndim)
         totals = [f - o for f, o in zip(full, target)]
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         totals = [f - i * s for f, i, s in zip(full, shape, stride)]
@@ -453,9 +450,10 @@ def from_onnx(
     elif auto_pad == "VALID" or pads is None:
         begin_end = [(0, 0)] * ndim
     else:
-        flat = list(pads)
-        if len(flat) != 2 * ndim or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in flat):
+        flat = _items(op, "pads", pads)
+        if flat is None or len(flat) != 2 * ndim:
             raise TransconvError(f"{op}: pads must be {2 * ndim} integers >= 0 (all begins, then all ends), got {pads!r}")
+        flat = [_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
         begin_end = list(zip(flat[:ndim], flat[ndim:]))
     out_pads, out_extra = [], []
     for a, ((lo, hi), e, s, d) in enumerate(zip(begin_end, extra, stride, dilation)):
@@ -486,6 +484,7 @@ def from_caffe(kernel_size: Any, stride: Any = 1, pad: Any = 0, dilation: Any = 
     {'stride': (2, 2), 'padding': ((1, 1), (1, 1)), 'output_padding': (0, 0), 'dilation': (1, 1)}
     """
     op = "from_caffe"
+    ndim = _int(op, "ndim", ndim, 1)
     stride_t = _ints(op, "stride", stride, ndim, 1)
     pad_t = _ints(op, "pad", pad, ndim, 0)
     _ints(op, "kernel_size", kernel_size, ndim, 1)
@@ -524,7 +523,7 @@ def from_mxnet(
             pads.append(pair)
             extras.append(e)
         return _result(s, pads, extras, d)
-    target = _ints(op, "target_shape", list(target_shape)[-ndim:], ndim, 1)
+    target = _last(op, "target_shape", target_shape, ndim)
     pads, extras = [], []
     for axis, (i, kk, ss, dd, t) in enumerate(zip(shape, k, s, d, target)):
         total = conv_transpose_output_length(i, kk, ss, 0, dd, 0) - t

@@ -13,8 +13,9 @@ order (no COO sort).
 
 from __future__ import annotations
 
+import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -23,8 +24,9 @@ import scipy.sparse.linalg as spla
 
 from .connectivity import forward_table
 from .errors import TransconvError
-from .ops import conv, conv_transpose
-from .spec import ConvSpec, conv_spec, conv_transpose_spec, spatial_shape
+from .limits import check_allocation
+from .ops.dispatch import _compute_dtype, plan
+from .spec import ConvSpec, _index, _int, as_numeric, spatial_shape, validate_call
 
 __all__ = [
     "conv_matrix",
@@ -65,36 +67,30 @@ class _Layer:
         return self.w.shape[0]
 
 
-def _input_shape(op: str, input_shape: Any) -> tuple[int, ...]:
-    return spatial_shape(op, input_shape)
+def _weight(op: str, w: Any) -> np.ndarray:
+    """The weight as a float array (integer and bool weights as float64)."""
+    w = as_numeric(op, "w", w)
+    return w if w.dtype.kind == "f" else w.astype(np.float64)
 
 
-def _weight(op: str, w: Any, ndim: int) -> tuple[np.ndarray, bool]:
-    """``(C_a, C_b, *k)`` float weight; a plain kernel (``ndim`` axes) gets two unit axes."""
-    w = np.asarray(w)
-    if w.dtype.kind not in "biuf":
-        raise TransconvError(f"{op}: w must have a real numeric dtype, got {w.dtype}")
-    if w.dtype.kind != "f":
-        w = w.astype(np.float64)
-    if w.ndim == ndim:
-        return w[None, None], True
-    if w.ndim != ndim + 2:
-        raise TransconvError(
-            f"{op}: w must have {ndim} axes (a plain kernel) or {ndim + 2} axes (C_a, C_b, *kernel) for an input_shape "
-            f"with {ndim} spatial axes, got w of shape {w.shape}"
-        )
-    if any(s < 1 for s in w.shape):
-        raise TransconvError(f"{op}: w must have no empty axis, got shape {w.shape}")
-    return w, False
+def _layer(op: str, transposed: bool, w: Any, input_shape: Any, **arguments) -> _Layer:
+    """The boundary for the matrix functions: the weight, ``input_shape`` and the geometry,
+    validated by :func:`transconv.spec.validate_call`.  A transposed call's layer is the
+    convolution it transposes (from that call's output back to ``input_shape``)."""
+    w = _weight(op, w)
+    lay = validate_call(op, transposed, None, w.shape, input_shape=input_shape, **arguments)
+    spatial = lay.output_spatial if transposed else lay.input_spatial
+    return _Layer(w.reshape(lay.w_shape), spatial, lay.spec, lay.plain)
 
 
 def _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode) -> _Layer:
-    shape = _input_shape(op, input_shape)
-    w, plain = _weight(op, w, len(shape))
-    spec = conv_spec(op, shape, w.shape[2:], stride, padding, dilation, groups, padding_mode)
-    if w.shape[0] % spec.groups:
-        raise TransconvError(f"{op}: output channels ({w.shape[0]}) must be divisible by groups ({spec.groups})")
-    return _Layer(w, shape, spec, plain)
+    return _layer(op, False, w, input_shape, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  padding_mode=padding_mode)
+
+
+def _finite_weight(op: str, layer: _Layer) -> None:
+    if not np.isfinite(layer.w).all():
+        raise TransconvError(f"{op}: w contains NaN or infinity; the singular values of C are undefined")
 
 
 # --------------------------------------------------------------------------------------
@@ -117,13 +113,16 @@ def _spatial_pairs(spec: ConvSpec, input_shape: tuple[int, ...], dtype=np.int64)
     return valid.sum(axis=1), tap_ids[valid], table[valid].astype(dtype)
 
 
-def _build(layer: _Layer) -> sp.csr_array:
+def _build(op: str, layer: _Layer) -> sp.csr_array:
     spec, w = layer.spec, layer.w
     g = spec.groups
     co_g, ci_g = w.shape[0] // g, w.shape[1]
-    n_in = int(np.prod(layer.input_shape))
-    n_out = int(np.prod(layer.output_shape))
-    n_taps = int(np.prod(spec.kernel_size))
+    n_in = math.prod(layer.input_shape)
+    n_out = math.prod(layer.output_shape)
+    n_taps = math.prod(spec.kernel_size)
+    # at most every tap valid: values and column indices, plus the connectivity's pair tables
+    check_allocation(op, "the sparse matrix", layer.c_out * n_out * ci_g * n_taps * (w.itemsize + 8)
+                     + n_out * n_taps * 33)
     # int32 indices (half the memory, and what scipy prefers) whenever they fit
     largest = max(layer.c_in * n_in, layer.c_out * n_out * ci_g * n_taps)
     index_dtype = np.int32 if largest < 2**31 - 1 else np.int64
@@ -205,7 +204,7 @@ def conv_matrix(
     [[2, 9, 6, 1], [6, 29, 30, 7], [10, 29, 33, 13], [12, 24, 16, 4]]
     """
     layer = _conv_layer("conv_matrix", w, input_shape, stride, padding, dilation, groups, padding_mode)
-    return _build(layer)
+    return _build("conv_matrix", layer)
 
 
 def conv_transpose_matrix(
@@ -253,15 +252,10 @@ def conv_transpose_matrix(
     0
     """
     op = "conv_transpose_matrix"
-    shape = _input_shape(op, input_shape)
-    w_arr, plain = _weight(op, w, len(shape))
-    spec = conv_transpose_spec(op, shape, w_arr.shape[2:], stride, padding, output_padding, groups, dilation,
-                               padding_mode, output_size)
-    if w_arr.shape[0] % spec.groups:
-        raise TransconvError(f"{op}: input channels ({w_arr.shape[0]}) must be divisible by groups ({spec.groups})")
-    big = spec.transpose_output_shape(shape)
-    layer = _Layer(w_arr, big, spec, plain)
-    matrix = _build(layer)
+    layer = _layer(op, True, w, input_shape, stride=stride, padding=padding, output_padding=output_padding,
+                   groups=groups, dilation=dilation, padding_mode=padding_mode, output_size=output_size)
+    shape = spatial_shape(op, input_shape)
+    matrix = _build(op, layer)
     fed = layer.output_shape
     if fed != shape:  # output_padding >= stride: keep the rows the transposed input feeds
         keep = np.zeros(fed, dtype=bool)
@@ -330,29 +324,38 @@ def format_matrix(
 # --------------------------------------------------------------------------------------
 
 
-def _operator(layer: _Layer) -> spla.LinearOperator:
+def _operator(op: str, layer: _Layer) -> spla.LinearOperator:
+    """The matrix-free operator: every product runs a plan made once per batch size and
+    dtype (:func:`transconv.ops.dispatch.plan`), never the public keyword functions."""
     spec, w = layer.spec, layer.w
     in_shape = (layer.c_in,) + layer.input_shape
     out_shape = (layer.c_out,) + layer.output_shape
-    # explicit (lo, hi) pairs: "same" was resolved for this input shape and must not be
-    # re-read by conv_transpose, whose "same" means something else
-    kwargs = dict(stride=spec.stride, padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
-                  padding_mode=spec.padding_mode)
+    # the transposed direction must give back exactly input_shape: the extra length a
+    # stride leaves unread is its output_padding (always < stride)
+    small = spec.transpose_output_shape(layer.output_shape)
+    spec_t = replace(spec, output_padding=tuple(i - t for i, t in zip(layer.input_shape, small)))
+    plans: dict = {}
 
-    def forward(v: np.ndarray) -> np.ndarray:  # (n_in, k) -> (n_out, k)
-        x = np.asarray(v).T.reshape((-1,) + in_shape)
-        return conv(x, w, **kwargs).reshape(x.shape[0], -1).T
-
-    def adjoint(u: np.ndarray) -> np.ndarray:
-        y = np.asarray(u).T.reshape((-1,) + out_shape)
-        return conv_transpose(y, w, output_size=layer.input_shape, **kwargs).reshape(y.shape[0], -1).T
+    def apply(transposed: bool, v: np.ndarray) -> np.ndarray:  # (n_in, k) -> (n_out, k), or back
+        v = np.asarray(v)
+        shape = out_shape if transposed else in_shape
+        n = v.shape[1]
+        _, compute = _compute_dtype(v.dtype, w.dtype)
+        key = (transposed, n, compute)
+        if key not in plans:
+            x_shape = (n,) + shape
+            plans[key] = (plan(op, transposed, spec_t if transposed else spec, x_shape, w.shape, compute),
+                          np.ascontiguousarray(w, dtype=compute))
+        run, w_c = plans[key]
+        x = np.ascontiguousarray(v.T, dtype=compute).reshape((n,) + shape)
+        return run(x, w_c).reshape(n, -1).T
 
     return spla.LinearOperator(
-        (int(np.prod(out_shape)), int(np.prod(in_shape))),
-        matvec=lambda v: forward(np.reshape(v, (-1, 1)))[:, 0],
-        rmatvec=lambda u: adjoint(np.reshape(u, (-1, 1)))[:, 0],
-        matmat=forward,
-        rmatmat=adjoint,
+        (math.prod(out_shape), math.prod(in_shape)),
+        matvec=lambda v: apply(False, np.reshape(v, (-1, 1)))[:, 0],
+        rmatvec=lambda u: apply(True, np.reshape(u, (-1, 1)))[:, 0],
+        matmat=lambda v: apply(False, v),
+        rmatmat=lambda u: apply(True, u),
         dtype=w.dtype,
     )
 
@@ -386,7 +389,8 @@ def conv_operator(
     >>> A.H.matvec(np.array([2, 1, 4, 4])).reshape(4, 4)[1].tolist()
     [6.0, 29.0, 30.0, 7.0]
     """
-    return _operator(_conv_layer("conv_operator", w, input_shape, stride, padding, dilation, groups, padding_mode))
+    op = "conv_operator"
+    return _operator(op, _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode))
 
 
 @dataclass(frozen=True)
@@ -457,73 +461,57 @@ def deconvolve(
     (True, True)
     """
     op = "deconvolve"
-    y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise TransconvError(f"{op}: y must have a real numeric dtype, got {y.dtype}")
-    w_arr = np.asarray(w)
-    plain = w_arr.ndim < 3  # the operators' rule: a 1-d or 2-d kernel has no channel axes
-    ndim = w_arr.ndim if plain else w_arr.ndim - 2
-    if plain:
-        if y.ndim != ndim:
-            raise TransconvError(f"{op}: a plain kernel of shape {w_arr.shape} needs a plain y with {ndim} axes, got {y.shape}")
-        batch = y[None, None]
-    elif y.ndim == ndim + 1:
-        batch = y[None]
-    elif y.ndim == ndim + 2:
-        batch = y
-    else:
-        raise TransconvError(f"{op}: y must have {ndim + 1} or {ndim + 2} axes for a {ndim}-d weight {w_arr.shape}, got {y.shape}")
-    out = batch.shape[2:]
-    if input_shape is None:
-        input_shape = _smallest_input(op, out, w_arr.shape[-ndim:], stride, padding, dilation)
-    layer = _conv_layer(op, w_arr, input_shape, stride, padding, dilation, groups, padding_mode)
-    if (layer.c_out,) + layer.output_shape != batch.shape[1:]:
+    y = as_numeric(op, "y", y)
+    w = _weight(op, w)
+    damp = _real(op, "damp", damp)
+    atol, btol = _real(op, "atol", atol), _real(op, "btol", btol)
+    if iter_lim is not None:
+        iter_lim = _int(op, "iter_lim", iter_lim, 1)
+    if not isinstance(full_output, (bool, np.bool_)):
+        raise TransconvError(f"{op}: full_output must be True or False, got {full_output!r}")
+    # y is read as the input of the transposed convolution (same weight layout), whose
+    # output is the convolution's input: the smallest one unless input_shape is given
+    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    lay_y = validate_call(op, True, y.shape, w.shape, **geometry)
+    d = len(lay_y.input_spatial)
+    spatial = lay_y.output_spatial if input_shape is None else spatial_shape(op, input_shape, d)
+    if len(spatial) != d:
+        raise TransconvError(f"{op}: input_shape must have {d} spatial axes, as y does, got {input_shape!r}")
+    n = lay_y.x_shape[0]
+    w = w.reshape(lay_y.w_shape)
+    lay = validate_call(op, False, (n, lay_y.c_out) + spatial, w.shape, plain=False, **geometry)
+    if lay.output_spatial != lay_y.input_spatial:
         raise TransconvError(
-            f"{op}: y has shape {batch.shape[1:]} per sample but the convolution of input_shape {layer.input_shape} "
-            f"gives {(layer.c_out,) + layer.output_shape}"
+            f"{op}: y has shape {lay_y.x_shape[1:]} per sample but the convolution of input_shape {spatial} "
+            f"gives {lay.output_shape[1:]}"
         )
-    damp = float(damp)
-    if not damp >= 0:
-        raise TransconvError(f"{op}: damp must be a number >= 0, got {damp}")
-    A = _operator(layer)
+    layer = _Layer(w, spatial, lay.spec, lay_y.plain)
+    A = _operator(op, layer)
+    batch = y.reshape(lay_y.x_shape).reshape(n, math.prod(lay_y.x_shape[1:])).astype(w.dtype)
     xs, info = [], []
-    for sample in batch.reshape(batch.shape[0], -1).astype(layer.w.dtype):
+    for sample in batch:
         x, istop, itn, r1norm, r2norm, *_ = spla.lsqr(A, sample, damp=damp, atol=atol, btol=btol, iter_lim=iter_lim)
         misfit = float(np.linalg.norm(A @ x - sample))
         norm_y = float(np.linalg.norm(sample))
         xs.append(x)
         info.append((int(itn), misfit, misfit / norm_y if norm_y else 0.0, int(istop)))
-    x = np.stack(xs).reshape((batch.shape[0], layer.c_in) + layer.input_shape).astype(layer.w.dtype, copy=False)
-    if plain:
-        x = x[0, 0]
-    elif y.ndim == ndim + 1:
-        x = x[0]
+    x = np.zeros((n, layer.c_in) + spatial, dtype=w.dtype)
+    if xs:
+        x[...] = np.stack(xs).reshape(x.shape)
+    x = x.reshape(x.shape[lay_y.squeeze:])
     if not full_output:
         return x
-    columns = list(zip(*info))
-    if batch.shape[0] == 1 and y.ndim != ndim + 2:
+    columns = list(zip(*info)) if info else [()] * 4
+    if lay_y.squeeze:
         return x, DeconvolveInfo(*(c[0] for c in columns))
     return x, DeconvolveInfo(*(np.array(c) for c in columns))
 
 
-def _smallest_input(op, out, kernel, stride, padding, dilation) -> tuple[int, ...]:
-    """The smallest spatial input whose convolution has spatial shape ``out``."""
-    from .spec import conv_output_length, effective_kernel
-
-    ndim = len(out)
-    probe = conv_spec(op, tuple(max(o, 1) * 64 for o in out), kernel, stride, padding, dilation)
-    shape = []
-    for a, o in enumerate(out):
-        k, s, d = probe.kernel_size[a], probe.stride[a], probe.dilation[a]
-        if isinstance(padding, str) and padding.lower() == "same":
-            shape.append(o * s)
-            continue
-        lo, hi = probe.padding[a]
-        i = max((o - 1) * s - lo - hi + effective_kernel(k, d), 1)
-        if conv_output_length(i, k, s, (lo, hi), d) != o:
-            raise TransconvError(f"{op}: no input length gives output length {o} on spatial axis {a}; pass input_shape")
-        shape.append(i)
-    return tuple(shape[:ndim])
+def _real(op: str, name: str, value: Any) -> float:
+    """A finite real number >= 0 (damp and LSQR's tolerances)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+        raise TransconvError(f"{op}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -596,14 +584,17 @@ def singular_values(
     """
     op = "singular_values"
     layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
-    rows = layer.c_out * int(np.prod(layer.output_shape))
-    cols = layer.c_in * int(np.prod(layer.input_shape))
+    rows = layer.c_out * math.prod(layer.output_shape)
+    cols = layer.c_in * math.prod(layer.input_shape)
     count = min(rows, cols)
     if k is not None:
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= count:
+        k_int = _index(k)
+        if k_int is None or not 1 <= k_int <= count:
             raise TransconvError(f"{op}: k must be an integer from 1 to {count} (min of C's shape {rows}x{cols}), got {k!r}")
-        k = int(k)
+        k = k_int
+    _finite_weight(op, layer)
     if _circulant(layer):
+        check_allocation(op, "the kernel's Fourier symbol", _fft_bytes(layer))
         values = _fft_singular_values(layer)
         values = np.concatenate([values, np.zeros(max(count - values.size, 0))])[:count]
         return values if k is None else values[:k]
@@ -612,10 +603,23 @@ def singular_values(
             raise TransconvError(
                 f"{op}: C is {rows}x{cols}; a full SVD needs min(shape) <= 6000 (pass k for the k largest)"
             )
-        values = np.linalg.svd(_build(layer).toarray(), compute_uv=False)
+        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
+        values = np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)
         return values if k is None else values[:k]
-    values = spla.svds(_operator(layer), k=k, return_singular_vectors=False, random_state=0)
+    check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, k))
+    values = spla.svds(_operator(op, layer), k=k, return_singular_vectors=False, random_state=0)
     return np.sort(values)[::-1]
+
+
+def _fft_bytes(layer: _Layer) -> int:
+    """The FFT path's buffers: the placed kernel (float64) and its complex symbol, twice."""
+    return layer.w.shape[0] * layer.w.shape[1] * math.prod(layer.input_shape) * (8 + 2 * 16)
+
+
+def _arpack_bytes(rows: int, cols: int, k: int) -> int:
+    """svds' Lanczos basis (ncv vectors, scipy's default ncv) and the operator's products."""
+    ncv = min(min(rows, cols), max(2 * k + 1, 20))
+    return (ncv + 4) * max(rows, cols) * 8
 
 
 def operator_norm(
@@ -639,10 +643,16 @@ def operator_norm(
     """
     op = "operator_norm"
     layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
+    _finite_weight(op, layer)
+    if not layer.w.any():  # ARPACK cannot start from a zero operator
+        return 0.0
     if _circulant(layer):
+        check_allocation(op, "the kernel's Fourier symbol", _fft_bytes(layer))
         return float(_fft_singular_values(layer)[0])
-    rows = layer.c_out * int(np.prod(layer.output_shape))
-    cols = layer.c_in * int(np.prod(layer.input_shape))
+    rows = layer.c_out * math.prod(layer.output_shape)
+    cols = layer.c_in * math.prod(layer.input_shape)
     if min(rows, cols) <= 64:
-        return float(np.linalg.svd(_build(layer).toarray(), compute_uv=False)[0])
-    return float(spla.svds(_operator(layer), k=1, return_singular_vectors=False, random_state=0)[0])
+        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
+        return float(np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)[0])
+    check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, 1))
+    return float(spla.svds(_operator(op, layer), k=1, return_singular_vectors=False, random_state=0)[0])

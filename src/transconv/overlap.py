@@ -14,27 +14,29 @@ from :mod:`transconv.connectivity`, the maps the operators use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .connectivity import axis_inverse_csr
-from .spec import conv_transpose_spec, effective_kernel, spatial_shape
+from .limits import check_allocation
+from .spec import _items, _per_axis, effective_kernel, spatial_shape, validate_call
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
 
-def _shape(op: str, input_shape: Any, kernel_size: Any) -> tuple[int, ...]:
-    """An int input_shape takes its number of axes from a tuple kernel_size (else one axis)."""
-    ndim = len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 1
-    return spatial_shape(op, input_shape, ndim)
-
-
 def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
     op = "overlap_map"
-    shape = _shape(op, input_shape, kernel_size)
-    spec = conv_transpose_spec(op, shape, kernel_size, stride, padding, output_padding, 1, dilation)
+    # an int input_shape takes its number of axes from a sequence kernel_size (else one axis)
+    kernel_items = _items(op, "kernel_size", kernel_size)
+    shape = spatial_shape(op, input_shape, 1 if kernel_items is None else len(kernel_items))
+    kernel = _per_axis(op, "kernel_size", kernel_size, len(shape), 1)
+    lay = validate_call(op, True, None, kernel, input_shape=shape, plain=True, stride=stride, padding=padding,
+                        output_padding=output_padding, dilation=dilation)
+    spec, out = lay.spec, lay.output_spatial
+    check_allocation(op, "the overlap map", 8 * math.prod(out) + 16 * sum(out) * max(kernel))
     counts = [np.diff(inverse.indptr) for inverse in axis_inverse_csr(spec, shape)]
     return counts, (spec, shape)
 

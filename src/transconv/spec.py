@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from .errors import TransconvError
 
 __all__ = [
     "ConvSpec",
+    "Layout",
+    "validate_call",
+    "as_numeric",
     "PADDING_MODES",
     "conv_spec",
     "conv_transpose_spec",
@@ -51,30 +57,75 @@ Pair = tuple[int, int]
 # --------------------------------------------------------------------------------------
 
 
+def _index(value: Any) -> int | None:
+    """``value`` as a Python int if it is an integer (Python or NumPy int, 0-d integer array or
+    tensor, anything with ``__index__``) and not a bool; otherwise None."""
+    if type(value) is int:
+        return value
+    if isinstance(value, (bool, np.bool_, np.ma.MaskedArray)) or "bool" in str(getattr(value, "dtype", "")):
+        return None
+    if getattr(type(value), "__index__", None) is None:
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return _index(value) is not None
 
 
-def _int(op: str, name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, numbers.Real) and not _is_int(value):
-        if isinstance(value, float) and math.isnan(value):
-            raise TransconvError(f"{op}: {name} must be an integer >= {minimum}, got NaN")
-        if isinstance(value, bool):
-            raise TransconvError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
-        raise TransconvError(f"{op}: {name} must be an integer >= {minimum}, got {value!r} (a non-integer)")
-    if not _is_int(value):
-        raise TransconvError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise TransconvError(f"{op}: {name} must be >= {minimum}, got {value}")
-    return value
+def _describe(value: Any) -> str:
+    """How a refused value is shown in a message: its repr, and what it is when that is the reason."""
+    if isinstance(value, np.ma.MaskedArray):
+        return f"a masked array of shape {value.shape} (transconv applies no mask: pass value.filled(...) or value.data)"
+    if isinstance(value, (bool, np.bool_)):
+        return f"{value!r} (a bool)"
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return f"{value!r} (a non-integer)"
+    if isinstance(value, (set, frozenset)):
+        return f"the set {value!r} (a set has no order: use a tuple)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
+    number = _index(value)
+    if number is None:
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise TransconvError(f"{op}: {name} must be an integer{bound}, got {_describe(value)}")
+    if minimum is not None and number < minimum:
+        raise TransconvError(f"{op}: {name} must be >= {minimum}, got {number}")
+    return number
+
+
+def _items(op: str, name: str, value: Any) -> list | None:
+    """The entries of a per-axis argument, or None when it is one value (checked by the caller)."""
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    if isinstance(value, (str, bytes, set, frozenset, dict, np.ma.MaskedArray)):
+        return None
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return None
+        if value.ndim == 1:
+            return list(value)
+        raise TransconvError(f"{op}: {name} must be an int or a flat sequence of ints, got an array of shape {value.shape}")
+    if _index(value) is not None:
+        return None
+    if hasattr(value, "__len__") and hasattr(value, "__getitem__"):  # torch.Size, 1-d tensors, ...
+        return list(value)
+    return None
 
 
 def _per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[int, ...]:
     """An int (same on every axis) or a sequence of ``ndim`` ints."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) and not hasattr(value, "__len__"):
+    items = _items(op, name, value)
+    if items is None:
         return (_int(op, name, value, minimum),) * ndim
-    items = list(value)
     if len(items) == 1 and ndim != 1:
         items = items * ndim
     if len(items) != ndim:
@@ -94,10 +145,10 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
                 f"{op}: padding string must be 'same' or 'valid', got {padding!r}"
             )
         return key
-    if not isinstance(padding, Sequence) and not hasattr(padding, "__len__"):
+    items = _items(op, "padding", padding)
+    if items is None:
         p = _int(op, "padding", padding, 0)
         return ((p, p),) * ndim
-    items = list(padding)
     if len(items) != ndim:
         raise TransconvError(
             f"{op}: padding must be an int, 'same', 'valid', {ndim} ints or {ndim} (lo, hi) pairs "
@@ -105,13 +156,13 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
         )
     pairs = []
     for a, item in enumerate(items):
-        if not isinstance(item, (str, bytes)) and (isinstance(item, Sequence) or hasattr(item, "__len__")):
-            item = list(item)
-            if len(item) != 2:
+        pair = _items(op, f"padding[{a}]", item)
+        if pair is not None:
+            if len(pair) != 2:
                 raise TransconvError(
-                    f"{op}: padding[{a}] must be an int or a (lo, hi) pair, got {tuple(item)!r}"
+                    f"{op}: padding[{a}] must be an int or a (lo, hi) pair, got {tuple(pair)!r}"
                 )
-            pairs.append((_int(op, f"padding[{a}][0]", item[0], 0), _int(op, f"padding[{a}][1]", item[1], 0)))
+            pairs.append((_int(op, f"padding[{a}][0]", pair[0], 0), _int(op, f"padding[{a}][1]", pair[1], 0)))
         else:
             p = _int(op, f"padding[{a}]", item, 0)
             pairs.append((p, p))
@@ -126,22 +177,20 @@ def spatial_shape(op: str, input_shape: Any, ndim: int | None = None) -> tuple[i
     >>> spatial_shape("overlap_map", 5, ndim=2)
     (5, 5)
     """
-    if _is_int(input_shape):
-        input_shape = (input_shape,) * (ndim or 1)
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TransconvError(f"{op}: input_shape must be an int or a sequence of ints, got {input_shape!r}") from None
-    if not shape:
+    items = _items(op, "input_shape", input_shape)
+    if items is None:
+        if not _is_int(input_shape):
+            raise TransconvError(
+                f"{op}: input_shape must be an int or a sequence of ints, got {_describe(input_shape)}"
+            )
+        items = [input_shape] * (ndim or 1)
+    if not items:
         raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
-    for a, n in enumerate(shape):
-        if not _is_int(n) or n < 1:
-            raise TransconvError(f"{op}: input_shape[{a}] must be an integer >= 1, got {n!r}")
-    return tuple(int(n) for n in shape)
+    return tuple(_int(op, f"input_shape[{a}]", n, 1) for a, n in enumerate(items))
 
 
 def _padding_mode(op: str, padding_mode: Any) -> str:
-    if padding_mode not in PADDING_MODES:
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise TransconvError(
             f"{op}: padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, got {padding_mode!r}"
         )
@@ -162,8 +211,26 @@ def effective_kernel(kernel: int, dilation: int = 1) -> int:
     return dilation * (kernel - 1) + 1
 
 
-def _pair(padding: int | Pair) -> Pair:
-    return (padding, padding) if isinstance(padding, numbers.Integral) else (int(padding[0]), int(padding[1]))
+def _length_args(op: str, i: Any, kernel: Any, stride: Any, padding: Any, dilation: Any,
+                 names: Sequence[str] = ("i", "kernel", "stride", "padding", "dilation")) -> tuple[int, int, int, Pair, int]:
+    """The scalar arguments of the one-axis length functions, validated (``names`` as the caller spells them)."""
+    items = _items(op, names[3], padding)
+    if items is None:
+        lo = hi = _int(op, names[3], padding, 0)
+    elif len(items) == 2:
+        lo, hi = _int(op, f"{names[3]}[0]", items[0], 0), _int(op, f"{names[3]}[1]", items[1], 0)
+    else:
+        raise TransconvError(f"{op}: {names[3]} must be an int or a (lo, hi) pair, got {padding!r}")
+    return (_int(op, names[0], i, None), _int(op, names[1], kernel, 1), _int(op, names[2], stride, 1), (lo, hi),
+            _int(op, names[4], dilation, 1))
+
+
+def _conv_length(i: int, kernel: int, stride: int, padding: Pair, dilation: int) -> int:
+    return (i + padding[0] + padding[1] - effective_kernel(kernel, dilation)) // stride + 1
+
+
+def _transpose_length(i: int, kernel: int, stride: int, padding: Pair, dilation: int, output_padding: int) -> int:
+    return (i - 1) * stride - padding[0] - padding[1] + effective_kernel(kernel, dilation) + output_padding
 
 
 def conv_output_length(i: int, kernel: int, stride: int = 1, padding: int | Pair = 0, dilation: int = 1) -> int:
@@ -177,8 +244,7 @@ def conv_output_length(i: int, kernel: int, stride: int = 1, padding: int | Pair
     >>> conv_output_length(5, 3, stride=2, padding=1)
     3
     """
-    lo, hi = _pair(padding)
-    return (i + lo + hi - effective_kernel(kernel, dilation)) // stride + 1
+    return _conv_length(*_length_args("conv_output_length", i, kernel, stride, padding, dilation))
 
 
 def conv_transpose_output_length(
@@ -193,8 +259,8 @@ def conv_transpose_output_length(
     >>> conv_transpose_output_length(3, 3, stride=2, padding=1, output_padding=1)
     6
     """
-    lo, hi = _pair(padding)
-    return (i - 1) * stride - lo - hi + effective_kernel(kernel, dilation) + output_padding
+    op = "conv_transpose_output_length"
+    return _transpose_length(*_length_args(op, i, kernel, stride, padding, dilation), _int(op, "output_padding", output_padding, 0))
 
 
 def same_padding(i: int, kernel: int, stride: int = 1, dilation: int = 1) -> Pair:
@@ -242,7 +308,7 @@ def output_padding_for_size(
     >>> output_padding_for_size("conv_transpose", 0, 3, 6, 3, 2, (1, 1), 1)
     1
     """
-    smallest = conv_transpose_output_length(i, kernel, stride, padding, dilation, 0)
+    smallest = _transpose_length(i, kernel, stride, padding, dilation, 0)
     largest = smallest + max(stride, dilation) - 1
     if not smallest <= target <= largest:
         raise TransconvError(
@@ -297,14 +363,14 @@ class ConvSpec:
     def conv_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Spatial output shape of the convolution on ``input_shape``."""
         return tuple(
-            conv_output_length(i, k, s, p, d)
+            _conv_length(i, k, s, p, d)
             for i, k, s, p, d in zip(input_shape, self.kernel_size, self.stride, self.padding, self.dilation)
         )
 
     def transpose_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Spatial output shape of the transposed convolution on ``input_shape``."""
         return tuple(
-            conv_transpose_output_length(i, k, s, p, d, a)
+            _transpose_length(i, k, s, p, d, a)
             for i, k, s, p, d, a in zip(
                 input_shape, self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding
             )
@@ -419,12 +485,9 @@ def conv_transpose_spec(
 
 
 def _output_size(op: str, output_size: Any, ndim: int) -> tuple[int, ...]:
-    if _is_int(output_size):
+    items = _items(op, "output_size", output_size)
+    if items is None:
         return (_int(op, "output_size", output_size, 1),) * ndim
-    try:
-        items = list(output_size)
-    except TypeError:
-        raise TransconvError(f"{op}: output_size must be a sequence of ints, got {output_size!r}") from None
     if len(items) < ndim or len(items) > ndim + 2:
         raise TransconvError(
             f"{op}: output_size must have {ndim} spatial entries (or {ndim + 2} with batch and channel), "
@@ -456,6 +519,245 @@ def _check_mode_padding(op: str, spec: ConvSpec, input_shape: Sequence[int]) -> 
 
 
 # --------------------------------------------------------------------------------------
+# The boundary: arrays' shapes and every argument of a call, validated in one place.
+# --------------------------------------------------------------------------------------
+
+
+def as_numeric(op: str, name: str, value: Any) -> np.ndarray:
+    """``value`` as a real numeric array (bool, int, float), or a :class:`TransconvError` naming ``name``.
+
+    >>> as_numeric("conv", "x", [[1, 2], [3, 4]]).shape
+    (2, 2)
+    """
+    if type(value) is np.ndarray:
+        array = value
+    elif isinstance(value, np.ma.MaskedArray):
+        raise TransconvError(f"{op}: {name} is {_describe(value)}")
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TransconvError(f"{op}: {name} must be a numeric array, could not convert it ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        kind = "complex" if array.dtype.kind == "c" else "non-numeric"
+        raise TransconvError(
+            f"{op}: {name} must have a real numeric dtype (bool, int, float), got {kind} dtype {array.dtype}"
+        )
+    return array
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A validated call: the spec, the batched shapes, the channel counts and how the arrays were read.
+
+    Attributes
+    ----------
+    spec : ConvSpec
+    transposed : bool
+    x_shape : tuple of int
+        The operation's input, batched: ``(N, C_in, *spatial)``.
+    w_shape : tuple of int
+        ``(C_a, C_b, *kernel)``: with a plain kernel, two unit axes in front.
+    c_in, c_out : int
+        Channels of the operation's input and output.
+    squeeze : int
+        Leading axes the caller's arrays lack: 0 batched, 1 unbatched, 2 plain.
+    """
+
+    spec: ConvSpec
+    transposed: bool
+    x_shape: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    c_in: int
+    c_out: int
+    squeeze: int
+
+    @property
+    def plain(self) -> bool:
+        return self.squeeze == 2
+
+    @property
+    def input_spatial(self) -> tuple[int, ...]:
+        return self.x_shape[2:]
+
+    @property
+    def output_spatial(self) -> tuple[int, ...]:
+        s = self.x_shape[2:]
+        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The result, batched: ``(N, C_out, *out)``."""
+        return (self.x_shape[0], self.c_out) + self.output_spatial
+
+
+def _plain_flag(op: str, plain: Any) -> Optional[bool]:
+    if plain is None or isinstance(plain, (bool, np.bool_)):
+        return None if plain is None else bool(plain)
+    raise TransconvError(f"{op}: plain must be True, False or None, got {_describe(plain)}")
+
+
+_LAYOUTS: dict = {}  # validate_call's results for repeated identical arguments of plain ints and strings
+
+
+def _cache_key(args: tuple) -> Optional[tuple]:
+    """``args`` if every leaf is an exact int, str or None (so equal keys mean equal arguments:
+    True == 1 and 2.0 == 2 hash alike and must not share an entry), else None."""
+    for v in args:
+        t = type(v)
+        if t is int or t is str or v is None:
+            continue
+        if t is not tuple:
+            return None
+        for item in v:
+            ti = type(item)
+            if ti is int:
+                continue
+            if ti is not tuple or any(type(e) is not int for e in item):
+                return None
+    return args
+
+
+def validate_call(
+    op: str,
+    transposed: bool,
+    x_shape: Optional[Sequence[int]],
+    w_shape: Sequence[int],
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: Any = "zeros",
+    output_padding: Any = 0,
+    output_size: Any = None,
+    plain: Any = None,
+    bias_shape: Optional[Sequence[int]] = None,
+    input_shape: Any = None,
+) -> Layout:
+    """The one boundary: validate a call's shapes and arguments, return its :class:`Layout`.
+
+    Every public entry point calls this (operators, matrices, spectra, overlap, CLI,
+    interop).  ``x_shape`` is the operation's input as the caller gave it (batched,
+    unbatched, or plain with a plain kernel); the matrix functions pass ``x_shape=None``
+    and a spatial ``input_shape`` instead, and the channels come from the weight.
+
+    A weight with fewer than 3 axes is a plain kernel (no channel axes) unless ``plain``
+    says otherwise; with ``input_shape``, a weight with as many axes as ``input_shape``.
+
+    >>> lay = validate_call("conv_transpose", True, (2, 2), (3, 3))
+    >>> lay.plain, lay.output_shape, lay.spec.kernel_size
+    (True, (1, 1, 4, 4), (3, 3))
+    >>> validate_call("conv", False, (8, 3, 32, 32), (16, 3, 3, 3), padding="same").output_shape
+    (8, 16, 32, 32)
+    """
+    key = None
+    if type(transposed) is bool and (plain is None or type(plain) is bool):
+        key = _cache_key((op, x_shape, w_shape, stride, padding, dilation, groups, padding_mode,
+                          output_padding, output_size, bias_shape, input_shape))
+        key = key and (key, transposed, plain)
+    if key is not None:
+        found = _LAYOUTS.get(key)
+        if found is not None:
+            return found
+    layout = _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, groups, padding_mode,
+                            output_padding, output_size, plain, bias_shape, input_shape)
+    if key is not None:
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, groups, padding_mode,
+                   output_padding, output_size, plain, bias_shape, input_shape) -> Layout:
+    plain = _plain_flag(op, plain)
+    w_shape = tuple(w_shape)
+    if x_shape is None:
+        spatial = spatial_shape(op, input_shape)
+        d = len(spatial)
+        if plain is None:
+            plain = len(w_shape) == d
+        if plain and len(w_shape) != d or not plain and len(w_shape) != d + 2:
+            raise TransconvError(
+                f"{op}: w must have {d} axes (a plain kernel) or {d + 2} axes (C_a, C_b, *kernel) for an input_shape "
+                f"with {d} spatial axes, got w of shape {w_shape}"
+            )
+        x_shape = None  # channels follow from the weight below
+        squeeze = 2 if plain else 0
+    else:
+        x_shape = tuple(x_shape)
+        if plain is None:
+            plain = len(w_shape) < 3
+        if plain:
+            if len(w_shape) < 1 or len(x_shape) != len(w_shape):
+                raise TransconvError(
+                    f"{op}: a plain kernel (no channel axes) of shape {w_shape} needs an input with the same number "
+                    f"of axes ({len(w_shape)}), got x of shape {x_shape}; for channels use w of shape "
+                    f"(C_out, C_in/groups, *kernel) and x of shape (N, C_in, *spatial) or (C_in, *spatial)"
+                )
+            x_shape, squeeze = (1, 1) + x_shape, 2
+        else:
+            d = len(w_shape) - 2
+            if d < 1:
+                raise TransconvError(
+                    f"{op}: with plain=False, w must have at least 3 axes (C_a, C_b, *kernel), got w of shape {w_shape}"
+                )
+            if len(x_shape) not in (d + 1, d + 2):
+                raise TransconvError(
+                    f"{op}: x must have {d + 1} axes (C, *spatial) or {d + 2} axes (N, C, *spatial) for a {d}-d "
+                    f"weight of shape {w_shape}, got x of shape {x_shape}"
+                )
+            squeeze = 1 if len(x_shape) == d + 1 else 0
+            if squeeze:
+                x_shape = (1,) + x_shape
+        if any(n < 1 for n in x_shape[1:]):
+            raise TransconvError(
+                f"{op}: x must have at least one channel and one sample per spatial axis, got shape {x_shape[squeeze:]}"
+            )
+        spatial = x_shape[2:]
+    if plain:
+        w_shape = (1, 1) + w_shape
+    if any(n < 1 for n in w_shape):
+        raise TransconvError(f"{op}: w must have no empty axis, got shape {w_shape[2 if plain else 0:]}")
+    kernel = w_shape[2:]
+    if transposed:
+        spec = conv_transpose_spec(op, spatial, kernel, stride, padding, output_padding, groups, dilation,
+                                   padding_mode, output_size)
+    else:
+        spec = conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode)
+    g = spec.groups
+    if transposed:
+        c_in, c_out = w_shape[0], w_shape[1] * g
+        if x_shape is not None and x_shape[1] != c_in:
+            raise TransconvError(
+                f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} expects {c_in} "
+                f"(w is (C_in, C_out/groups, *kernel))"
+            )
+        if c_in % g:
+            raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
+    else:
+        c_in, c_out = w_shape[1] * g, w_shape[0]
+        if x_shape is not None:
+            if x_shape[1] % g:
+                raise TransconvError(f"{op}: input channels ({x_shape[1]}) must be divisible by groups ({g})")
+            if x_shape[1] != c_in:
+                raise TransconvError(
+                    f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} with groups={g} expects "
+                    f"{c_in} (w is (C_out, C_in/groups, *kernel))"
+                )
+        if c_out % g:
+            raise TransconvError(f"{op}: output channels ({c_out}) must be divisible by groups ({g})")
+    if x_shape is None:
+        x_shape = (1, c_in) + spatial
+    if bias_shape is not None:
+        bias_shape = tuple(bias_shape)
+        if bias_shape != (c_out,) and not (plain and bias_shape in ((), (1,))):
+            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_shape}")
+    return Layout(spec, bool(transposed), x_shape, w_shape, c_in, c_out, squeeze)
+
+
+# --------------------------------------------------------------------------------------
 # Dumoulin & Visin, "A guide to convolution arithmetic for deep learning" (2016).
 # --------------------------------------------------------------------------------------
 
@@ -471,6 +773,12 @@ def dumoulin(relationship: int, i: int, k: int, s: int = 1, p: int = 0, d: int =
     >>> dumoulin(12, 2, 3, s=2)   # o' = s(i'-1) + k
     5
     """
+    op = "dumoulin"
+    if _index(relationship) is None or not 1 <= _index(relationship) <= 15:
+        raise TransconvError(f"{op}: relationship must be an integer from 1 to 15, got {_describe(relationship)}")
+    relationship = _index(relationship)
+    i, k, s, (p, _), d = _length_args(op, i, k, s, p, d, ("i", "k", "s", "p", "d"))
+    a = _int(op, "a", a, 0)
     if relationship == 1:
         return i - k + 1
     if relationship == 2:
@@ -554,6 +862,29 @@ class GeometryChoice:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}{extra}{dil}  [{tag}]"
 
 
+_SOLVER_BUDGET = 100_000  # geometries (and kernel/padding combinations) the solver may list
+
+
+def _stride_interval(i: int, o: int, k_eff: int, p: int, d: int, transposed: bool) -> tuple[int, int]:
+    """The strides ``[lo, hi]`` (maybe empty, maybe ``hi`` unbounded) mapping ``i`` to ``o`` with
+    symmetric padding ``p``; transposed ones need ``0 <= output_padding < max(stride, dilation)``."""
+    unbounded = 1 << 62
+    if transposed:
+        room = o + 2 * p - k_eff  # = (i - 1) * stride + output_padding
+        if room < 0:
+            return 1, 0
+        hi = room // (i - 1) if i > 1 else unbounded
+        # output_padding = room - (i - 1) * stride < stride  <=>  stride > room / i;
+        # < dilation  <=>  (i - 1) * stride > room - d
+        by_stride = room // i + 1
+        by_dilation = (room - d) // (i - 1) + 1 if i > 1 else (1 if room < d else unbounded)
+        return min(by_stride, by_dilation), hi
+    span = i + 2 * p - k_eff  # floor(span / stride) = o - 1
+    if span < 0:
+        return 1, 0
+    return span // o + 1, (span // (o - 1) if o > 1 else unbounded)
+
+
 def solve_geometry(
     input_size: int,
     output_size: int,
@@ -575,26 +906,43 @@ def solve_geometry(
     op = "solve_geometry"
     i = _int(op, "input_size", input_size, 1)
     o = _int(op, "output_size", output_size, 1)
-    _int(op, "max_kernel", max_kernel, 1)
-    _int(op, "max_dilation", max_dilation, 1)
+    max_kernel = _int(op, "max_kernel", max_kernel, 1)
+    max_dilation = _int(op, "max_dilation", max_dilation, 1)
     if max_stride is None:
         max_stride = max(2, (o // i + 1) if transposed else (i // o + 1))
-    _int(op, "max_stride", max_stride, 1)
-    choices = []
+    max_stride = _int(op, "max_stride", max_stride, 1)
+    # (dilation, kernel, padding) triples are enumerated; the strides of each form one
+    # interval, solved in closed form, so max_stride costs nothing
+    triples = max_dilation * max_kernel * effective_kernel(max_kernel, max_dilation)
+    if triples > _SOLVER_BUDGET:
+        raise TransconvError(
+            f"{op}: max_kernel={max_kernel} and max_dilation={max_dilation} ask for about {triples} kernel/padding "
+            f"combinations; the solver enumerates at most {_SOLVER_BUDGET} (lower max_kernel or max_dilation)"
+        )
+    found = []
     for d in range(1, max_dilation + 1):
         for k in range(1, max_kernel + 1):
             if d > 1 and k == 1:
                 continue
             k_eff = effective_kernel(k, d)
-            for s in range(1, max_stride + 1):
-                for p in range(0, k_eff):
-                    if transposed:
-                        base = conv_transpose_output_length(i, k, s, p, d, 0)
-                        a = o - base
-                        if 0 <= a < max(s, d):
-                            choices.append(GeometryChoice(k, s, p, a, d, k % s == 0))
-                    elif i + 2 * p >= k_eff and conv_output_length(i, k, s, p, d) == o:
-                        choices.append(GeometryChoice(k, s, p, 0, d, True))
+            for p in range(0, k_eff):
+                lo, hi = _stride_interval(i, o, k_eff, p, d, transposed)
+                lo, hi = max(lo, 1), min(hi, max_stride)
+                if lo <= hi:
+                    found.append((d, k, p, lo, hi))
+    total = sum(hi - lo + 1 for *_, lo, hi in found)
+    if total > _SOLVER_BUDGET:
+        raise TransconvError(
+            f"{op}: {total} geometries map {i} to {o} with strides up to max_stride={max_stride} "
+            f"(the solver lists at most {_SOLVER_BUDGET}); lower max_stride"
+        )
+    choices = []
+    for d, k, p, lo, hi in found:
+        for s in range(lo, hi + 1):
+            if transposed:
+                choices.append(GeometryChoice(k, s, p, o - _transpose_length(i, k, s, (p, p), d, 0), d, k % s == 0))
+            else:
+                choices.append(GeometryChoice(k, s, p, 0, d, True))
     # checkerboard-free first, then the stride nearest the size ratio (the natural
     # up-/down-sampler), then the smallest kernel
     ratio = o / i if transposed else i / o

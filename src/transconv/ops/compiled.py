@@ -75,6 +75,7 @@ internal choices (block size, scatter, gather, kernel loop order) can be fixed w
 from __future__ import annotations
 
 import math
+import os
 import threading
 import types
 from contextlib import contextmanager
@@ -758,6 +759,24 @@ def _chunks(planes: int, rows: int) -> int:
 
 _WORKERS: dict = {}
 _SPLIT_LOCK = threading.Lock()  # one split call at a time: the BLAS thread limit is process-wide
+SERIAL_ONLY = False  # set in a forked child of a process that ran GNU OpenMP: every kernel runs serially
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's thread pool and lock but not their threads, and
+    GNU OpenMP aborts the child on its first parallel region: start afresh, serially."""
+    global SERIAL_ONLY, _SPLIT_LOCK
+    _WORKERS.clear()
+    _SPLIT_LOCK = threading.Lock()
+    if numba is not None:
+        try:
+            SERIAL_ONLY = SERIAL_ONLY or numba.threading_layer() == "omp"
+        except ValueError:  # no parallel region ran yet: the child may start its own threads
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
@@ -774,6 +793,9 @@ def _split(n: int, units: int, work, macs: int) -> None:
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
+    if SERIAL_ONLY:
+        work(0, n, 0, units, True)
+        return
     workers = numba.get_num_threads()
     if macs < _SERIAL_BELOW:  # handing the cores to other threads costs more than the call
         work(0, n, 0, units, True)
@@ -959,7 +981,7 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     T, P = math.prod(spec.kernel_size), math.prod(small)
     c_out = w.shape[1] * spec.groups
     out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
-    serial = n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
+    serial = SERIAL_ONLY or n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
     (_direct_transpose_serial if serial else _direct_transpose)(
         y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
                       plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
@@ -976,7 +998,7 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     plan = _conv_plan(spec, big)
     T = math.prod(spec.kernel_size)
     out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
-    serial = out.size * T * w.shape[1] < _SERIAL_BELOW
+    serial = SERIAL_ONLY or out.size * T * w.shape[1] < _SERIAL_BELOW
     (_direct_conv_serial if serial else _direct_conv)(
         x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
                  *_runs(plan), plan.small_width, plan.big_width, plan.stride,

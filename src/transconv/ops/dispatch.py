@@ -1,4 +1,4 @@
-"""Public operators: validate once at the boundary, pick a method, run it.
+"""Public operators: validate once at the boundary (:func:`transconv.spec.validate_call`), plan, run.
 
 Methods are registered in :data:`METHODS`.  Each receives batched arrays
 ``(N, C, *spatial)`` in the compute dtype and a :class:`~transconv.spec.ConvSpec`, and
@@ -9,25 +9,27 @@ cheapest method that accepts the call, and :func:`choose_method` says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Optional
-
 import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..errors import TransconvError
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from ..connectivity import axis_tap_indices
+from ..limits import check_allocation
+from ..spec import ConvSpec, Layout, _index, as_numeric, validate_call
 from . import compiled
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
-__all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem"]
+__all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
+           "Plan", "plan"]
 
 
 @dataclass(frozen=True)
@@ -320,155 +322,107 @@ def _choose_cached(problem: Problem) -> MethodChoice:
 
 
 # --------------------------------------------------------------------------------------
-# Boundary validation.
+# Plan and run: a validated call, a chosen method.
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Call:
-    x: np.ndarray  # batched, compute dtype
-    w: np.ndarray  # (C_a, C_b, *k), compute dtype
-    bias: Optional[np.ndarray]
-    problem: Problem
-    out_dtype: np.dtype
-    squeeze: int  # leading axes to drop from the result: 0 batched, 1 unbatched, 2 plain
-
-
-def _as_numeric(op: str, name: str, value: Any) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise TransconvError(f"{op}: {name} must be a numeric array, could not convert it ({exc})") from None
-    if array.dtype.kind not in "biuf":
-        kind = "complex" if array.dtype.kind == "c" else "non-numeric"
-        raise TransconvError(
-            f"{op}: {name} must have a real numeric dtype (bool, int, float), got {kind} dtype {array.dtype}"
-        )
-    return array
-
-
-def _compute_dtype(*arrays: Optional[np.ndarray]) -> tuple[np.dtype, np.dtype]:
+def _compute_dtype(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
     """Result dtype and the dtype to compute in.
 
     Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
     does); integer and bool inputs give float64; float16 is computed in float32 and
     returned as float16.
     """
-    result = np.result_type(*[a.dtype for a in arrays if a is not None])
+    result = np.result_type(*[d for d in dtypes if d is not None])
     if result.kind != "f":
         result = np.dtype(np.float64)
     compute = np.dtype(np.float32) if result.itemsize < 4 else result
     return result, compute
 
 
-def _prepare(
-    op: str,
-    transposed: bool,
-    x: Any,
-    w: Any,
-    bias: Any,
-    plain: Optional[bool],
-    make_spec: Callable[[tuple[int, ...], tuple[int, ...]], ConvSpec],
-) -> _Call:
-    x = _as_numeric(op, "x", x)
-    w = _as_numeric(op, "w", w)
-    bias_arr = None if bias is None else _as_numeric(op, "bias", bias)
-    if plain is None:
-        plain = w.ndim < 3
-    if plain:
-        if w.ndim < 1 or x.ndim != w.ndim:
-            raise TransconvError(
-                f"{op}: a plain kernel (no channel axes) of shape {w.shape} needs an input with the same number "
-                f"of axes ({w.ndim}), got x of shape {x.shape}; for channels use w of shape "
-                f"(C_out, C_in/groups, *kernel) and x of shape (N, C_in, *spatial) or (C_in, *spatial)"
-            )
-        x, w, squeeze = x[None, None], w[None, None], 2
-    else:
-        d = w.ndim - 2
-        if x.ndim not in (d + 1, d + 2):
-            raise TransconvError(
-                f"{op}: x must have {d + 1} axes (C, *spatial) or {d + 2} axes (N, C, *spatial) for a {d}-d weight "
-                f"of shape {w.shape}, got x of shape {x.shape}"
-            )
-        squeeze = 1 if x.ndim == d + 1 else 0
-        if squeeze:
-            x = x[None]
-    if any(s < 1 for s in x.shape[1:]):
-        raise TransconvError(f"{op}: x must have at least one channel and one sample per spatial axis, got shape {x.shape}")
-    if any(s < 1 for s in w.shape):
-        raise TransconvError(f"{op}: w must have no empty axis, got shape {w.shape}")
-    spec = make_spec(x.shape[2:], w.shape[2:])
-    g = spec.groups
-    c_in = x.shape[1]
-    if transposed:
-        if w.shape[0] != c_in:
-            raise TransconvError(
-                f"{op}: x has {c_in} channels but w of shape {w.shape} expects {w.shape[0]} "
-                f"(w is (C_in, C_out/groups, *kernel))"
-            )
-        if c_in % g:
-            raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
-        c_out = w.shape[1] * g
-    else:
-        if c_in % g:
-            raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
-        if w.shape[1] * g != c_in:
-            raise TransconvError(
-                f"{op}: x has {c_in} channels but w of shape {w.shape} with groups={g} expects "
-                f"{w.shape[1] * g} (w is (C_out, C_in/groups, *kernel))"
-            )
-        if w.shape[0] % g:
-            raise TransconvError(f"{op}: output channels ({w.shape[0]}) must be divisible by groups ({g})")
-        c_out = w.shape[0]
-    if bias_arr is not None:
-        if plain and bias_arr.size == 1:
-            bias_arr = bias_arr.reshape(1)
-        if bias_arr.shape != (c_out,):
-            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_arr.shape}")
-    out_dtype, compute = _compute_dtype(x, w, bias_arr)
-    # arrays are converted to the compute dtype only when the call runs (choose_method
-    # passes zero-stride stand-ins that must not be materialised)
-    return _Call(x, w, bias_arr, Problem(transposed, x.shape, w.shape, spec, compute), out_dtype, squeeze)
+def _work_bytes(problem: Problem) -> int:
+    """Estimated peak bytes of one call: the result, a work buffer of up to 1.5 times it
+    (the compiled methods' cap) and the inputs' copies in the compute dtype."""
+    spatial = problem.output_spatial
+    c_out = _channels(problem)[1] * problem.spec.groups
+    out = problem.x_shape[0] * c_out * math.prod(spatial) * problem.dtype.itemsize
+    inputs = (math.prod(problem.x_shape) + math.prod(problem.w_shape)) * problem.dtype.itemsize
+    return int(2.5 * out + inputs)
 
 
-def _run(op: str, call: _Call, method: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Plan:
+    """A validated problem and the method that runs it: ``plan(x, w)`` computes the result
+    (batched, without bias) from batched, C-contiguous arrays in ``problem.dtype``."""
+
+    method: Method
+    problem: Problem
+
+    def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        problem = self.problem
+        if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
+            c_out = _channels(problem)[1] * problem.spec.groups
+            return np.zeros((0, c_out) + problem.output_spatial, dtype=problem.dtype)
+        finite = bool(np.isfinite(w).all())
+        method = self.method
+        if not finite and problem.transposed and method.name == "phase":
+            # phase's gather margins are zeros that PyTorch never multiplies: 0 x inf would add NaNs
+            method = METHODS["gemm"] if _gemm_supports(problem) is None else METHODS["reference"]
+        out = method.run(problem, x, w)
+        if not finite and not problem.transposed:
+            _padding_times_weight(out, w, problem)
+        return out
+
+
+def _padding_times_weight(out: np.ndarray, w: np.ndarray, problem: Problem) -> None:
+    """PyTorch multiplies zero padding by the weight: a NaN or infinite tap makes NaN (0 x inf)
+    in every output whose window puts that tap on the padding, which methods that skip
+    padded taps would miss.  Sets those outputs to NaN, in place."""
+    spec = problem.spec
+    if spec.padding_mode != "zeros" or not any(lo or hi for lo, hi in spec.padding):
+        return
+    maps = axis_tap_indices(spec, problem.x_shape[2:])
+    for co, _, *tap in zip(*np.nonzero(~np.isfinite(w))):
+        on_padding = maps[0][:, tap[0]] < 0
+        for a in range(1, len(tap)):
+            on_padding = np.logical_or.outer(on_padding, maps[a][:, tap[a]] < 0)
+        out[:, co][..., on_padding] = np.nan
+
+
+def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+         dtype: Any, method: Any = "auto") -> Plan:
+    """The internal seam: run ``spec`` on these batched shapes with this method (``"auto"`` chooses).
+
+    Callers that already hold a spec (the matrix-free operator, the CLI) plan once and call
+    the plan for every product, without re-validating keyword arguments.  The memory guard
+    runs here, before any method is asked about the call.
+    """
+    if not isinstance(method, str) or method != "auto" and method not in METHODS:
+        raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    problem = Problem(transposed, x_shape, w_shape, spec, np.dtype(dtype))
+    check_allocation(op, "the result and its work buffers", _work_bytes(problem))
     if method == "auto":
-        chosen = METHODS[_choose(call.problem).method]
-    else:
-        if method not in METHODS:
-            raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
-        chosen = METHODS[method]
-        why_not = chosen.supports(call.problem)
-        if why_not is not None:
-            raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
-    problem = call.problem
-    if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
-        c_out = _channels(problem)[1] * problem.spec.groups
-        return np.zeros((0, c_out) + problem.output_spatial, dtype=call.out_dtype)
-    compute = problem.dtype
-    x = np.ascontiguousarray(call.x, dtype=compute)
-    w = np.ascontiguousarray(call.w, dtype=compute)
-    out = chosen.run(problem, x, w)
-    if call.bias is not None:
-        out += call.bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
-    out = out.astype(call.out_dtype, copy=False)
-    return out.reshape(out.shape[call.squeeze :])
+        return Plan(METHODS[_choose(problem).method], problem)
+    chosen = METHODS[method]
+    why_not = chosen.supports(problem)
+    if why_not is not None:
+        raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
+    return Plan(chosen, problem)
 
 
-def _conv_call(op, x, w, bias, stride, padding, dilation, groups, padding_mode, plain) -> _Call:
-    return _prepare(
-        op, False, x, w, bias, plain,
-        lambda spatial, kernel: conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode),
-    )
+def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
+    out_dtype, compute = _compute_dtype(x.dtype, w.dtype, None if bias is None else bias.dtype)
+    run = plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute, method)
+    out = run(np.ascontiguousarray(x.reshape(layout.x_shape), dtype=compute),
+              np.ascontiguousarray(w.reshape(layout.w_shape), dtype=compute))
+    if bias is not None:
+        out += bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
+    out = out.astype(out_dtype, copy=False)
+    return out.reshape(out.shape[layout.squeeze:])
 
 
-def _conv_transpose_call(op, x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain) -> _Call:
-    return _prepare(
-        op, True, x, w, bias, plain,
-        lambda spatial, kernel: conv_transpose_spec(
-            op, spatial, kernel, stride, padding, output_padding, groups, dilation, padding_mode, output_size
-        ),
-    )
+def _arrays(op: str, x: Any, w: Any, bias: Any) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    return as_numeric(op, "x", x), as_numeric(op, "w", w), None if bias is None else as_numeric(op, "bias", bias)
 
 
 def conv(
@@ -537,8 +491,11 @@ def conv(
     array([[122., 148.],
            [126., 134.]])
     """
-    call = _conv_call("conv", x, w, bias, stride, padding, dilation, groups, padding_mode, plain)
-    return _run("conv", call, method)
+    x, w, bias = _arrays("conv", x, w, bias)
+    layout = validate_call("conv", False, x.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
+                           groups=groups, padding_mode=padding_mode, plain=plain,
+                           bias_shape=None if bias is None else bias.shape)
+    return _execute("conv", layout, x, w, bias, method)
 
 
 def conv_transpose(
@@ -608,10 +565,11 @@ def conv_transpose(
            [10., 29., 33., 13.],
            [12., 24., 16.,  4.]])
     """
-    call = _conv_transpose_call(
-        "conv_transpose", x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain
-    )
-    return _run("conv_transpose", call, method)
+    x, w, bias = _arrays("conv_transpose", x, w, bias)
+    layout = validate_call("conv_transpose", True, x.shape, w.shape, stride=stride, padding=padding,
+                           output_padding=output_padding, groups=groups, dilation=dilation, output_size=output_size,
+                           padding_mode=padding_mode, plain=plain, bias_shape=None if bias is None else bias.shape)
+    return _execute("conv_transpose", layout, x, w, bias, method)
 
 
 def choose_method(
@@ -641,19 +599,30 @@ def choose_method(
     True
     """
     op = "choose_method"
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
 
-    def as_array(value):
-        if isinstance(value, tuple) and all(isinstance(v, (int, np.integer)) for v in value):
-            return np.broadcast_to(np.zeros((), dtype), value)
-        return value
+    def shape_and_dtype(name, value):
+        if isinstance(value, tuple) and all(_index(v) is not None for v in value):
+            return tuple(_index(v) for v in value), None
+        array = as_numeric(op, name, value)
+        return array.shape, array.dtype
 
-    x, w = as_array(x), as_array(w)
-    if transposed:
-        call = _conv_transpose_call(op, x, w, bias, stride, padding, output_padding, groups, dilation, output_size, padding_mode, plain)
-    else:
-        if output_padding not in (0, None) or output_size is not None:
-            raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
-        call = _conv_call(op, x, w, bias, stride, padding, dilation, groups, padding_mode, plain)
-    choice = _choose(call.problem)
+    try:
+        assumed = np.dtype(np.float32 if dtype is None else dtype)
+    except TypeError:
+        raise TransconvError(f"{op}: dtype must be a NumPy dtype such as 'float32', got {dtype!r}") from None
+    if assumed.kind not in "biuf":
+        raise TransconvError(f"{op}: dtype must be a real numeric dtype (bool, int, float), got {assumed}")
+    (x_shape, x_dtype), (w_shape, w_dtype) = shape_and_dtype("x", x), shape_and_dtype("w", w)
+    bias_arr = None if bias is None else as_numeric(op, "bias", bias)
+    if not isinstance(transposed, (bool, np.bool_)):
+        raise TransconvError(f"{op}: transposed must be True or False, got {transposed!r}")
+    transposed = bool(transposed)
+    if not transposed and (not (output_padding is None or _index(output_padding) == 0) or output_size is not None):
+        raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
+    layout = validate_call(op, transposed, x_shape, w_shape, stride=stride, padding=padding,
+                           output_padding=output_padding if transposed else 0, groups=groups, dilation=dilation,
+                           output_size=output_size, padding_mode=padding_mode, plain=plain,
+                           bias_shape=None if bias_arr is None else bias_arr.shape)
+    _, compute = _compute_dtype(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
+    choice = _choose(Problem(layout.transposed, layout.x_shape, layout.w_shape, layout.spec, compute))
     return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined))

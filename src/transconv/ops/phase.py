@@ -96,7 +96,8 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
             for n0 in range(0, n, nb):
                 m = min(nb, n - n0)
                 c = cols[:ci_g * taps * m * positions].reshape(ci_g * taps, m * positions)
-                compiled.gather_rows(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan)
+                compiled.gather_rows(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan,
+                                     serial=compiled.SERIAL_ONLY)
                 target = out[n0:n0 + m, gi * co_g:(gi + 1) * co_g][where]  # the phase's interleaved positions
                 if positions >= 256:  # a GEMM per sample: its result is the target's layout
                     for k in range(m):

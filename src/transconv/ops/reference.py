@@ -49,7 +49,8 @@ def conv_reference(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     y = np.zeros((n, groups, wg.shape[1], *out_shape), dtype=x.dtype)
     for tap in itertools.product(*(range(k) for k in spec.kernel_size)):
         grid, valid = _tap_grid(maps, tap)
-        gathered = xg[(slice(None), slice(None), slice(None)) + grid] * valid  # (N, G, Ci/G, *out)
+        # padding reads a zero (not 0 x the wrapped -1 element, which is NaN for a NaN there)
+        gathered = np.where(valid, xg[(slice(None), slice(None), slice(None)) + grid], 0)  # (N, G, Ci/G, *out)
         y += np.einsum("gab,ngb...->nga...", wg[(Ellipsis,) + tap], gathered)
     return y.reshape(n, -1, *out_shape)
 
