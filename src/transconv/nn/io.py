@@ -175,9 +175,10 @@ def load(path: PathLike) -> Module:
     """
     target = os.fspath(path)
     try:
-        with np.load(target, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise TransconvError(f"load: {target!r} holds a single array, not a transconv.nn model (.npz)")
+        archive = np.load(target, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise TransconvError(f"load: {target!r} holds a single array, not a transconv.nn model (.npz)")
+        with archive:
             if _ARCH_KEY not in archive.files:
                 raise TransconvError(f"load: {target!r} has no {_ARCH_KEY!r} entry: not a file written by transconv.nn.save")
             arch_text = archive[_ARCH_KEY]
