@@ -237,19 +237,20 @@ def _to_torch(torch, model: Module, where: str):
     )
 
 
+_LINEAR_UPSAMPLE: dict[str, type] = {}
+
+
 def _TorchLinearUpsample(torch, scale):
-    """``torch.nn.Upsample`` whose linear mode follows the input's number of spatial axes."""
+    """``torch.nn.Upsample(mode="bilinear")`` whose linear mode follows the input's number of spatial axes."""
+    if "cls" not in _LINEAR_UPSAMPLE:
 
-    class LinearUpsample(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale_factor = scale
+        class LinearUpsample(torch.nn.Upsample):
+            def forward(self, x):
+                mode = {3: "linear", 4: "bilinear", 5: "trilinear"}.get(x.dim(), self.mode)
+                return torch.nn.functional.interpolate(x, scale_factor=self.scale_factor, mode=mode, align_corners=False)
 
-        def forward(self, x):
-            mode = {3: "linear", 4: "bilinear", 5: "trilinear"}[x.dim()]
-            return torch.nn.functional.interpolate(x, scale_factor=self.scale_factor, mode=mode, align_corners=False)
-
-    return LinearUpsample()
+        _LINEAR_UPSAMPLE["cls"] = LinearUpsample
+    return _LINEAR_UPSAMPLE["cls"](scale_factor=scale, mode="bilinear", align_corners=False)
 
 
 # --------------------------------------------------------------------------------------
