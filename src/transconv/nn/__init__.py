@@ -51,3 +51,6 @@ from .convert import (  # noqa: E402
 
 __all__ += ["Crop", "ZeroInsert", "save", "load", "from_torch", "to_torch", "from_keras",
             "convtranspose_to_pixelshuffle", "pixelshuffle_to_convtranspose", "convtranspose_as_conv", "resize_conv"]
+from .onnx_export import to_onnx  # noqa: E402
+
+__all__ += ["to_onnx"]
