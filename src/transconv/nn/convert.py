@@ -254,6 +254,128 @@ def _TorchLinearUpsample(torch, scale):
 
 
 # --------------------------------------------------------------------------------------
+# Keras.
+# --------------------------------------------------------------------------------------
+
+_KERAS_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+
+
+def _keras_activation(name: Any, label: str) -> Optional[Module]:
+    if name in (None, "linear"):
+        return None
+    if name in _KERAS_ACTIVATIONS:
+        return _KERAS_ACTIVATIONS[name]()
+    raise TransconvError(f"from_keras: {label}: activation {name!r} is not supported (relu, tanh, sigmoid, linear)")
+
+
+def from_keras(layer: Any) -> Module:
+    """A Keras 3 layer (or a ``Sequential`` / plain chain ``Model`` of them) as a ``transconv.nn`` model.
+
+    The result takes **channels-first** input ``(N, C, *spatial)`` whatever the Keras
+    ``data_format`` (move NHWC data with :func:`transconv.interop.channels_first`).
+
+    * ``Conv{1,2,3}D``: kernel ``(*k, in/groups, out)`` -> ``(out, in/groups, *k)``;
+      ``"same"`` is TensorFlow's rule (odd pixel on the high side, resolved per input
+      length, as :class:`~transconv.nn.Conv` ``padding="same"``), ``"valid"`` is no padding.
+    * ``Conv{1,2,3}DTranspose``: kernel ``(*k, out, in)`` -> ``(in, out, *k)``
+      (:func:`transconv.interop.weight_from_tensorflow`); ``padding`` / ``output_padding``
+      become explicit ``(lo, hi)`` pairs and ``output_padding`` by
+      :func:`transconv.interop.from_keras` (``"same"``: output = input * stride).
+    * A conv's ``activation`` (relu, tanh, sigmoid) becomes a following layer;
+      ``ReLU`` (plain), ``LeakyReLU``, ``Activation``, ``UpSampling{1,2,3}D`` (nearest,
+      bilinear) are converted; ``InputLayer`` is skipped.  Anything else raises
+      :class:`~transconv.TransconvError` naming the layer.
+
+    Examples
+    --------
+    >>> import os; os.environ.setdefault("KERAS_BACKEND", "jax")  # doctest: +ELLIPSIS
+    '...'
+    >>> import keras, numpy as np, transconv as tc
+    >>> up = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same")
+    >>> x = np.random.default_rng(0).standard_normal((1, 5, 5, 2)).astype(np.float32)
+    >>> y = np.asarray(up(x))
+    >>> model = tc.nn.from_keras(up)
+    >>> model
+    ConvTranspose2d(2, 3, kernel_size=(3, 3), stride=(2, 2), padding=((0, 1), (0, 1)))  # checkerboard-prone: kernel 3 is not divisible by stride 2 on axis 0 (uneven overlap)
+    >>> bool(np.allclose(tc.interop.channels_last(model(tc.interop.channels_first(x))), y, atol=1e-5))
+    True
+    """
+    layers = _from_keras(layer, "")
+    if len(layers) == 1:
+        return layers[0]
+    return Sequential(*layers)
+
+
+def _from_keras(layer: Any, where: str) -> list[Module]:
+    from .. import interop
+
+    kind = type(layer).__name__
+    label = f"layer {where or '<root>'} ({kind}{', ' + layer.name if getattr(layer, 'name', None) else ''})"
+    if kind in ("Sequential", "Functional", "Model") and hasattr(layer, "layers"):
+        out: list[Module] = []
+        for i, child in enumerate(layer.layers):
+            out += _from_keras(child, f"{where}.{i}" if where else str(i))
+        return out
+    if kind == "InputLayer":
+        return []
+    if not hasattr(layer, "get_config"):
+        raise TransconvError(f"from_keras: {label} is not a Keras layer")
+    cfg = layer.get_config()
+    dtype_cfg = cfg.get("dtype")
+    dtype_name = dtype_cfg.get("config", {}).get("name") if isinstance(dtype_cfg, dict) else dtype_cfg
+    if kind.startswith("Conv") and kind[4:5] in "123" and kind[5:6] == "D":
+        nd = int(kind[4])
+        dtype = _float_dtype("from_keras", label, dtype_name or "float32")
+        weights = [np.asarray(v.numpy()) for v in layer.weights]  # kernel, then bias
+        kernel = np.asarray(weights[0])
+        bias = np.asarray(weights[1]) if cfg.get("use_bias", True) else None
+        k, strides, dilation = tuple(cfg["kernel_size"]), tuple(cfg["strides"]), tuple(cfg["dilation_rate"])
+        padding = str(cfg["padding"]).lower()
+        if kind.endswith("DTranspose"):
+            if padding not in ("same", "valid"):
+                raise TransconvError(f"from_keras: {label}: padding {padding!r} is not supported (same, valid)")
+            geometry = interop.from_keras((10**6,) * nd, k, strides, padding, cfg.get("output_padding"), dilation)
+            weight = interop.weight_from_tensorflow(kernel)
+            conv: Module = _CONV_T[nd](weight.shape[0], weight.shape[1], k, geometry["stride"], geometry["padding"],
+                                       geometry["output_padding"], 1, bias is not None, geometry["dilation"], dtype=dtype)
+        elif kind == f"Conv{nd}D":
+            if padding not in ("same", "valid"):
+                raise TransconvError(f"from_keras: {label}: padding {padding!r} is not supported (same, valid)")
+            groups = int(cfg.get("groups", 1))
+            weight = np.ascontiguousarray(np.moveaxis(kernel, (-1, -2), (0, 1)))
+            conv = _CONV[nd](weight.shape[1] * groups, weight.shape[0], k, strides, padding, dilation, groups, bias is not None, dtype=dtype)
+        else:
+            raise TransconvError(f"from_keras: {label} is not supported")
+        state = {"weight": weight}
+        if bias is not None:
+            state["bias"] = bias
+        conv.load_state_dict(state)
+        activation = _keras_activation(cfg.get("activation"), label)
+        return [conv] + ([activation] if activation is not None else [])
+    if kind == "Activation":
+        activation = _keras_activation(cfg.get("activation"), label)
+        return [activation] if activation is not None else []
+    if kind == "ReLU":
+        if cfg.get("max_value") is not None or cfg.get("threshold", 0) != 0:
+            raise TransconvError(f"from_keras: {label}: only a plain ReLU (no max_value, threshold 0) is supported")
+        slope = float(cfg.get("negative_slope", 0.0))
+        return [ReLU() if slope == 0 else LeakyReLU(slope)]
+    if kind == "LeakyReLU":
+        return [LeakyReLU(float(cfg.get("negative_slope", cfg.get("alpha", 0.3))))]
+    if kind in ("UpSampling1D", "UpSampling2D", "UpSampling3D"):
+        size = cfg["size"]
+        size = [int(v) for v in size] if isinstance(size, (tuple, list)) else int(size)
+        interpolation = cfg.get("interpolation", "nearest")
+        if interpolation not in ("nearest", "bilinear"):
+            raise TransconvError(f"from_keras: {label}: interpolation {interpolation!r} is not supported (nearest, bilinear)")
+        return [Upsample(size, mode=interpolation)]
+    raise TransconvError(
+        f"from_keras: {label} is not supported; supported are Conv1D/2D/3D, Conv1D/2D/3DTranspose, ReLU, LeakyReLU, "
+        f"Activation, UpSampling1D/2D/3D, InputLayer and Sequential"
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Equivalences.
 # --------------------------------------------------------------------------------------
 
@@ -483,7 +605,3 @@ def resize_conv(
         Upsample(scale, mode=mode),
         Conv(in_channels, out_channels, kernel_size, 1, "same", 1, 1, bias, padding_mode, init=init, seed=seed, dtype=dtype),
     )
-
-
-def from_keras(layer: Any) -> Module:  # placeholder until the Keras converter lands
-    raise TransconvError("from_keras: not implemented yet")
