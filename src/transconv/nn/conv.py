@@ -311,7 +311,8 @@ class ConvTranspose(_ConvBase):
         self._spec = spec
         self.kernel_size, self.stride, self.dilation = spec.kernel_size, spec.stride, spec.dilation
         self.output_padding, self.groups, self.padding_mode = spec.output_padding, spec.groups, spec.padding_mode
-        self.padding = _json_padding(spec.padding, padding)
+        # "same" is input-independent here: stored resolved, with the output_padding it implies
+        self.padding = _json_padding(spec.padding, None)
         self._setup(in_channels, out_channels, self.kernel_size, bias, init, seed, dtype, None)
 
     @property
