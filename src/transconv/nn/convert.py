@@ -268,6 +268,13 @@ def _keras_activation(name: Any, label: str) -> Optional[Module]:
     raise TransconvError(f"from_keras: {label}: activation {name!r} is not supported (relu, tanh, sigmoid, linear)")
 
 
+def _keras_array(variable: Any) -> np.ndarray:
+    """A Keras variable's value as NumPy (through the backend's tensor: ``np.array(variable)`` warns)."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(variable.value))
+
+
 def from_keras(layer: Any) -> Module:
     """A Keras 3 layer (or a ``Sequential`` / plain chain ``Model`` of them) as a ``transconv.nn`` model.
 
@@ -326,7 +333,7 @@ def _from_keras(layer: Any, where: str) -> list[Module]:
     if kind.startswith("Conv") and kind[4:5] in "123" and kind[5:6] == "D":
         nd = int(kind[4])
         dtype = _float_dtype("from_keras", label, dtype_name or "float32")
-        weights = [np.asarray(v.numpy()) for v in layer.weights]  # kernel, then bias
+        weights = [_keras_array(v) for v in layer.weights]  # kernel, then bias
         kernel = np.asarray(weights[0])
         bias = np.asarray(weights[1]) if cfg.get("use_bias", True) else None
         k, strides, dilation = tuple(cfg["kernel_size"]), tuple(cfg["strides"]), tuple(cfg["dilation_rate"])
