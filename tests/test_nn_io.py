@@ -47,17 +47,16 @@ def _input_for(layer, rng, dtype):
     """A random input the layer accepts (channels and spatial axes read off its config)."""
     if isinstance(layer, nn.Sequential):
         return _input_for(layer[0], rng, dtype)
-    ndim = getattr(layer, "ndim", 3 if isinstance(layer, nn.Conv3d | nn.ConvTranspose3d) else None)
     if isinstance(layer, nn.Conv | nn.ConvTranspose):
         channels, spatial = layer.in_channels, (7,) * layer.ndim
     elif isinstance(layer, nn.PixelShuffle):
         channels, spatial = 8, (3, 3)
     elif isinstance(layer, nn.PReLU):
-        channels, spatial = layer.num_parameters * 2 if layer.num_parameters == 1 else layer.num_parameters, (4, 5)
+        channels, spatial = max(layer.num_parameters, 2), (4, 5)
     elif isinstance(layer, nn.Upsample) and isinstance(layer.scale_factor, list):
         channels, spatial = 2, (3, 4)
     else:
-        channels, spatial = 2, (6, 8) if ndim is None else (6,) * ndim
+        channels, spatial = 2, (6, 8)
     return rng.standard_normal((2, channels) + spatial).astype(dtype)
 
 
