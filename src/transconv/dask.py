@@ -40,7 +40,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import _Call, _conv_call, _conv_transpose_call
+from .ops.dispatch import METHODS, _Call, _conv_call, _conv_transpose_call
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, conv_output_length
@@ -107,9 +107,8 @@ def conv(
     >>> bool(np.allclose(y.compute(), tc.conv(x.compute(), w, padding=1, padding_mode="circular")))
     True
     """
-    op = "transconv.dask.conv"
     x, w, bias, call = _validate(
-        op, x, w, bias, chunks, False,
+        "transconv.dask.conv", x, w, bias, chunks, method,
         lambda xs, ws, bs: _conv_call("conv", xs, ws, bs, stride, padding, dilation, groups, padding_mode, None),
     )
     return _conv_graph(x, call, method)
@@ -168,9 +167,8 @@ def conv_transpose(
            [10., 29., 33., 13.],
            [12., 24., 16.,  4.]])
     """
-    op = "transconv.dask.conv_transpose"
     x, w, bias, call = _validate(
-        op, x, w, bias, chunks, True,
+        "transconv.dask.conv_transpose", x, w, bias, chunks, method,
         lambda xs, ws, bs: _conv_transpose_call(
             "conv_transpose", xs, ws, bs, stride, padding, output_padding, groups, dilation, output_size,
             padding_mode, None,
@@ -224,7 +222,7 @@ def _concrete(op: str, name: str, value: Any) -> Any:
     return value
 
 
-def _validate(op, x, w, bias, chunks, transposed, make_call):
+def _validate(op, x, w, bias, chunks, method, make_call):
     """Check everything with the in-memory boundary on a zero-stride stand-in of ``x``."""
     w = _concrete(op, "w", w)
     bias = _concrete(op, "bias", bias)
@@ -240,6 +238,9 @@ def _validate(op, x, w, bias, chunks, transposed, make_call):
     shape, dtype = (x.shape, x.dtype) if hasattr(x, "dtype") else (None, None)
     standin = np.broadcast_to(np.zeros((), dtype), shape) if shape is not None else x
     call: _Call = make_call(standin, w, bias)  # raises exactly what the in-memory operator raises
+    if method != "auto" and method not in METHODS:
+        memory_op = "conv_transpose" if call.problem.transposed else "conv"
+        raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
     floats = [(n, a.dtype) for n, a in (("w", call.w), ("bias", call.bias)) if a is not None and a.dtype.kind == "f"]
     if np.dtype(dtype).kind == "f":
         for name, other in floats:
