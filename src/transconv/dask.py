@@ -26,6 +26,7 @@ agree.  See ``docs/dask.md``.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -581,6 +582,139 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     return out[(0,) * call.squeeze]
 
 
-def apply(model: Any, x: Any) -> da.Array:  # pragma: no cover - filled in once transconv.nn lands
-    """Run a ``transconv.nn`` model chunk by chunk (not yet available)."""
-    raise TransconvError("transconv.dask.apply: not available yet")
+# --------------------------------------------------------------------------------------
+# A transconv.nn model, layer by layer.
+# --------------------------------------------------------------------------------------
+
+
+def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da.Array:
+    """Run a :mod:`transconv.nn` model on a Dask array, chunk by chunk, lazily.
+
+    Each layer becomes one step of the graph with exactly the halo it needs, so the result
+    equals ``model.forward`` on the whole array (to float rounding): ``Conv`` and
+    ``ConvTranspose`` through :func:`conv` / :func:`conv_transpose` (their padding applies
+    only at the true array border), element-wise layers and ``PReLU`` block by block,
+    ``PixelShuffle`` / nearest ``Upsample`` scale the chunks, ``PixelUnshuffle`` first
+    moves chunk borders onto multiples of its factor, bilinear ``Upsample`` reads a
+    one-sample halo (edge samples repeated at the true border), ``Sequential`` in order.
+
+    Parameters
+    ----------
+    model : transconv.nn.Module
+    x : dask.array.Array or array_like
+        ``(N, C, *spatial)``; channels in one chunk.  A NumPy array gets :func:`auto_chunks`
+        for the model's output size.
+    method : str
+        Passed to every convolution.
+    chunks : None, "auto" or a Dask chunk specification
+        Rechunk ``x`` first, as in :func:`conv`.
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, transconv as tc, transconv.dask as tcd
+    >>> model = tc.nn.Sequential(tc.nn.Conv(1, 4, 3, padding=1, seed=0), tc.nn.ReLU(),
+    ...                          tc.nn.ConvTranspose(4, 1, 4, stride=2, padding=1, seed=1))
+    >>> x = np.random.default_rng(0).random((1, 1, 20, 30), dtype=np.float32)
+    >>> y = tcd.apply(model, da.from_array(x, chunks=(1, 1, 7, 8)))
+    >>> y.shape, y.chunks[2]
+    ((1, 1, 40, 60), (15, 14, 11))
+    >>> bool(np.allclose(y.compute(), model.forward(x), atol=1e-5))
+    True
+    """
+    op = "transconv.dask.apply"
+    from . import nn
+
+    if not isinstance(model, nn.Module):
+        raise TransconvError(f"{op}: model must be a transconv.nn.Module, got {type(model).__name__}")
+    if isinstance(x, da.Array):
+        array = x
+    else:
+        array = np.asarray(x)
+    if array.ndim < 3:
+        raise TransconvError(f"{op}: x must be batched, (N, C, *spatial), got shape {array.shape}")
+    if not isinstance(x, da.Array) or chunks == "auto":
+        whole = _walk(op, model, da.zeros(array.shape, dtype=array.dtype, chunks=-1), method)
+        auto = auto_chunks(array.shape, array.dtype, whole.nbytes)
+        x = x.rechunk(auto) if isinstance(x, da.Array) else da.from_array(array, chunks=auto)
+    elif chunks is not None:
+        x = x.rechunk(chunks)
+    return _walk(op, model, x, method)
+
+
+def _forward(layer: Any, block: np.ndarray, crop: Optional[tuple[int, ...]] = None) -> np.ndarray:
+    """``layer.forward`` on one block, on a shallow copy (its cache must not pin the block)."""
+    out = copy.copy(layer).forward(block)
+    if crop is not None:
+        out = out[(slice(None), slice(None)) + tuple(slice(c, out.shape[a + 2] - c) for a, c in enumerate(crop))]
+    return out
+
+
+def _drop_empty(x: da.Array) -> da.Array:
+    """Merge away zero-length chunks (a strided conv can leave some) before blockwise layers."""
+    if all(all(cs) for cs in x.chunks):
+        return x
+    return x.rechunk(tuple(tuple(c for c in cs if c) or cs for cs in x.chunks))
+
+
+def _walk(op: str, layer: Any, x: da.Array, method: str) -> da.Array:
+    from . import nn
+
+    name = type(layer).__name__
+    spatial = x.ndim - 2
+    if isinstance(layer, nn.Sequential):
+        for child in layer.layers:
+            x = _walk(op, child, x, method)
+        return x
+    if isinstance(layer, (nn.Conv, nn.ConvTranspose)):
+        if x.shape[1] != layer.in_channels or spatial != layer.ndim:
+            raise TransconvError(f"{op}: layer {name} expects (N, {layer.in_channels}, <{layer.ndim} spatial axes>), "
+                                 f"got shape {x.shape}")
+        x = x.astype(layer.dtype)
+        s = layer.spec_for(x.shape[2:])
+        if isinstance(layer, nn.Conv):
+            y = conv(x, layer.weight, layer.bias, s.stride, s.padding, s.dilation, s.groups,
+                     padding_mode=s.padding_mode, method=method)
+        else:
+            y = conv_transpose(x, layer.weight, layer.bias, s.stride, s.padding, s.output_padding, s.groups, s.dilation,
+                               padding_mode=s.padding_mode, method=method)
+        return _drop_empty(y)
+    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.PReLU)):
+        probe = _forward(layer, np.zeros((1, x.shape[1]) + (1,) * spatial, x.dtype))
+        return x.map_blocks(partial(_forward, layer), dtype=probe.dtype)
+    if isinstance(layer, nn.PixelShuffle):
+        r = layer.upscale_factor
+        if x.shape[1] % r**spatial:
+            raise TransconvError(f"{op}: PixelShuffle({r}) needs channels divisible by {r ** spatial}, got shape {x.shape}")
+        out_chunks = (x.chunks[0], (x.shape[1] // r**spatial,)) + tuple(tuple(c * r for c in cs) for cs in x.chunks[2:])
+        return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+    if isinstance(layer, nn.PixelUnshuffle):
+        r = layer.downscale_factor
+        if any(n % r for n in x.shape[2:]):
+            raise TransconvError(f"{op}: PixelUnshuffle({r}) needs spatial lengths divisible by {r}, got shape {x.shape}")
+        x = x.rechunk(x.chunks[:2] + tuple(_multiples(cs, r) for cs in x.chunks[2:]))
+        out_chunks = (x.chunks[0], (x.shape[1] * r**spatial,)) + tuple(tuple(c // r for c in cs) for cs in x.chunks[2:])
+        return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+    if isinstance(layer, nn.Upsample):
+        scales = layer._scales(spatial)
+        out_chunks = x.chunks[:2] + tuple(tuple(c * r for c in cs) for cs, r in zip(x.chunks[2:], scales))
+        if layer.mode == "nearest":
+            return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+        # bilinear reads one neighbour each way; PyTorch clamps at the edge = the edge sample repeated
+        depth = {a: 1 for a in range(2, x.ndim)}
+        halo = da.overlap.overlap(x, depth={0: 0, 1: 0, **depth}, boundary={a: "nearest" for a in range(2, x.ndim)})
+        return halo.map_blocks(partial(_forward, layer, crop=scales), chunks=out_chunks, dtype=x.dtype)
+    raise TransconvError(
+        f"{op}: no chunked rule for layer {name}; supported: Sequential, Conv, ConvTranspose, PixelShuffle, "
+        f"PixelUnshuffle, Upsample, ReLU, LeakyReLU, PReLU, Tanh, Sigmoid"
+    )
+
+
+def _multiples(chunks: Sequence[int], r: int) -> tuple[int, ...]:
+    """The same chunks with every border moved down to a multiple of ``r``."""
+    edges = np.cumsum(chunks)
+    cut = sorted({int(e) // r * r for e in edges} - {0})
+    return tuple(int(b - a) for a, b in zip([0] + cut[:-1], cut))
