@@ -1,0 +1,720 @@
+"""Convolution and transposed convolution on Dask arrays, exact chunk by chunk.
+
+Both operators are local, so they tile exactly.  Every output chunk is computed by the
+in-memory operators from its input chunk plus the halo its windows reach, assembled
+from the neighbouring chunks; the padding mode is applied through the global
+:func:`~transconv.connectivity.pad_index`, so reflect / replicate / circular padding
+reads the true border values of the whole array (circular wraps around it) and interior
+chunk borders see real neighbour data.
+
+``conv``
+    Output chunk ``j`` along an axis holds the outputs whose windows start in input
+    chunk ``j`` (windows that start in the low padding belong to the first chunk, in the
+    high padding to the last).
+``conv_transpose``
+    The adjoint, written as a gather: output chunk ``j`` is ``stride`` times input chunk
+    ``j``, the padding crop and ``output_padding`` taken off / added at the outer edges.
+    It reads its input chunk plus a halo of ``ceil(k_eff / stride)`` inputs.  With a
+    padding mode other than zeros, the cropped border is folded back onto the samples
+    the convolution's padding copied (the adjoint of padding), one axis at a time.
+
+Validation happens before any graph is built, through the same boundary as the
+in-memory operators (the same :class:`~transconv.TransconvError`), plus the checks only
+a chunked array needs: channels in one chunk, known chunk sizes, floating dtypes that
+agree.  See ``docs/dask.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from functools import partial
+from itertools import product
+from typing import Any, Optional, Sequence
+
+import dask.array as da
+import numpy as np
+from dask.array.core import concatenate3, normalize_chunks
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from .connectivity import pad_index
+from .errors import TransconvError
+from .ops.dispatch import METHODS, _Call, _conv_call, _conv_transpose_call
+from .ops.dispatch import conv as _memory_conv
+from .ops.dispatch import conv_transpose as _memory_conv_transpose
+from .spec import ConvSpec, conv_output_length
+
+__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES"]
+
+OUTPUT_CHUNK_BYTES = 64 * 2**20  # default target size of one output chunk (see auto_chunks)
+
+
+# --------------------------------------------------------------------------------------
+# Public operators.
+# --------------------------------------------------------------------------------------
+
+
+def conv(
+    x: Any,
+    w: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    chunks: Any = None,
+) -> da.Array:
+    """:func:`transconv.conv` on a Dask array, chunk by chunk, lazily.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        ``(N, C_in, *spatial)``, ``(C_in, *spatial)`` or plain ``spatial`` (as
+        :func:`transconv.conv`), chunked along batch and spatial axes; the channel axis
+        must be one chunk.  A NumPy array is wrapped with :func:`auto_chunks`.
+    w, bias : numpy.ndarray (or a Dask array of known shape, computed here)
+    stride, padding, dilation, groups, padding_mode, method
+        As :func:`transconv.conv`; ``method`` is used for every chunk.
+    chunks : None, "auto" or a Dask chunk specification, optional
+        Rechunk ``x`` first (``"auto"``: :func:`auto_chunks`).  ``None`` keeps a Dask
+        array's chunks.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy ``(N, C_out, *out)``; along every spatial axis output chunk ``j`` holds the
+        outputs whose windows start in input chunk ``j``.
+
+    Raises
+    ------
+    TransconvError
+        Everything :func:`transconv.conv` rejects, and: channels split across chunks,
+        unknown (NaN) chunk sizes, a float weight or bias whose dtype differs from a
+        float ``x``, a Dask weight of unknown shape.  Raised before any graph is built.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, transconv as tc, transconv.dask as tcd
+    >>> x = da.from_array(np.arange(20.0).reshape(1, 1, 20), chunks=(1, 1, 6))
+    >>> w = np.ones((1, 1, 3))
+    >>> y = tcd.conv(x, w, padding=1, padding_mode="circular")
+    >>> y.chunks[2]  # output o's window starts at input o - 1
+    (7, 6, 6, 1)
+    >>> bool(np.allclose(y.compute(), tc.conv(x.compute(), w, padding=1, padding_mode="circular")))
+    True
+    """
+    x, w, bias, call = _validate(
+        "transconv.dask.conv", x, w, bias, chunks, method,
+        lambda xs, ws, bs: _conv_call("conv", xs, ws, bs, stride, padding, dilation, groups, padding_mode, None),
+    )
+    return _conv_graph(x, call, method)
+
+
+def conv_transpose(
+    x: Any,
+    w: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+    *,
+    output_size: Any = None,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    chunks: Any = None,
+) -> da.Array:
+    """:func:`transconv.conv_transpose` on a Dask array, chunk by chunk, lazily.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        ``(N, C_in, *spatial)``, ``(C_in, *spatial)`` or plain ``spatial``; channels in
+        one chunk.  A NumPy array is wrapped with :func:`auto_chunks`.
+    w, bias : numpy.ndarray (or a Dask array of known shape, computed here)
+    stride, padding, output_padding, groups, dilation, output_size, padding_mode, method
+        As :func:`transconv.conv_transpose`.
+    chunks : None, "auto" or a Dask chunk specification, optional
+        As in :func:`conv`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy ``(N, C_out, *out)``; along every spatial axis output chunk ``j`` is
+        ``stride`` times input chunk ``j``, less the padding crop at the outer edges
+        and plus ``output_padding`` at the high edge.
+
+    Raises
+    ------
+    TransconvError
+        As :func:`conv`.
+
+    Examples
+    --------
+    The worked example's transpose, its 2x2 input split into four 1x1 chunks:
+
+    >>> import numpy as np, dask.array as da, transconv.dask as tcd
+    >>> k = np.array([[1, 4, 1], [1, 4, 3], [3, 3, 1]], dtype=float)
+    >>> y = da.from_array(np.array([[2.0, 1], [4, 4]]), chunks=1)
+    >>> tcd.conv_transpose(y, k).compute()
+    array([[ 2.,  9.,  6.,  1.],
+           [ 6., 29., 30.,  7.],
+           [10., 29., 33., 13.],
+           [12., 24., 16.,  4.]])
+    """
+    x, w, bias, call = _validate(
+        "transconv.dask.conv_transpose", x, w, bias, chunks, method,
+        lambda xs, ws, bs: _conv_transpose_call(
+            "conv_transpose", xs, ws, bs, stride, padding, output_padding, groups, dilation, output_size,
+            padding_mode, None,
+        ),
+    )
+    return _conv_transpose_graph(x, call, method)
+
+
+def auto_chunks(
+    shape: Sequence[int], dtype: Any, output_bytes: int, target: int = OUTPUT_CHUNK_BYTES
+) -> tuple[tuple[int, ...], ...]:
+    """Default chunks of a batched input ``(N, C, *spatial)``: output chunks of about ``target`` bytes.
+
+    The channel axis is one chunk.  The input chunk limit is ``target`` times input/output
+    size, so that each output chunk holds about ``target`` bytes (64 MB by default).  Whole
+    samples are grouped while they fit; a sample larger than the limit is cut into
+    near-cubic spatial chunks of equal size (``ceil(n / ceil(n / side))`` per axis).  Large
+    enough that the per-chunk overhead (see ``docs/dask.md``) and the halo are small, small
+    enough for several chunks per worker in a few GB.
+
+    >>> auto_chunks((1, 3, 4096, 4096), np.float32, 4 * 3 * 8192 * 8192)
+    ((1,), (3,), (1024, 1024, 1024, 1024), (1024, 1024, 1024, 1024))
+    """
+    dtype = np.dtype(dtype)
+    n, c, spatial = int(shape[0]), int(shape[1]), [int(s) for s in shape[2:]]
+    in_bytes = max(1, n * c * int(np.prod(spatial)) * dtype.itemsize)
+    limit = target * in_bytes / max(1, output_bytes)  # input bytes of one chunk
+    sample = in_bytes / max(1, n)
+    batch = int(min(n, max(1, limit // sample))) if n else 1
+    # one sample is too big: near-cubic spatial chunks of about `limit` bytes, balanced
+    side = (limit / (c * dtype.itemsize)) ** (1 / max(1, len(spatial))) if batch == 1 else math.inf
+    parts = [max(1, math.ceil(s / side)) for s in spatial]
+    sizes = [math.ceil(s / p) for s, p in zip(spatial, parts)]
+    return normalize_chunks((batch, c, *sizes), tuple(shape), dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Boundary.
+# --------------------------------------------------------------------------------------
+
+
+def _concrete(op: str, name: str, value: Any) -> Any:
+    """A Dask weight or bias of known shape is computed; of unknown shape it is an error."""
+    if isinstance(value, da.Array):
+        if any(math.isnan(s) for s in value.shape):
+            raise TransconvError(
+                f"{op}: {name} is a Dask array of unknown shape {value.shape}; pass a NumPy array or a Dask "
+                f"array of known shape ({name}.compute_chunk_sizes())"
+            )
+        return value.compute()
+    return value
+
+
+def _validate(op, x, w, bias, chunks, method, make_call):
+    """Check everything with the in-memory boundary on a zero-stride stand-in of ``x``."""
+    w = _concrete(op, "w", w)
+    bias = _concrete(op, "bias", bias)
+    if not isinstance(x, da.Array):
+        x = np.asarray(x) if hasattr(x, "__array__") or isinstance(x, (list, tuple)) else x
+    if isinstance(x, da.Array):
+        for axis, sizes in enumerate(x.chunks):
+            if any(math.isnan(c) for c in sizes):
+                raise TransconvError(
+                    f"{op}: x has unknown chunk sizes on axis {axis} (shape {x.shape}); call "
+                    f"x.compute_chunk_sizes() first"
+                )
+    shape, dtype = (x.shape, x.dtype) if hasattr(x, "dtype") else (None, None)
+    standin = np.broadcast_to(np.zeros((), dtype), shape) if shape is not None else x
+    call: _Call = make_call(standin, w, bias)  # raises exactly what the in-memory operator raises
+    if method != "auto" and method not in METHODS:
+        memory_op = "conv_transpose" if call.problem.transposed else "conv"
+        raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    floats = [(n, a.dtype) for n, a in (("w", call.w), ("bias", call.bias)) if a is not None and a.dtype.kind == "f"]
+    if np.dtype(dtype).kind == "f":
+        for name, other in floats:
+            if other != dtype:
+                raise TransconvError(
+                    f"{op}: {name} has dtype {other} but x has dtype {dtype}; the result would be {call.out_dtype} "
+                    f"for the whole array: cast one of them ({name}.astype(x.dtype) or x.astype({name}.dtype))"
+                )
+    batched_shape = call.problem.x_shape
+    out_bytes = int(np.prod((batched_shape[0], _out_channels(call)) + call.problem.output_spatial)) * call.out_dtype.itemsize
+    if not isinstance(x, da.Array):
+        x = da.from_array(x, chunks=_unbatch(auto_chunks(batched_shape, x.dtype, out_bytes), call.squeeze))
+    elif chunks is not None:
+        x = x.rechunk(_unbatch(auto_chunks(batched_shape, x.dtype, out_bytes), call.squeeze) if chunks == "auto" else chunks)
+    x = x[(None,) * call.squeeze]
+    if len(x.chunks[1]) != 1:
+        raise TransconvError(
+            f"{op}: x is split into {len(x.chunks[1])} chunks {x.chunks[1]} along the channel axis; every chunk "
+            f"must hold all {x.shape[1]} channels: rechunk with x.rechunk({{{1 - call.squeeze}: -1}})"
+        )
+    return x, call.w, call.bias, call
+
+
+def _unbatch(chunks, squeeze):
+    return tuple(chunks[squeeze:])
+
+
+def _out_channels(call: _Call) -> int:
+    w_shape, g = call.problem.w_shape, call.problem.spec.groups
+    return w_shape[1] * g if call.problem.transposed else w_shape[0]
+
+
+# --------------------------------------------------------------------------------------
+# The graph: every output block from the input blocks it reads.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """What one output chunk reads along one axis: input chunk indices and how to use them."""
+
+    chunks: tuple[int, ...]
+    info: Any
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """One block's pieces, one per axis (an opaque object, so Dask does not look inside)."""
+
+    pieces: tuple[_Piece, ...]
+
+
+def _nested_keys(name: str, chunk_lists: Sequence[Sequence[int]], prefix: tuple = ()) -> list:
+    if not chunk_lists:
+        return (name,) + prefix  # type: ignore[return-value]
+    return [_nested_keys(name, chunk_lists[1:], prefix + (c,)) for c in chunk_lists[0]]
+
+
+def _graph(name: str, x: da.Array, plans: Sequence[Sequence[_Piece]], func, dtype) -> da.Array:
+    """A Dask array whose block ``idx`` is ``func(nested input blocks, _Pieces)``.
+
+    ``plans[a][j]`` is the piece output chunk ``j`` of axis ``a`` reads; the output's
+    chunk sizes are the pieces' ``length``.
+    """
+    layer = {}
+    for idx in product(*(range(len(p)) for p in plans)):
+        pieces = tuple(plan[i] for plan, i in zip(plans, idx))
+        if any(not p.chunks for p in pieces):
+            keys: list = []
+        else:
+            keys = _nested_keys(x.name, [p.chunks for p in pieces])
+        layer[(name,) + idx] = (func, keys, _Pieces(pieces))
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    out_chunks = tuple(tuple(p.info.length for p in plan) for plan in plans)
+    return da.Array(graph, name, out_chunks, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """An axis passed through chunk for chunk (batch, channels)."""
+
+    length: int
+
+
+def _whole_plan(chunks: Sequence[int]) -> list[_Piece]:
+    return [_Piece((j,), _Whole(int(c))) for j, c in enumerate(chunks)]
+
+
+def _chunk_of(starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    return np.searchsorted(starts, positions, side="right") - 1
+
+
+# --------------------------------------------------------------------------------------
+# Convolution: gather the window region through the global padding map.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Gather:
+    """Along one axis: ``index`` into the concatenated input chunks (slice, or array with -1 = zero)."""
+
+    index: Any
+    padded: int  # length of the padded region the windows cover
+    length: int  # outputs produced
+
+
+def _conv_axis(chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, mode: str) -> list[_Piece]:
+    n = int(sum(chunks))
+    k_eff = d * (k - 1) + 1
+    m = conv_output_length(n, k, s, (lo, hi), d)
+    starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+    # output o's window starts at input o*s - lo: chunk j owns the windows starting in it
+    first = [0] + [min(m, max(0, -(-(int(a) + lo) // s))) for a in starts[1:-1]] + [m]
+    first = np.maximum.accumulate(first)
+    source = pad_index(n, lo, hi, mode)
+    pieces = []
+    for o0, o1 in zip(first[:-1], first[1:]):
+        o0, o1 = int(o0), int(o1)
+        if o1 == o0:
+            pieces.append(_Piece((), _Gather(np.zeros(0, np.int64), 0, 0)))
+            continue
+        src = source[o0 * s : (o1 - 1) * s + k_eff]
+        real = src[src >= 0]
+        if real.size == 0:
+            pieces.append(_Piece((), _Gather(np.full(src.size, -1), src.size, o1 - o0)))
+            continue
+        touched = np.unique(_chunk_of(starts, real))
+        sizes = starts[touched + 1] - starts[touched]
+        offset = np.zeros(int(touched.max()) + 1, np.int64)
+        offset[touched] = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        chunk = _chunk_of(starts, np.maximum(src, 0))
+        local = np.where(src >= 0, offset[chunk] + src - starts[chunk], -1)
+        if local[0] >= 0 and np.all(np.diff(local) == 1):
+            index: Any = slice(int(local[0]), int(local[-1]) + 1)
+        else:
+            index = local
+        pieces.append(_Piece(tuple(int(t) for t in touched), _Gather(index, src.size, o1 - o0)))
+    return pieces
+
+
+def _take(block: np.ndarray, index: Any, axis: int) -> np.ndarray:
+    """Positions ``index`` of ``block`` along ``axis`` (``-1`` reads a zero)."""
+    if isinstance(index, slice):
+        return block[(slice(None),) * axis + (index,)]
+    out = np.take(block, np.maximum(index, 0), axis=axis)
+    zero = index < 0
+    if zero.any():
+        out[(slice(None),) * axis + (zero,)] = 0
+    return out
+
+
+def _assemble(blocks: list, pieces: Sequence[_Piece], dtype) -> Optional[np.ndarray]:
+    """The concatenated input blocks, or None when the block reads no input at all."""
+    if not blocks:
+        return None
+    return concatenate3(blocks)
+
+
+@dataclass(frozen=True)
+class _Operator:
+    """The in-memory call each block makes (its weight, bias and geometry)."""
+
+    w: np.ndarray
+    bias: Optional[np.ndarray]
+    spec: ConvSpec
+    method: str
+    c_in: int
+    c_out: int
+    dtype: np.dtype
+
+
+def _conv_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarray:
+    pieces = wrapped.pieces
+    nb = pieces[0].info.length
+    spatial = [p.info for p in pieces[2:]]
+    lengths = tuple(g.length for g in spatial)
+    if 0 in lengths or nb == 0:
+        return np.zeros((nb, op.c_out) + lengths, dtype=op.dtype)
+    x = _assemble(blocks, pieces, op.dtype)
+    if x is None:  # every window lies in zero padding
+        x = np.zeros((nb, op.c_in) + tuple(g.padded for g in spatial), dtype=op.dtype)
+    else:
+        for axis, g in enumerate(spatial, start=2):
+            x = _take(x, g.index, axis)
+    spec = op.spec
+    return _memory_conv(
+        x, op.w, op.bias, spec.stride, 0, spec.dilation, spec.groups, method=op.method, plain=False
+    ).astype(op.dtype, copy=False)
+
+
+def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
+    spec = call.problem.spec
+    mode = spec.padding_mode
+    plans = [_whole_plan(x.chunks[0]), _whole_plan(x.chunks[1])]
+    for chunks, k, s, d, (lo, hi) in zip(x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding):
+        plans.append(_conv_axis(chunks, k, s, d, lo, hi, mode if (lo or hi) else "zeros"))
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    name = "transconv-conv-" + tokenize(x, call.w, call.bias, spec, method)
+    plans[1] = [_Piece((0,), _Whole(op.c_out))]
+    out = _graph(name, x, plans, partial(_conv_block, op), call.out_dtype)
+    return out[(0,) * call.squeeze]
+
+
+# --------------------------------------------------------------------------------------
+# Transposed convolution: each output chunk gathers its input chunk plus a halo.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scatter:
+    """Along one axis: the slice of the concatenated inputs that reaches padded output
+    ``[p0, p1)``, the crop of their full transposed output, and zeros no input reaches."""
+
+    index: slice
+    crop: tuple[int, int]
+    zeros: tuple[int, int]
+    length: int
+    interior: bool  # inside the uncropped border (bias applies; fold pieces carry none)
+
+
+def _transpose_axis(
+    chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, big: int, fold: bool
+) -> list[_Piece]:
+    """Pieces of the uncropped (padded) transposed output along one axis.
+
+    Without ``fold`` they are the output chunks (crop dropped); with it the low crop
+    ``[0, lo)`` and high crop come first and last, to be folded back afterwards.
+    """
+    m = int(sum(chunks))
+    k_eff = d * (k - 1) + 1
+    starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+    # output chunk j is stride x input chunk j in padded coordinates, cropped at the edges
+    edges = [0] + [min(big, max(0, int(a) * s - lo)) for a in starts[1:-1]] + [big]
+    edges = [e + lo for e in np.maximum.accumulate(edges)]
+    regions = [(a, b, True) for a, b in zip(edges[:-1], edges[1:])]
+    if fold:
+        regions = ([(0, lo, False)] if lo else []) + regions + ([(lo + big, lo + big + hi, False)] if hi else [])
+    pieces = []
+    for p0, p1, interior in regions:
+        i0 = max(0, -(-(p0 - k_eff + 1) // s))
+        i1 = min(m - 1, (p1 - 1) // s)
+        if p1 == p0 or i0 > i1:
+            pieces.append(_Piece((), _Scatter(slice(0, 0), (0, 0), (p1 - p0, 0), p1 - p0, interior)))
+            continue
+        touched = tuple(range(int(_chunk_of(starts, np.array([i0]))[0]), int(_chunk_of(starts, np.array([i1]))[0]) + 1))
+        base = int(starts[touched[0]])
+        reach0, reach1 = i0 * s, i1 * s + k_eff  # what inputs i0..i1 reach, uncropped
+        info = _Scatter(
+            slice(i0 - base, i1 + 1 - base),
+            (max(0, p0 - reach0), max(0, reach1 - p1)),
+            (max(0, reach0 - p0), max(0, p1 - reach1)),
+            p1 - p0,
+            interior,
+        )
+        pieces.append(_Piece(touched, info))
+    return pieces
+
+
+def _transpose_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarray:
+    pieces = wrapped.pieces
+    nb = pieces[0].info.length
+    spatial = [p.info for p in pieces[2:]]
+    lengths = tuple(t.length for t in spatial)
+    y = _assemble(blocks, pieces, op.dtype)
+    if y is None or 0 in lengths or nb == 0:
+        out = np.zeros((nb, op.c_out) + lengths, dtype=op.dtype)
+    else:
+        y = y[(slice(None), slice(None)) + tuple(t.index for t in spatial)]
+        spec = op.spec
+        out = _memory_conv_transpose(
+            y, op.w, None, spec.stride, tuple(t.crop for t in spatial), 0, spec.groups, spec.dilation,
+            method=op.method, plain=False,
+        ).astype(op.dtype, copy=False)
+        if any(t.zeros != (0, 0) for t in spatial):
+            out = np.pad(out, [(0, 0), (0, 0)] + [t.zeros for t in spatial])
+    if op.bias is not None and all(t.interior for t in spatial):
+        out += op.bias.astype(op.dtype).reshape((1, -1) + (1,) * len(spatial))
+    return out
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """Along the folded axis: the interior slice, and (crop position, target) pairs to add."""
+
+    interior: slice
+    pairs: tuple[tuple[int, int], ...]
+    length: int
+
+
+def _fold_axis(inner: Sequence[int], lo: int, hi: int, mode: str) -> list[_Piece]:
+    """Fold the crops ``[0, lo)`` and ``[lo + n, lo + n + hi)`` back onto the samples they copy."""
+    n = int(sum(inner))
+    source = pad_index(n, lo, hi, mode)
+    starts = np.concatenate([[0], np.cumsum(inner)]).astype(np.int64)
+    shift = 1 if lo else 0
+    last = len(inner) + shift
+    pieces = []
+    for j, (q0, q1) in enumerate(zip(starts[:-1], starts[1:])):
+        q0, q1 = int(q0), int(q1)
+        low = [(p, int(source[p]) - q0) for p in range(lo) if q0 <= source[p] < q1]
+        high = [(p, int(source[lo + n + p]) - q0) for p in range(hi) if q0 <= source[lo + n + p] < q1]
+        chunks = ([0] if low else []) + [j + shift] + ([last] if high else [])
+        begin = lo if low else 0
+        pairs = tuple(low) + tuple((begin + (q1 - q0) + p, t) for p, t in high)
+        pieces.append(_Piece(tuple(chunks), _Fold(slice(begin, begin + q1 - q0), pairs, q1 - q0)))
+    return pieces
+
+
+def _fold_block(axis: int, blocks: list, wrapped: _Pieces) -> np.ndarray:
+    z = concatenate3(blocks)
+    fold = wrapped.pieces[axis].info
+    out = z[(slice(None),) * axis + (fold.interior,)].copy()
+    moved, source = np.moveaxis(out, axis, 0), np.moveaxis(z, axis, 0)
+    for src, dst in fold.pairs:
+        moved[dst] += source[src]
+    return out
+
+
+def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
+    spec = call.problem.spec
+    big = call.problem.output_spatial
+    folds = [spec.padding_mode != "zeros" and (lo or hi) for lo, hi in spec.padding]
+    plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(_out_channels(call)))]]
+    for chunks, k, s, d, (lo, hi), b, f in zip(
+        x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, big, folds
+    ):
+        plans.append(_transpose_axis(chunks, k, s, d, lo, hi, b, f))
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    token = tokenize(x, call.w, call.bias, spec, method)
+    out = _graph("transconv-conv-transpose-" + token, x, plans, partial(_transpose_block, op), call.out_dtype)
+    for axis, ((lo, hi), f) in enumerate(zip(spec.padding, folds), start=2):
+        if not f:
+            continue
+        inner = out.chunks[axis][(1 if lo else 0) : len(out.chunks[axis]) - (1 if hi else 0)]
+        fold_plans = [_whole_plan(c) for c in out.chunks]
+        fold_plans[axis] = _fold_axis(inner, lo, hi, spec.padding_mode)
+        out = _graph(f"transconv-fold{axis}-" + token, out, fold_plans, partial(_fold_block, axis), call.out_dtype)
+    return out[(0,) * call.squeeze]
+
+
+# --------------------------------------------------------------------------------------
+# A transconv.nn model, layer by layer.
+# --------------------------------------------------------------------------------------
+
+
+def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da.Array:
+    """Run a :mod:`transconv.nn` model on a Dask array, chunk by chunk, lazily.
+
+    Each layer becomes one step of the graph with exactly the halo it needs, so the result
+    equals ``model.forward`` on the whole array (to float rounding): ``Conv`` and
+    ``ConvTranspose`` through :func:`conv` / :func:`conv_transpose` (their padding applies
+    only at the true array border), element-wise layers and ``PReLU`` block by block,
+    ``PixelShuffle`` / nearest ``Upsample`` scale the chunks, ``PixelUnshuffle`` first
+    moves chunk borders onto multiples of its factor, bilinear ``Upsample`` reads a
+    one-sample halo (edge samples repeated at the true border), ``Sequential`` in order.
+
+    Parameters
+    ----------
+    model : transconv.nn.Module
+    x : dask.array.Array or array_like
+        ``(N, C, *spatial)``; channels in one chunk.  A NumPy array gets :func:`auto_chunks`
+        for the model's output size.
+    method : str
+        Passed to every convolution.
+    chunks : None, "auto" or a Dask chunk specification
+        Rechunk ``x`` first, as in :func:`conv`.
+
+    Returns
+    -------
+    dask.array.Array
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, transconv as tc, transconv.dask as tcd
+    >>> model = tc.nn.Sequential(tc.nn.Conv(1, 4, 3, padding=1, seed=0), tc.nn.ReLU(),
+    ...                          tc.nn.ConvTranspose(4, 1, 4, stride=2, padding=1, seed=1))
+    >>> x = np.random.default_rng(0).random((1, 1, 20, 30), dtype=np.float32)
+    >>> y = tcd.apply(model, da.from_array(x, chunks=(1, 1, 7, 8)))
+    >>> y.shape, y.chunks[2]
+    ((1, 1, 40, 60), (15, 14, 11))
+    >>> bool(np.allclose(y.compute(), model.forward(x), atol=1e-5))
+    True
+    """
+    op = "transconv.dask.apply"
+    from . import nn
+
+    if not isinstance(model, nn.Module):
+        raise TransconvError(f"{op}: model must be a transconv.nn.Module, got {type(model).__name__}")
+    if isinstance(x, da.Array):
+        array = x
+    else:
+        array = np.asarray(x)
+    if array.ndim < 3:
+        raise TransconvError(f"{op}: x must be batched, (N, C, *spatial), got shape {array.shape}")
+    if not isinstance(x, da.Array) or chunks == "auto":
+        whole = _walk(op, model, da.zeros(array.shape, dtype=array.dtype, chunks=-1), method)
+        auto = auto_chunks(array.shape, array.dtype, whole.nbytes)
+        x = x.rechunk(auto) if isinstance(x, da.Array) else da.from_array(array, chunks=auto)
+    elif chunks is not None:
+        x = x.rechunk(chunks)
+    return _walk(op, model, x, method)
+
+
+def _forward(layer: Any, block: np.ndarray, crop: Optional[tuple[int, ...]] = None) -> np.ndarray:
+    """``layer.forward`` on one block, on a shallow copy (its cache must not pin the block)."""
+    out = copy.copy(layer).forward(block)
+    if crop is not None:
+        out = out[(slice(None), slice(None)) + tuple(slice(c, out.shape[a + 2] - c) for a, c in enumerate(crop))]
+    return out
+
+
+def _drop_empty(x: da.Array) -> da.Array:
+    """Merge away zero-length chunks (a strided conv can leave some) before blockwise layers."""
+    if all(all(cs) for cs in x.chunks):
+        return x
+    return x.rechunk(tuple(tuple(c for c in cs if c) or cs for cs in x.chunks))
+
+
+def _walk(op: str, layer: Any, x: da.Array, method: str) -> da.Array:
+    from . import nn
+
+    name = type(layer).__name__
+    spatial = x.ndim - 2
+    if isinstance(layer, nn.Sequential):
+        for child in layer.layers:
+            x = _walk(op, child, x, method)
+        return x
+    if isinstance(layer, (nn.Conv, nn.ConvTranspose)):
+        if x.shape[1] != layer.in_channels or spatial != layer.ndim:
+            raise TransconvError(f"{op}: layer {name} expects (N, {layer.in_channels}, <{layer.ndim} spatial axes>), "
+                                 f"got shape {x.shape}")
+        x = x.astype(layer.dtype)
+        s = layer.spec_for(x.shape[2:])
+        if isinstance(layer, nn.Conv):
+            y = conv(x, layer.weight, layer.bias, s.stride, s.padding, s.dilation, s.groups,
+                     padding_mode=s.padding_mode, method=method)
+        else:
+            y = conv_transpose(x, layer.weight, layer.bias, s.stride, s.padding, s.output_padding, s.groups, s.dilation,
+                               padding_mode=s.padding_mode, method=method)
+        return _drop_empty(y)
+    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.PReLU)):
+        probe = _forward(layer, np.zeros((1, x.shape[1]) + (1,) * spatial, x.dtype))
+        return x.map_blocks(partial(_forward, layer), dtype=probe.dtype)
+    if isinstance(layer, nn.PixelShuffle):
+        r = layer.upscale_factor
+        if x.shape[1] % r**spatial:
+            raise TransconvError(f"{op}: PixelShuffle({r}) needs channels divisible by {r ** spatial}, got shape {x.shape}")
+        out_chunks = (x.chunks[0], (x.shape[1] // r**spatial,)) + tuple(tuple(c * r for c in cs) for cs in x.chunks[2:])
+        return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+    if isinstance(layer, nn.PixelUnshuffle):
+        r = layer.downscale_factor
+        if any(n % r for n in x.shape[2:]):
+            raise TransconvError(f"{op}: PixelUnshuffle({r}) needs spatial lengths divisible by {r}, got shape {x.shape}")
+        x = x.rechunk(x.chunks[:2] + tuple(_multiples(cs, r) for cs in x.chunks[2:]))
+        out_chunks = (x.chunks[0], (x.shape[1] * r**spatial,)) + tuple(tuple(c // r for c in cs) for cs in x.chunks[2:])
+        return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+    if isinstance(layer, nn.Upsample):
+        scales = layer._scales(spatial)
+        out_chunks = x.chunks[:2] + tuple(tuple(c * r for c in cs) for cs, r in zip(x.chunks[2:], scales))
+        if layer.mode == "nearest":
+            return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
+        # bilinear reads one neighbour each way; PyTorch clamps at the edge = the edge sample repeated
+        depth = {a: 1 for a in range(2, x.ndim)}
+        halo = da.overlap.overlap(x, depth={0: 0, 1: 0, **depth}, boundary={a: "nearest" for a in range(2, x.ndim)})
+        return halo.map_blocks(partial(_forward, layer, crop=scales), chunks=out_chunks, dtype=x.dtype)
+    raise TransconvError(
+        f"{op}: no chunked rule for layer {name}; supported: Sequential, Conv, ConvTranspose, PixelShuffle, "
+        f"PixelUnshuffle, Upsample, ReLU, LeakyReLU, PReLU, Tanh, Sigmoid"
+    )
+
+
+def _multiples(chunks: Sequence[int], r: int) -> tuple[int, ...]:
+    """The same chunks with every border moved down to a multiple of ``r``."""
+    edges = np.cumsum(chunks)
+    cut = sorted({int(e) // r * r for e in edges} - {0})
+    return tuple(int(b - a) for a, b in zip([0] + cut[:-1], cut))
