@@ -7,6 +7,7 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 from . import interop
 from .errors import TransconvError
 from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
+from .ops.weight_grad import conv_weight_grad
 from .matrix import (
     DeconvolveInfo,
     conv_matrix,
@@ -32,12 +33,24 @@ from .train import train  # noqa: E402
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``tc.nn`` is imported on first use (keeps ``import transconv`` fast)."""
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module(".nn", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "interop",
     "TransconvError",
     "ConvSpec",
     "conv",
     "conv_transpose",
+    "conv_weight_grad",
+    "nn",
     "choose_method",
     "MethodChoice",
     "METHODS",
