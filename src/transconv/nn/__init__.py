@@ -41,3 +41,16 @@ def __getattr__(name: str):
             if hasattr(module, name):
                 return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# ---- save/load, converters and equivalences (branch nnio: nn/io.py, nn/convert.py, nn/extra_layers.py) ----
+from .extra_layers import Crop, ZeroInsert  # noqa: E402  (registers both in LAYERS)
+from .io import load, save  # noqa: E402
+from .convert import (  # noqa: E402
+    convtranspose_as_conv, convtranspose_to_pixelshuffle, from_keras, from_torch, pixelshuffle_to_convtranspose, resize_conv, to_torch,
+)
+
+__all__ += ["Crop", "ZeroInsert", "save", "load", "from_torch", "to_torch", "from_keras",
+            "convtranspose_to_pixelshuffle", "pixelshuffle_to_convtranspose", "convtranspose_as_conv", "resize_conv"]
+from .onnx_export import to_onnx  # noqa: E402
+
+__all__ += ["to_onnx"]
