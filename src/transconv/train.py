@@ -42,21 +42,6 @@ __all__ = [
 
 # (d, s, m): feature channels, shrunk channels, mapping layers
 FSRCNN_SIZES = {"s": (32, 5, 1), "full": (56, 12, 4)}
-_FORMAT = "transconv-fsrcnn-1"
-
-
-def _nn():
-    """The layers: ``transconv.nn`` when it is there, else the stop-gap with the same contract."""
-    try:
-        from . import nn
-
-        if all(hasattr(nn, n) for n in ("Conv", "ConvTranspose", "PReLU", "Sequential", "Adam", "mse_loss")):
-            return nn
-    except ImportError:
-        pass
-    from . import _nn_stopgap
-
-    return _nn_stopgap
 
 
 def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
@@ -95,7 +80,8 @@ def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0
     """
     if init not in ("bicubic-path", "torch"):
         raise TransconvError(f"fsrcnn: init must be 'bicubic-path' or 'torch', got {init!r}")
-    nn = _nn()
+    from . import nn
+
     rng = np.random.default_rng(seed)
     seeds = iter(rng.integers(2**31, size=m + 4).tolist())
     layers = [nn.Conv(1, d, 5, padding=2, seed=next(seeds)), nn.PReLU(d),
@@ -172,8 +158,9 @@ def _json_array(obj: Any) -> np.ndarray:
     return np.array(json.dumps(obj))
 
 
-def save_model(model: Any, path: str | os.PathLike, architecture: dict, metadata: dict | None = None) -> None:
-    """Save an FSRCNN as ``.npz``: its state dict plus JSON ``architecture`` and ``metadata`` (no pickles).
+def save_model(model: Any, path: str | os.PathLike, fsrcnn_config: dict, metadata: dict | None = None) -> None:
+    """Save an FSRCNN in ``transconv.nn``'s file format (so ``tc.nn.load`` reads it), its
+    architecture JSON also holding ``"fsrcnn"`` (scale, d, s, m) and ``"metadata"`` (how it was trained).
 
     Examples
     --------
@@ -184,30 +171,28 @@ def save_model(model: Any, path: str | os.PathLike, architecture: dict, metadata
     >>> load_model(path)[1]["scale"]
     2
     """
+    from .nn.io import architecture
+
+    arch = dict(architecture(model), fsrcnn=fsrcnn_config, metadata=metadata or {})
     arrays = {k: np.asarray(v) for k, v in model.state_dict().items()}
-    arrays["__format__"] = np.array(_FORMAT)
-    arrays["__architecture__"] = _json_array(architecture)
-    arrays["__metadata__"] = _json_array(metadata or {})
+    arrays["__architecture__"] = _json_array(arch)
     _atomic_savez(Path(path), arrays)
 
 
 def load_model(path: str | os.PathLike) -> tuple[Any, dict, dict]:
-    """Load a model written by :func:`save_model`: ``(model, architecture, metadata)``; ``allow_pickle=False``."""
+    """Load a model written by :func:`save_model`: ``(model, fsrcnn_config, metadata)``.
+
+    The model is read by ``tc.nn.load`` (``allow_pickle=False``, names and shapes checked).
+    """
+    from . import nn
+
     path = Path(path)
-    if not path.is_file():
-        raise TransconvError(f"load_model: path {str(path)!r} is not a file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise TransconvError(f"load_model: {str(path)!r} is not a readable .npz model ({exc})") from None
-    if str(arrays.pop("__format__", "")) != _FORMAT:
-        raise TransconvError(f"load_model: {str(path)!r} is not a {_FORMAT} file")
-    architecture = json.loads(str(arrays.pop("__architecture__")))
-    metadata = json.loads(str(arrays.pop("__metadata__")))
-    model = fsrcnn(architecture["scale"], architecture["d"], architecture["s"], architecture["m"])
-    model.load_state_dict(arrays)
-    return model, architecture, metadata
+    model = nn.load(path)
+    with np.load(path, allow_pickle=False) as f:
+        arch = json.loads(str(f["__architecture__"]))
+    if not isinstance(arch.get("fsrcnn"), dict) or "scale" not in arch["fsrcnn"]:
+        raise TransconvError(f"load_model: {str(path)!r} is a transconv.nn model but not an up-sampler (no 'fsrcnn' entry)")
+    return model, arch["fsrcnn"], arch.get("metadata", {})
 
 
 def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
@@ -307,7 +292,8 @@ def train(
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise TransconvError(f"train: resume needs a checkpoint, {str(ckpt_path)!r} does not exist")
 
-    nn = _nn()
+    from . import nn
+
     d, s, m = FSRCNN_SIZES[size]
     photos = ("camera", "text") if quick else TRAIN_PHOTOS
     config = {"scale": scale, "d": d, "s": s, "m": m, "seed": seed, "steps": steps, "patch": patch, "batch": batch,
@@ -366,7 +352,7 @@ def train(
     wall = wall_before + time.perf_counter() - t0
     final = val[max(val)] if val else evaluate(model, pairs, scale)[0]
     metadata = dict(config, command=command or f"transconv.train({scale}, steps={steps}, seed={seed})",
-                    backend="transconv", layers=nn.__name__, wall_seconds=round(wall, 1),
+                    backend="transconv", wall_seconds=round(wall, 1),
                     load_average=[round(x, 2) for x in os.getloadavg()], val_psnr=round(final, 3),
                     val_bicubic_psnr=round(bicubic, 3))
     if out_path is not None:
