@@ -28,6 +28,10 @@ from .spec import (
     solve_geometry,
 )
 
+# the learned up-sampler (importing these binds the functions over the same-named submodules)
+from .upsample import upsample  # noqa: E402
+from .train import train  # noqa: E402
+
 __version__ = "0.1.0"
 
 
@@ -69,3 +73,4 @@ __all__ = [
     "operator_norm",
     "format_matrix",
 ]
+__all__ += ["upsample", "train"]

@@ -1,0 +1,160 @@
+"""One training step of the shipped up-sampler against the identical network in PyTorch.
+
+A step is forward, MSE loss, backward and Adam on a batch of 16 LR patches of 48x48 (HR
+``scale`` x that).  Both run in this process with the same threads (numba's count, given to
+PyTorch too), after warm-up, in alternating blocks of calls; the median of the blocks is
+reported.  Per layer: forward, input gradient and weight gradient of each convolution, ours
+(``tc.conv``, ``tc.conv_transpose``, ``tc.conv_weight_grad``) against ``torch.nn.functional`` / ``torch.nn.grad``.
+
+    python benchmarks/bench_train_step.py [--scale 2] [--blocks 7] [--json]
+
+(the implementation of ``transconv bench --train``: :func:`add_arguments`, :func:`run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import transconv as tc
+
+
+def _block_median(fns: dict, blocks: int, calls: int) -> dict:
+    """Alternate blocks of ``calls`` calls of each function; per-call median over the blocks (ms)."""
+    times = {name: [] for name in fns}
+    for name, fn in fns.items():  # warm-up: compilation, BLAS buffers, allocator
+        for _ in range(2):
+            fn()
+    for _ in range(blocks):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - t0) / calls * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _torch_twin(net):
+    import torch
+
+    layers = []
+    for layer in net:
+        name = type(layer).__name__
+        if name == "Conv":
+            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding))
+        elif name == "ConvTranspose":
+            layers.append(torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                                                   padding=layer.padding, output_padding=layer.output_padding))
+        else:
+            layers.append(torch.nn.PReLU(layer.params["weight"].size))
+    twin = torch.nn.Sequential(*layers)
+    twin.load_state_dict({k: torch.tensor(v) for k, v in net.state_dict().items()})
+    return twin
+
+
+def bench(scale: int = 2, patch: int = 48, batch: int = 16, blocks: int = 7, calls: int = 3) -> dict:
+    import numba
+    import torch
+
+    threads = numba.get_num_threads()
+    torch.set_num_threads(threads)
+    train = importlib.import_module("transconv.train")
+    from transconv.upsample import shipped_model_path
+
+    net = train.load_model(shipped_model_path(scale))[0]
+    nn = tc.nn
+    twin = _torch_twin(net)
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 1, patch, patch), dtype=np.float32)
+    target = rng.random((batch, 1, patch * scale, patch * scale), dtype=np.float32)
+    xt, tt = torch.from_numpy(x), torch.from_numpy(target)
+    opt, opt_t = nn.Adam(net, lr=1e-4), torch.optim.Adam(twin.parameters(), lr=1e-4)
+
+    def ours_step():
+        opt.zero_grad()
+        _, grad = nn.mse_loss(net.forward(x), target)
+        net.backward(grad)
+        opt.step()
+
+    def torch_step():
+        opt_t.zero_grad()
+        torch.nn.functional.mse_loss(twin(xt), tt).backward()
+        opt_t.step()
+
+    step = _block_median({"ours": ours_step, "torch": torch_step}, blocks, calls)
+    rows = []
+    h = x
+    for i, layer in enumerate(net):
+        out = layer.forward(h)
+        name = type(layer).__name__
+        if name in ("Conv", "ConvTranspose"):
+            transposed = name == "ConvTranspose"
+            g = rng.standard_normal(out.shape).astype(np.float32)
+            ht, gt, wt = torch.from_numpy(h), torch.from_numpy(g), torch.from_numpy(layer.weight)
+            kw = {"stride": layer.stride, "padding": layer.padding}
+            if transposed:
+                fns = {
+                    "fwd": lambda: tc.conv_transpose(h, layer.weight, layer.bias, output_padding=layer.output_padding, **kw),
+                    "dx": lambda: tc.conv(g, layer.weight, **kw),
+                    "dw": lambda: tc.conv_weight_grad(h, g, layer.weight.shape, transposed=True, output_padding=layer.output_padding, **kw),
+                    "t_fwd": lambda: torch.nn.functional.conv_transpose2d(ht, wt, output_padding=layer.output_padding, **kw),
+                    "t_dx": lambda: torch.nn.functional.conv2d(gt, wt, **kw),
+                    "t_dw": lambda: torch.nn.grad.conv2d_weight(gt, wt.shape, ht, **kw),
+                }
+            else:
+                fns = {
+                    "fwd": lambda: tc.conv(h, layer.weight, layer.bias, **kw),
+                    "dx": lambda: tc.conv_transpose(g, layer.weight, **kw),
+                    "dw": lambda: tc.conv_weight_grad(h, g, layer.weight.shape, **kw),
+                    "t_fwd": lambda: torch.nn.functional.conv2d(ht, wt, **kw),
+                    "t_dx": lambda: torch.nn.grad.conv2d_input(ht.shape, wt, gt, **kw),
+                    "t_dw": lambda: torch.nn.grad.conv2d_weight(ht, wt.shape, gt, **kw),
+                }
+            t = _block_median(fns, blocks, calls)
+            rows.append({"layer": f"{i} {name} {layer.in_channels}->{layer.out_channels} k{layer.kernel_size[0]}"
+                                  f"{' s' + str(layer.stride[0]) if transposed else ''} on {tuple(h.shape)}", **t})
+        h = out
+    return {"threads": threads, "scale": scale, "batch": batch, "patch": patch,
+            "step_ms": step, "ratio": step["ours"] / step["torch"], "layers": rows}
+
+
+def table(r: dict) -> str:
+    lines = [f"training step, FSRCNN x{r['scale']}, batch {r['batch']} of {r['patch']}x{r['patch']}, {r['threads']} threads: ours {r['step_ms']['ours']:.1f} ms, PyTorch {r['step_ms']['torch']:.1f} ms, "
+             f"ratio {r['ratio']:.2f}",
+             f"{'layer':48s} {'fwd':>7s} {'t_fwd':>7s} {'dx':>7s} {'t_dx':>7s} {'dw':>7s} {'t_dw':>7s}  (ms)"]
+    for row in r["layers"]:
+        lines.append(f"{row['layer'][:48]:48s} " + " ".join(f"{row[k]:7.2f}" for k in ("fwd", "t_fwd", "dx", "t_dx", "dw", "t_dw")))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=int, default=2, choices=(2, 4), help="which shipped model (default: 2)")
+    parser.add_argument("--blocks", type=int, default=7, help="alternating blocks per measurement (default: 7)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("transconv bench --train: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
+        return 2
+    r = bench(scale=getattr(args, "scale", 2), blocks=getattr(args, "blocks", 7))
+    print(json.dumps(r, indent=2) if args.json else table(r))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
