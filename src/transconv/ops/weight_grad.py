@@ -171,8 +171,9 @@ def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[i
     with stride 1 and ``prod(kernel) > 1`` the shift method does the same GEMM work with no
     column buffer.  With a stride ``s`` it would multiply the work by ``prod(s)`` (``grad_out``
     is spread ``s`` apart), and a 1x1 kernel has nothing to duplicate: im2col there.
-    Measured single-threaded on 16x48x48 float32 (docs/learning.md): 12->12 k3 12.7 vs
-    16.9 ms, 1->56 k5 10.2 vs 20.0 ms; DCGAN 4x4 stride 2: gemm 3-5x faster than shift.
+    Single-threaded on 16x48x48 float32 the two take about the same time (within the noise of
+    a loaded machine, docs/learning.md) while shift needs one copy of the input instead of
+    ``prod(kernel)``; on DCGAN 4x4 stride-2 layers gemm is 3-50x faster than shift.
     ``"swap"`` stays as an independent implementation that the tests compare.
 
     >>> from transconv.spec import conv_spec
