@@ -15,8 +15,9 @@ Methods
 -------
 ``"reference"``  the formula read off the connectivity (``tap_index``), tap by tap.
 ``"gemm"``       im2col: the strided windows of ``xpad`` (a ``sliding_window_view``)
-                 copied into a column buffer per batch block (under 64 MB) and one
-                 GEMM per group, batch folded into the contraction.
+                 copied into a column buffer per batch block (under 64 MB); one GEMM
+                 per sample when it has >= 1024 output positions (``grad_out`` read in
+                 place), else one per block with the batch folded into the contraction.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
 ``"swap"``       batch <-> channel swap: ``dW`` is ``conv`` of ``xpad`` read as
@@ -41,6 +42,7 @@ __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method
 WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
+_PER_SAMPLE_POSITIONS = 1024  # from here one GEMM per sample is long enough to skip folding the batch
 
 
 def _as_float(op: str, name: str, value: Any) -> np.ndarray:
@@ -96,7 +98,23 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     per_sample = c_in * taps * positions * xpad.itemsize
     block = max(1, min(n, _COLUMN_BYTES // max(per_sample, 1)))
     dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
-    # both operands laid out (rows, N_block * P) so the contraction runs along contiguous memory: dW_g = G_g @ X_g^T
+    wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
+    if positions >= _PER_SAMPLE_POSITIONS:
+        # one GEMM per sample reads grad_out where it lies (each sample's (C_out/G, P) block is contiguous)
+        order = (0, 1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + tuple(range(3, 3 + ndim))
+        g_view = g.reshape(n, groups, cog, positions)
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            nb = stop - start
+            w_blk = windows[start:stop].reshape((nb, groups, cig) + tuple(out_shape) + spec.kernel_size)
+            cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(nb, groups, cig * taps, positions)
+            for i in range(nb):
+                if wide:
+                    dw += np.matmul(g_view[start + i], cols[i].transpose(0, 2, 1))
+                else:
+                    dw += np.matmul(cols[i], g_view[start + i].transpose(0, 2, 1)).transpose(0, 2, 1)
+        return dw.reshape(weight_shape)
+    # few positions per sample: fold the batch into the contraction, both operands laid out (rows, N_block * P)
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
     for start in range(0, n, block):
         stop = min(n, start + block)
@@ -105,9 +123,9 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
         cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, nb * positions)
         g_blk = np.ascontiguousarray(g[start:stop].reshape(nb, groups, cog, positions).transpose(1, 2, 0, 3))
         g_rows = g_blk.reshape(groups, cog, nb * positions)
-        if cog >= cig * taps:
+        if wide:
             dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
-        else:  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
+        else:
             dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
     return dw.reshape(weight_shape)
 
@@ -165,24 +183,18 @@ _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_ge
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
-    """The method ``"auto"`` picks: ``"shift"`` for stride 1 with a kernel of more than one tap, else ``"gemm"``.
+    """The method ``"auto"`` picks: ``"gemm"``, for every call.
 
-    The rule: im2col copies the input once per tap, the shifted views read it in place, so
-    with stride 1 and ``prod(kernel) > 1`` the shift method does the same GEMM work with no
-    column buffer.  With a stride ``s`` it would multiply the work by ``prod(s)`` (``grad_out``
-    is spread ``s`` apart), and a 1x1 kernel has nothing to duplicate: im2col there.
-    Measured single-threaded on 16x48x48 float32 (docs/learning.md): 12->12 k3 12.7 vs
-    16.9 ms, 1->56 k5 10.2 vs 20.0 ms; DCGAN 4x4 stride 2: gemm 3-5x faster than shift.
-    ``"swap"`` stays as an independent implementation that the tests compare.
+    Measured single-threaded (docs/learning.md): on stride-1 layers with 1-56 channels on
+    16x48x48 the im2col GEMM took 0.2-1.0x the time of ``"shift"`` and 0.05-0.4x that of
+    ``"swap"``; on DCGAN 4x4 stride-2 layers shift does ``prod(stride)`` times the work and
+    swap was not faster.  ``"shift"`` (no column buffer: one copy of the input instead of
+    ``prod(kernel)``) and ``"swap"`` are there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((8, 4, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
-    'shift'
-    >>> choose_weight_grad_method((8, 4, 4, 4), (4, 4), conv_spec("conv", (8, 8), 4, stride=2, padding=1))
     'gemm'
     """
-    if all(s == 1 for s in spec.stride) and int(np.prod(spec.kernel_size)) > 1:
-        return "shift"
     return "gemm"
 
 
