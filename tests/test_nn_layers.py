@@ -366,3 +366,37 @@ def test_overlap_diagnosis_and_repr_flag_uneven_kernels():
     assert repr(tc.nn.Conv(3, 8, 3, groups=1, bias=False, padding_mode="reflect", padding=(1, 2))) == (
         "Conv(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 2), bias=False, padding_mode='reflect')"
     )
+
+
+@given(
+    st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.sampled_from(["nearest", "bilinear"]),
+    st.lists(st.integers(1, 5), min_size=3, max_size=3), st.lists(st.integers(1, 3), min_size=3, max_size=3),
+)
+def test_upsample_matches_torch_interpolate(ndim, batch, channels, mode, sizes, scales):
+    rng = np.random.default_rng(sum(sizes) + 7 * sum(scales))
+    x = rng.standard_normal((batch, channels) + tuple(sizes[:ndim]))
+    layer = tc.nn.Upsample(scales[:ndim], mode=mode)
+    y = layer(x)
+    g = rng.standard_normal(y.shape)
+    torch_mode = mode if mode == "nearest" else {1: "linear", 2: "bilinear", 3: "trilinear"}[ndim]
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    ref_y, ref_gx = _autograd(lambda t: F.interpolate(t, scale_factor=tuple(scales[:ndim]), mode=torch_mode, **kwargs), x, g)
+    np.testing.assert_allclose(y, ref_y, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(g), ref_gx, atol=1e-12)
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 2))
+def test_pixel_shuffle_and_unshuffle_match_torch(r, channels, h, w, batch):
+    rng = np.random.default_rng(r * 100 + channels * 10 + h + w)
+    x = rng.standard_normal((batch, channels * r * r, h, w))
+    shuffle = tc.nn.PixelShuffle(r)
+    y = shuffle(x)
+    g = rng.standard_normal(y.shape)
+    ref_y, ref_gx = _autograd(lambda t: F.pixel_shuffle(t, r), x, g)
+    np.testing.assert_array_equal(y, ref_y)
+    np.testing.assert_array_equal(shuffle.backward(g), ref_gx)
+    unshuffle = tc.nn.PixelUnshuffle(r)
+    z = unshuffle(y)
+    ref_z, ref_gy = _autograd(lambda t: F.pixel_unshuffle(t, r), y, x)
+    np.testing.assert_array_equal(z, ref_z)
+    np.testing.assert_array_equal(unshuffle.backward(x), ref_gy)

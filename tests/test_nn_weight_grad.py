@@ -96,3 +96,23 @@ def test_conv_weight_grad_rejects_bad_input():
     with pytest.raises(TransconvError, match="same batch size"):
         tc.conv_weight_grad(x, g[:1], (6, 4, 3, 3))
     assert tc.conv_weight_grad(x[:0], g[:0], (6, 4, 3, 3)).shape == (6, 4, 3, 3)
+
+
+@pytest.mark.parametrize(
+    "c_in, c_out, k, stride, groups",
+    [(1, 8, 3, 1, 1), (6, 2, 3, 1, 2), (4, 4, 1, 1, 1), (3, 6, 2, 1, 3)],
+)
+def test_gemm_per_sample_path_matches_torch(c_in, c_out, k, stride, groups):
+    """Grids with >= 1024 output positions take gemm's one-GEMM-per-sample path (both orientations)."""
+    rng = np.random.default_rng(c_in * 10 + c_out)
+    x = rng.standard_normal((3, c_in, 34, 33))
+    w_shape = (c_out, c_in // groups, k, k)
+    g = rng.standard_normal(tc.conv(x, np.zeros(w_shape), None, stride, 1, 1, groups).shape)
+    assert np.prod(g.shape[2:]) >= 1024
+    ref = torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, torch.from_numpy(g), stride, 1, 1, groups).numpy()
+    for method in WEIGHT_GRAD_METHODS:
+        np.testing.assert_allclose(tc.conv_weight_grad(x, g, w_shape, stride, 1, 1, groups, method=method), ref, atol=1e-10)
+    # the transposed layer whose large grid is x: its weight gradient is the same correlation
+    np.testing.assert_allclose(
+        tc.conv_weight_grad(g, x, w_shape, stride, 1, 1, groups, transposed=True, output_padding=0), ref, atol=1e-10
+    )

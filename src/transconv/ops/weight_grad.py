@@ -15,8 +15,11 @@ Methods
 -------
 ``"reference"``  the formula read off the connectivity (``tap_index``), tap by tap.
 ``"gemm"``       im2col: the strided windows of ``xpad`` (a ``sliding_window_view``)
-                 copied into a column buffer per batch block (under 64 MB) and one
-                 GEMM per group, batch folded into the contraction.
+                 copied into a column buffer per batch block (under 64 MB); one GEMM
+                 per sample when it has >= 1024 output positions (``grad_out`` read in
+                 place), else one per block with the batch folded into the contraction.
+``"shift"``      one GEMM per tap against a shifted view of the input flattened over
+                 (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
 ``"swap"``       batch <-> channel swap: ``dW`` is ``conv`` of ``xpad`` read as
                  ``(C_in, N, *spatial)`` with ``g`` read as the kernel ``(C_out, N, *p)``,
                  stride and dilation exchanged (one ``tc.conv`` call per group).
@@ -36,9 +39,10 @@ from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
 
-WEIGHT_GRAD_METHODS = ("reference", "gemm", "swap")
+WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
+_PER_SAMPLE_POSITIONS = 1024  # from here one GEMM per sample is long enough to skip folding the batch
 
 
 def _as_float(op: str, name: str, value: Any) -> np.ndarray:
@@ -94,7 +98,23 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     per_sample = c_in * taps * positions * xpad.itemsize
     block = max(1, min(n, _COLUMN_BYTES // max(per_sample, 1)))
     dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
-    # both operands laid out (rows, N_block * P) so the contraction runs along contiguous memory: dW_g = G_g @ X_g^T
+    wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
+    if positions >= _PER_SAMPLE_POSITIONS:
+        # one GEMM per sample reads grad_out where it lies (each sample's (C_out/G, P) block is contiguous)
+        order = (0, 1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + tuple(range(3, 3 + ndim))
+        g_view = g.reshape(n, groups, cog, positions)
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            nb = stop - start
+            w_blk = windows[start:stop].reshape((nb, groups, cig) + tuple(out_shape) + spec.kernel_size)
+            cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(nb, groups, cig * taps, positions)
+            for i in range(nb):
+                if wide:
+                    dw += np.matmul(g_view[start + i], cols[i].transpose(0, 2, 1))
+                else:
+                    dw += np.matmul(cols[i], g_view[start + i].transpose(0, 2, 1)).transpose(0, 2, 1)
+        return dw.reshape(weight_shape)
+    # few positions per sample: fold the batch into the contraction, both operands laid out (rows, N_block * P)
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
     for start in range(0, n, block):
         stop = min(n, start + block)
@@ -103,10 +123,42 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
         cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, nb * positions)
         g_blk = np.ascontiguousarray(g[start:stop].reshape(nb, groups, cog, positions).transpose(1, 2, 0, 3))
         g_rows = g_blk.reshape(groups, cog, nb * positions)
-        if cog >= cig * taps:
+        if wide:
             dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
-        else:  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
+        else:
             dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
+    return dw.reshape(weight_shape)
+
+
+def _weight_grad_shift(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
+    """One GEMM per tap against a shifted view of the flattened input, no column buffer.
+
+    With the batch laid out along the flat padded grid, ``(C, N * prod(padded))``, tap ``t``
+    reads the input shifted by ``offset_t`` flat positions.  ``grad_out`` is spread on the same
+    grid (zeros elsewhere); since ``p + t * d`` stays inside one sample's padded grid, the
+    zeros keep samples apart and ``dW_t = G @ X[:, offset_t:]^T`` over the whole batch.
+    ``grad_out`` sits ``stride`` apart on that grid, so a stride ``s`` costs ``prod(s)`` times the work.
+    """
+    groups = spec.groups
+    n, c_in = xpad.shape[:2]
+    c_out = g.shape[1]
+    cig, cog = c_in // groups, c_out // groups
+    padded = xpad.shape[2:]
+    flat_strides = [int(np.prod(padded[a + 1 :])) for a in range(len(padded))]
+    x_rows = np.ascontiguousarray(np.swapaxes(xpad, 0, 1)).reshape(c_in, -1)  # (C_in, N * prod(padded))
+    g_grid = np.zeros((c_out, n) + tuple(padded), dtype=g.dtype)
+    spread = tuple(slice(0, (o - 1) * st + 1, st) for o, st in zip(g.shape[2:], spec.stride))
+    g_grid[(slice(None), slice(None)) + spread] = np.swapaxes(g, 0, 1)
+    g_rows = g_grid.reshape(c_out, -1)
+    total = g_rows.shape[1]
+    dw = np.empty((groups, cog, cig) + spec.kernel_size, dtype=g.dtype)
+    for tap in itertools.product(*(range(k) for k in spec.kernel_size)):
+        offset = sum(t * d * f for t, d, f in zip(tap, spec.dilation, flat_strides))
+        for k in range(groups):
+            a = g_rows[k * cog : (k + 1) * cog, : total - offset]
+            b = x_rows[k * cig : (k + 1) * cig, offset:]
+            # OpenBLAS runs a long thin product several times faster with the longer side as the rows
+            dw[(k, slice(None), slice(None)) + tap] = a @ b.T if cog >= cig else (b @ a.T).T
     return dw.reshape(weight_shape)
 
 
@@ -127,16 +179,17 @@ def _weight_grad_swap(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     return np.concatenate(parts, axis=0).reshape(weight_shape)
 
 
-_IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "swap": _weight_grad_swap}
+_IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "shift": _weight_grad_shift, "swap": _weight_grad_swap}
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
-    """The method ``"auto"`` picks: ``"gemm"`` (im2col) for every call.
+    """The method ``"auto"`` picks: ``"gemm"``, for every call.
 
-    Measured single-threaded on FSRCNN-like layers (12-56 channels, 16x48x48, k1/k3/k5) the
-    im2col GEMM took 0.05-0.4x the swap method's time; on DCGAN 4x4 stride-2 layers with
-    128-512 channels the two were within 15% of each other (docs/learning.md has the
-    figures).  ``"swap"`` stays as an independent implementation that the tests compare.
+    Measured single-threaded (docs/learning.md): on stride-1 layers with 1-56 channels on
+    16x48x48 the im2col GEMM took 0.2-1.0x the time of ``"shift"`` and 0.05-0.4x that of
+    ``"swap"``; on DCGAN 4x4 stride-2 layers shift does ``prod(stride)`` times the work and
+    swap was not faster.  ``"shift"`` (no column buffer: one copy of the input instead of
+    ``prod(kernel)``) and ``"swap"`` are there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((8, 4, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
@@ -176,7 +229,7 @@ def conv_weight_grad(
         :func:`transconv.conv_transpose`.
     transposed : bool
         The layer is a transposed convolution.
-    method : {"auto", "reference", "gemm", "swap"}
+    method : {"auto", "reference", "gemm", "shift", "swap"}
         See the module docstring; ``"auto"`` uses :func:`choose_weight_grad_method`.
 
     Returns
