@@ -45,6 +45,8 @@ CASES = {
     "convtranspose_same": (lambda: nn.ConvTranspose(2, 2, 3, stride=2, padding="same", bias=False, seed=10), (1, 2, 5, 5)),
     "convtranspose1d": (lambda: nn.ConvTranspose1d(2, 3, 5, stride=3, padding=2, output_padding=2, seed=11), (2, 2, 6)),
     "convtranspose3d": (lambda: nn.ConvTranspose3d(2, 4, 2, stride=2, groups=2, seed=12), (1, 2, 3, 2, 3)),
+    "convtranspose_output_padding_past_stride": (lambda: nn.ConvTranspose(2, 2, 3, stride=(1, 2), padding=((0, 1), (1, 0)), output_padding=(2, 1), dilation=(3, 2), seed=20), (1, 2, 4, 4)),
+    "convtranspose_output_padding_into_crop": (lambda: nn.ConvTranspose(2, 2, 3, stride=1, padding=(2, 1), output_padding=2, dilation=3, seed=21), (1, 2, 4, 4)),
     "pixelshuffle": (lambda: nn.PixelShuffle(2), (2, 12, 3, 4)),
     "pixelshuffle3": (lambda: nn.PixelShuffle(3), (1, 18, 2, 3)),
     "pixelshuffle1d": (lambda: nn.PixelShuffle(3), (1, 6, 4)),

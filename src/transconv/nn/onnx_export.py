@@ -114,7 +114,23 @@ def _add_layer(graph: _Graph, layer: Module, label: str) -> None:
                     f"to_onnx: {name} has padding_mode={spec.padding_mode!r}; ONNX ConvTranspose only pads with zeros "
                     f"and the adjoint of {spec.padding_mode!r} padding has no ONNX operator (use padding_mode='zeros')"
                 )
-            graph.node("ConvTranspose", inputs, out_shape, pads=pads, output_padding=list(spec.output_padding), **attrs)
+            # onnxruntime refuses output_padding >= stride (allowed with a larger dilation): output index o is
+            # full index o + pad_begin whatever the end, so the excess first shortens the end crop, then zeros + bias follow
+            output_padding, tail = [], []
+            for a, (extra, stride) in enumerate(zip(spec.output_padding, spec.stride)):
+                excess = max(extra - (stride - 1), 0)
+                taken = min(excess, pads[nd + a])
+                pads[nd + a] -= taken
+                output_padding.append(extra - excess)
+                tail.append(excess - taken)
+            if not any(tail):
+                graph.node("ConvTranspose", inputs, out_shape, pads=pads, output_padding=output_padding, **attrs)
+                return
+            short = out_shape[:2] + tuple(n - t for n, t in zip(out_shape[2:], tail))
+            graph.node("ConvTranspose", inputs[:1], short, pads=pads, output_padding=output_padding, **attrs)
+            graph.node("Pad", [graph.const("pads", np.array([0] * (nd + 2) + [0, 0] + tail, np.int64))], out_shape, mode="constant")
+            if layer.bias is not None:
+                graph.node("Add", [graph.const("bias", layer.bias.reshape((-1,) + (1,) * nd).astype(graph.dtype))], out_shape)
             return
         if spec.padding_mode != "zeros":
             padded = graph.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(graph.shape[2:], spec.padding))
