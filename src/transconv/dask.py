@@ -41,7 +41,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS, _Call, _conv_call, _conv_transpose_call
+from .ops.dispatch import METHODS, _as_numeric, _Call, _conv_call, _conv_transpose_call
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, conv_output_length
@@ -228,16 +228,16 @@ def _validate(op, x, w, bias, chunks, method, make_call):
     w = _concrete(op, "w", w)
     bias = _concrete(op, "bias", bias)
     if not isinstance(x, da.Array):
-        x = np.asarray(x) if hasattr(x, "__array__") or isinstance(x, (list, tuple)) else x
-    if isinstance(x, da.Array):
+        x = _as_numeric(op.rsplit(".", 1)[-1], "x", x)  # the in-memory message for ragged / non-numeric input
+    else:
         for axis, sizes in enumerate(x.chunks):
             if any(math.isnan(c) for c in sizes):
                 raise TransconvError(
                     f"{op}: x has unknown chunk sizes on axis {axis} (shape {x.shape}); call "
                     f"x.compute_chunk_sizes() first"
                 )
-    shape, dtype = (x.shape, x.dtype) if hasattr(x, "dtype") else (None, None)
-    standin = np.broadcast_to(np.zeros((), dtype), shape) if shape is not None else x
+    shape, dtype = x.shape, x.dtype
+    standin = np.broadcast_to(np.zeros((), dtype), shape)
     call: _Call = make_call(standin, w, bias)  # raises exactly what the in-memory operator raises
     if method != "auto" and method not in METHODS:
         memory_op = "conv_transpose" if call.problem.transposed else "conv"
@@ -453,50 +453,59 @@ def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
 @dataclass(frozen=True)
 class _Scatter:
     """Along one axis: the slice of the concatenated inputs that reaches padded output
-    ``[p0, p1)``, the crop of their full transposed output, and zeros no input reaches."""
+    ``[p0, p1)``, the padding / output_padding of their transposed conv, the window of its
+    result that is ``[p0, p1)``, and zeros where no input reaches."""
 
     index: slice
-    crop: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: int
+    window: slice
     zeros: tuple[int, int]
     length: int
     interior: bool  # inside the uncropped border (bias applies; fold pieces carry none)
 
 
 def _transpose_axis(
-    chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, big: int, fold: bool
+    chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, a: int, big: int, fold: bool
 ) -> list[_Piece]:
     """Pieces of the uncropped (padded) transposed output along one axis.
 
     Without ``fold`` they are the output chunks (crop dropped); with it the low crop
-    ``[0, lo)`` and high crop come first and last, to be folded back afterwards.
+    ``[0, lo)`` and high crop come first and last, to be folded back afterwards.  A piece
+    runs the layer's own geometry (padding, output_padding) on a halo wide enough to cover
+    it, so the chunk takes the same fast path as the whole array (an output of stride x
+    its input); pieces it cannot cover (the crops) take exactly their region.
     """
     m = int(sum(chunks))
     k_eff = d * (k - 1) + 1
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output chunk j is stride x input chunk j in padded coordinates, cropped at the edges
-    edges = [0] + [min(big, max(0, int(a) * s - lo)) for a in starts[1:-1]] + [big]
+    edges = [0] + [min(big, max(0, int(e) * s - lo)) for e in starts[1:-1]] + [big]
     edges = [e + lo for e in np.maximum.accumulate(edges)]
-    regions = [(a, b, True) for a, b in zip(edges[:-1], edges[1:])]
+    regions = [(e0, e1, True) for e0, e1 in zip(edges[:-1], edges[1:])]
     if fold:
         regions = ([(0, lo, False)] if lo else []) + regions + ([(lo + big, lo + big + hi, False)] if hi else [])
     pieces = []
     for p0, p1, interior in regions:
-        i0 = max(0, -(-(p0 - k_eff + 1) // s))
+        i0 = max(0, -(-(p0 - k_eff + 1) // s))  # the inputs that reach [p0, p1)
         i1 = min(m - 1, (p1 - 1) // s)
         if p1 == p0 or i0 > i1:
-            pieces.append(_Piece((), _Scatter(slice(0, 0), (0, 0), (p1 - p0, 0), p1 - p0, interior)))
+            pieces.append(_Piece((), _Scatter(slice(0, 0), (0, 0), 0, slice(None), (p1 - p0, 0), p1 - p0, interior)))
             continue
+        # wider, so that the layer's own geometry covers [p0, p1); extra inputs only reach outside it
+        j0 = min(i0, (p0 - lo) // s) if p0 >= lo else -1
+        j1 = max(i1, -(-(p1 - k_eff + hi - a) // s))
+        if j0 >= 0 and j1 <= m - 1:
+            i0, i1 = j0, j1
+            begin = p0 - (i0 * s + lo)
+            geometry = ((lo, hi), a, slice(begin, begin + p1 - p0), (0, 0))
+        else:
+            reach0, reach1 = i0 * s, i1 * s + k_eff  # what inputs i0..i1 reach, uncropped
+            geometry = ((max(0, p0 - reach0), max(0, reach1 - p1)), 0, slice(None),
+                        (max(0, reach0 - p0), max(0, p1 - reach1)))
         touched = tuple(range(int(_chunk_of(starts, np.array([i0]))[0]), int(_chunk_of(starts, np.array([i1]))[0]) + 1))
         base = int(starts[touched[0]])
-        reach0, reach1 = i0 * s, i1 * s + k_eff  # what inputs i0..i1 reach, uncropped
-        info = _Scatter(
-            slice(i0 - base, i1 + 1 - base),
-            (max(0, p0 - reach0), max(0, reach1 - p1)),
-            (max(0, reach0 - p0), max(0, p1 - reach1)),
-            p1 - p0,
-            interior,
-        )
-        pieces.append(_Piece(touched, info))
+        pieces.append(_Piece(touched, _Scatter(slice(i0 - base, i1 + 1 - base), *geometry, p1 - p0, interior)))
     return pieces
 
 
@@ -512,13 +521,14 @@ def _transpose_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarra
         y = y[(slice(None), slice(None)) + tuple(t.index for t in spatial)]
         spec = op.spec
         out = _memory_conv_transpose(
-            y, op.w, None, spec.stride, tuple(t.crop for t in spatial), 0, spec.groups, spec.dilation,
-            method=op.method, plain=False,
+            y, op.w, None, spec.stride, tuple(t.padding for t in spatial), tuple(t.output_padding for t in spatial),
+            spec.groups, spec.dilation, method=op.method, plain=False,
         ).astype(op.dtype, copy=False)
+        out = out[(slice(None), slice(None)) + tuple(t.window for t in spatial)]
         if any(t.zeros != (0, 0) for t in spatial):
             out = np.pad(out, [(0, 0), (0, 0)] + [t.zeros for t in spatial])
     if op.bias is not None and all(t.interior for t in spatial):
-        out += op.bias.astype(op.dtype).reshape((1, -1) + (1,) * len(spatial))
+        out = out + op.bias.astype(op.dtype).reshape((1, -1) + (1,) * len(spatial))
     return out
 
 
@@ -565,10 +575,10 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     big = call.problem.output_spatial
     folds = [spec.padding_mode != "zeros" and (lo or hi) for lo, hi in spec.padding]
     plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(_out_channels(call)))]]
-    for chunks, k, s, d, (lo, hi), b, f in zip(
-        x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, big, folds
+    for chunks, k, s, d, (lo, hi), a, b, f in zip(
+        x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_padding, big, folds
     ):
-        plans.append(_transpose_axis(chunks, k, s, d, lo, hi, b, f))
+        plans.append(_transpose_axis(chunks, k, s, d, lo, hi, a, b, f))
     op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
     token = tokenize(x, call.w, call.bias, spec, method)
     out = _graph("transconv-conv-transpose-" + token, x, plans, partial(_transpose_block, op), call.out_dtype)
