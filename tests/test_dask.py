@@ -280,3 +280,10 @@ def test_non_numeric_input_raises_the_in_memory_error(x):
     with pytest.raises(TransconvError) as lazy:
         tcd.conv(x, k)
     assert str(lazy.value) == str(memory.value)
+
+
+def test_bench_prints_its_table(capsys):
+    assert tcd.bench(["--size", "64", "--channels", "2", "--chunks", "32", "64", "--workers", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "in-memory:" in out and "auto_chunks for this layer" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] in (["32"], ["64"])]) == 2

@@ -46,7 +46,7 @@ from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, conv_output_length
 
-__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES"]
+__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
 
 OUTPUT_CHUNK_BYTES = 64 * 2**20  # default target size of one output chunk (see auto_chunks)
 
@@ -728,3 +728,80 @@ def _multiples(chunks: Sequence[int], r: int) -> tuple[int, ...]:
     edges = np.cumsum(chunks)
     cut = sorted({int(e) // r * r for e in edges} - {0})
     return tuple(int(b - a) for a, b in zip([0] + cut[:-1], cut))
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark (transconv bench --dask, benchmarks/bench_dask.py).
+# --------------------------------------------------------------------------------------
+
+
+def bench_arguments(parser: Any) -> None:
+    """The options of :func:`bench`."""
+    parser.add_argument("--size", type=int, default=1024, help="image side")
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[128, 256, 512, 1024], help="input chunk sides")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="threads of the threaded scheduler")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians are reported)")
+
+
+def bench(argv: Optional[Sequence[str]] = None) -> int:
+    """Print the throughput table of ``benchmarks/bench_dask.py`` (``transconv bench --dask``).
+
+    One transposed-convolution layer (default 8 -> 8 channels, kernel 4, stride 2, padding
+    1, 1024x1024 float32, 128 MB of output): the in-memory call and :func:`conv_transpose`
+    on Dask's threaded scheduler for every (chunk side, workers) pair, alternating in
+    rounds, medians; output MB/s, time / in-memory time, overhead per chunk
+    ``(time with the fewest workers - in-memory time) / chunks``, and :func:`auto_chunks`.
+    """
+    import argparse
+    import statistics
+    import time
+
+    import dask
+
+    from .ops.dispatch import conv_transpose as memory_conv_transpose
+
+    parser = argparse.ArgumentParser(prog="transconv bench --dask", description="transconv.dask throughput")
+    bench_arguments(parser)
+    args = parser.parse_args(argv)
+
+    def _timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    rng = np.random.default_rng(0)
+    c, n = args.channels, args.size
+    x = rng.standard_normal((1, c, n, n), dtype=np.float32)
+    w = (rng.standard_normal((c, c, 4, 4), dtype=np.float32) / (4 * c)).astype(np.float32)
+    kwargs = dict(stride=2, padding=1)
+    out_bytes = c * (2 * n) ** 2 * 4
+    memory = lambda: memory_conv_transpose(x, w, **kwargs)  # noqa: E731
+    memory()  # compile and warm
+    lazy = {}
+    for side in args.chunks:
+        lazy[side] = conv_transpose(da.from_array(x, chunks=(1, c, side, side)), w, **kwargs)
+    times: dict = {"memory": []}
+    for _ in range(args.rounds):
+        times["memory"].append(_timed(memory))
+        for side in args.chunks:
+            for workers in args.workers:
+                with dask.config.set(scheduler="threads", num_workers=workers):
+                    times.setdefault((side, workers), []).append(_timed(lazy[side].compute))
+    t_mem = statistics.median(times["memory"])
+    mb = 2**20
+    print(f"conv_transpose (1, {c}, {n}, {n}) -> (1, {c}, {2 * n}, {2 * n}) float32, kernel 4 stride 2 padding 1; "
+          f"output {out_bytes / mb:.0f} MB; medians of {args.rounds} alternating rounds")
+    print(f"in-memory: {t_mem * 1e3:8.1f} ms  {out_bytes / mb / t_mem:7.0f} MB/s")
+    print(f"{'chunk':>7} {'chunks':>6} {'workers':>7} {'ms':>9} {'MB/s':>7} {'x memory':>9} {'overhead/chunk':>15}")
+    for side in args.chunks:
+        count = int(np.prod([len(cs) for cs in lazy[side].chunks]))
+        one = statistics.median(times[(side, min(args.workers))])
+        for workers in args.workers:
+            t = statistics.median(times[(side, workers)])
+            overhead = f"{(one - t_mem) / count * 1e3:12.2f} ms" if workers == min(args.workers) else ""
+            print(f"{side:>7} {count:>6} {workers:>7} {t * 1e3:9.1f} {out_bytes / mb / t:7.0f} {t / t_mem:9.2f} {overhead:>15}")
+    auto = auto_chunks(x.shape, x.dtype, out_bytes)
+    print(f"auto_chunks for this layer (64 MB output target): {tuple(cs[0] for cs in auto)} "
+          f"({len(auto[2]) * len(auto[3])} chunks)")
+    return 0
