@@ -397,6 +397,11 @@ def _assemble(blocks: list, pieces: Sequence[_Piece], dtype) -> Optional[np.ndar
     """The concatenated input blocks, or None when the block reads no input at all."""
     if not blocks:
         return None
+    single = blocks
+    while isinstance(single, list) and len(single) == 1:
+        single = single[0]
+    if not isinstance(single, list):  # one input block: no concatenation copy
+        return single
     return concatenate3(blocks)
 
 
