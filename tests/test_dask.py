@@ -269,3 +269,21 @@ def test_a_spec_that_does_not_fit_raises_the_in_memory_error_first(name, args, k
     with pytest.raises(TransconvError) as lazy:
         getattr(tcd, name)(_untouchable((1, 2, 10, 10), (1, 2, 5, 5)), *args, **kwargs)
     assert str(lazy.value) == str(memory.value)
+
+
+@pytest.mark.parametrize("x", [[[1.0, 2.0], [3.0]], np.array([["a", "b"], ["c", "d"]]),
+                               da.from_array(np.ones((4, 4), complex), chunks=2)])
+def test_non_numeric_input_raises_the_in_memory_error(x):
+    k = np.ones((2, 2))
+    with pytest.raises(TransconvError) as memory:
+        tc.conv(x.compute() if isinstance(x, da.Array) else x, k)
+    with pytest.raises(TransconvError) as lazy:
+        tcd.conv(x, k)
+    assert str(lazy.value) == str(memory.value)
+
+
+def test_bench_prints_its_table(capsys):
+    assert tcd.bench(["--size", "64", "--channels", "2", "--chunks", "32", "64", "--workers", "1", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "in-memory:" in out and "auto_chunks for this layer" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] in (["32"], ["64"])]) == 2

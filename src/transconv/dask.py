@@ -41,12 +41,12 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS, _Call, _conv_call, _conv_transpose_call
+from .ops.dispatch import METHODS, _as_numeric, _Call, _conv_call, _conv_transpose_call
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, conv_output_length
 
-__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES"]
+__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
 
 OUTPUT_CHUNK_BYTES = 64 * 2**20  # default target size of one output chunk (see auto_chunks)
 
@@ -228,16 +228,16 @@ def _validate(op, x, w, bias, chunks, method, make_call):
     w = _concrete(op, "w", w)
     bias = _concrete(op, "bias", bias)
     if not isinstance(x, da.Array):
-        x = np.asarray(x) if hasattr(x, "__array__") or isinstance(x, (list, tuple)) else x
-    if isinstance(x, da.Array):
+        x = _as_numeric(op.rsplit(".", 1)[-1], "x", x)  # the in-memory message for ragged / non-numeric input
+    else:
         for axis, sizes in enumerate(x.chunks):
             if any(math.isnan(c) for c in sizes):
                 raise TransconvError(
                     f"{op}: x has unknown chunk sizes on axis {axis} (shape {x.shape}); call "
                     f"x.compute_chunk_sizes() first"
                 )
-    shape, dtype = (x.shape, x.dtype) if hasattr(x, "dtype") else (None, None)
-    standin = np.broadcast_to(np.zeros((), dtype), shape) if shape is not None else x
+    shape, dtype = x.shape, x.dtype
+    standin = np.broadcast_to(np.zeros((), dtype), shape)
     call: _Call = make_call(standin, w, bias)  # raises exactly what the in-memory operator raises
     if method != "auto" and method not in METHODS:
         memory_op = "conv_transpose" if call.problem.transposed else "conv"
@@ -397,6 +397,11 @@ def _assemble(blocks: list, pieces: Sequence[_Piece], dtype) -> Optional[np.ndar
     """The concatenated input blocks, or None when the block reads no input at all."""
     if not blocks:
         return None
+    single = blocks
+    while isinstance(single, list) and len(single) == 1:
+        single = single[0]
+    if not isinstance(single, list):  # one input block: no concatenation copy
+        return single
     return concatenate3(blocks)
 
 
@@ -453,50 +458,59 @@ def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
 @dataclass(frozen=True)
 class _Scatter:
     """Along one axis: the slice of the concatenated inputs that reaches padded output
-    ``[p0, p1)``, the crop of their full transposed output, and zeros no input reaches."""
+    ``[p0, p1)``, the padding / output_padding of their transposed conv, the window of its
+    result that is ``[p0, p1)``, and zeros where no input reaches."""
 
     index: slice
-    crop: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: int
+    window: slice
     zeros: tuple[int, int]
     length: int
     interior: bool  # inside the uncropped border (bias applies; fold pieces carry none)
 
 
 def _transpose_axis(
-    chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, big: int, fold: bool
+    chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, a: int, big: int, fold: bool
 ) -> list[_Piece]:
     """Pieces of the uncropped (padded) transposed output along one axis.
 
     Without ``fold`` they are the output chunks (crop dropped); with it the low crop
-    ``[0, lo)`` and high crop come first and last, to be folded back afterwards.
+    ``[0, lo)`` and high crop come first and last, to be folded back afterwards.  A piece
+    runs the layer's own geometry (padding, output_padding) on a halo wide enough to cover
+    it, so the chunk takes the same fast path as the whole array (an output of stride x
+    its input); pieces it cannot cover (the crops) take exactly their region.
     """
     m = int(sum(chunks))
     k_eff = d * (k - 1) + 1
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output chunk j is stride x input chunk j in padded coordinates, cropped at the edges
-    edges = [0] + [min(big, max(0, int(a) * s - lo)) for a in starts[1:-1]] + [big]
+    edges = [0] + [min(big, max(0, int(e) * s - lo)) for e in starts[1:-1]] + [big]
     edges = [e + lo for e in np.maximum.accumulate(edges)]
-    regions = [(a, b, True) for a, b in zip(edges[:-1], edges[1:])]
+    regions = [(e0, e1, True) for e0, e1 in zip(edges[:-1], edges[1:])]
     if fold:
         regions = ([(0, lo, False)] if lo else []) + regions + ([(lo + big, lo + big + hi, False)] if hi else [])
     pieces = []
     for p0, p1, interior in regions:
-        i0 = max(0, -(-(p0 - k_eff + 1) // s))
+        i0 = max(0, -(-(p0 - k_eff + 1) // s))  # the inputs that reach [p0, p1)
         i1 = min(m - 1, (p1 - 1) // s)
         if p1 == p0 or i0 > i1:
-            pieces.append(_Piece((), _Scatter(slice(0, 0), (0, 0), (p1 - p0, 0), p1 - p0, interior)))
+            pieces.append(_Piece((), _Scatter(slice(0, 0), (0, 0), 0, slice(None), (p1 - p0, 0), p1 - p0, interior)))
             continue
+        # wider, so that the layer's own geometry covers [p0, p1); extra inputs only reach outside it
+        j0 = min(i0, (p0 - lo) // s) if p0 >= lo else -1
+        j1 = max(i1, -(-(p1 - k_eff + hi - a) // s))
+        if j0 >= 0 and j1 <= m - 1:
+            i0, i1 = j0, j1
+            begin = p0 - (i0 * s + lo)
+            geometry = ((lo, hi), a, slice(begin, begin + p1 - p0), (0, 0))
+        else:
+            reach0, reach1 = i0 * s, i1 * s + k_eff  # what inputs i0..i1 reach, uncropped
+            geometry = ((max(0, p0 - reach0), max(0, reach1 - p1)), 0, slice(None),
+                        (max(0, reach0 - p0), max(0, p1 - reach1)))
         touched = tuple(range(int(_chunk_of(starts, np.array([i0]))[0]), int(_chunk_of(starts, np.array([i1]))[0]) + 1))
         base = int(starts[touched[0]])
-        reach0, reach1 = i0 * s, i1 * s + k_eff  # what inputs i0..i1 reach, uncropped
-        info = _Scatter(
-            slice(i0 - base, i1 + 1 - base),
-            (max(0, p0 - reach0), max(0, reach1 - p1)),
-            (max(0, reach0 - p0), max(0, p1 - reach1)),
-            p1 - p0,
-            interior,
-        )
-        pieces.append(_Piece(touched, info))
+        pieces.append(_Piece(touched, _Scatter(slice(i0 - base, i1 + 1 - base), *geometry, p1 - p0, interior)))
     return pieces
 
 
@@ -512,13 +526,14 @@ def _transpose_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarra
         y = y[(slice(None), slice(None)) + tuple(t.index for t in spatial)]
         spec = op.spec
         out = _memory_conv_transpose(
-            y, op.w, None, spec.stride, tuple(t.crop for t in spatial), 0, spec.groups, spec.dilation,
-            method=op.method, plain=False,
+            y, op.w, None, spec.stride, tuple(t.padding for t in spatial), tuple(t.output_padding for t in spatial),
+            spec.groups, spec.dilation, method=op.method, plain=False,
         ).astype(op.dtype, copy=False)
+        out = out[(slice(None), slice(None)) + tuple(t.window for t in spatial)]
         if any(t.zeros != (0, 0) for t in spatial):
             out = np.pad(out, [(0, 0), (0, 0)] + [t.zeros for t in spatial])
     if op.bias is not None and all(t.interior for t in spatial):
-        out += op.bias.astype(op.dtype).reshape((1, -1) + (1,) * len(spatial))
+        out = out + op.bias.astype(op.dtype).reshape((1, -1) + (1,) * len(spatial))
     return out
 
 
@@ -565,10 +580,10 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     big = call.problem.output_spatial
     folds = [spec.padding_mode != "zeros" and (lo or hi) for lo, hi in spec.padding]
     plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(_out_channels(call)))]]
-    for chunks, k, s, d, (lo, hi), b, f in zip(
-        x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, big, folds
+    for chunks, k, s, d, (lo, hi), a, b, f in zip(
+        x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_padding, big, folds
     ):
-        plans.append(_transpose_axis(chunks, k, s, d, lo, hi, b, f))
+        plans.append(_transpose_axis(chunks, k, s, d, lo, hi, a, b, f))
     op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
     token = tokenize(x, call.w, call.bias, spec, method)
     out = _graph("transconv-conv-transpose-" + token, x, plans, partial(_transpose_block, op), call.out_dtype)
@@ -718,3 +733,80 @@ def _multiples(chunks: Sequence[int], r: int) -> tuple[int, ...]:
     edges = np.cumsum(chunks)
     cut = sorted({int(e) // r * r for e in edges} - {0})
     return tuple(int(b - a) for a, b in zip([0] + cut[:-1], cut))
+
+
+# --------------------------------------------------------------------------------------
+# Benchmark (transconv bench --dask, benchmarks/bench_dask.py).
+# --------------------------------------------------------------------------------------
+
+
+def bench_arguments(parser: Any) -> None:
+    """The options of :func:`bench`."""
+    parser.add_argument("--size", type=int, default=1024, help="image side")
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[128, 256, 512, 1024], help="input chunk sides")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="threads of the threaded scheduler")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians are reported)")
+
+
+def bench(argv: Optional[Sequence[str]] = None) -> int:
+    """Print the throughput table of ``benchmarks/bench_dask.py`` (``transconv bench --dask``).
+
+    One transposed-convolution layer (default 8 -> 8 channels, kernel 4, stride 2, padding
+    1, 1024x1024 float32, 128 MB of output): the in-memory call and :func:`conv_transpose`
+    on Dask's threaded scheduler for every (chunk side, workers) pair, alternating in
+    rounds, medians; output MB/s, time / in-memory time, overhead per chunk
+    ``(time with the fewest workers - in-memory time) / chunks``, and :func:`auto_chunks`.
+    """
+    import argparse
+    import statistics
+    import time
+
+    import dask
+
+    from .ops.dispatch import conv_transpose as memory_conv_transpose
+
+    parser = argparse.ArgumentParser(prog="transconv bench --dask", description="transconv.dask throughput")
+    bench_arguments(parser)
+    args = parser.parse_args(argv)
+
+    def _timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    rng = np.random.default_rng(0)
+    c, n = args.channels, args.size
+    x = rng.standard_normal((1, c, n, n), dtype=np.float32)
+    w = (rng.standard_normal((c, c, 4, 4), dtype=np.float32) / (4 * c)).astype(np.float32)
+    kwargs = dict(stride=2, padding=1)
+    out_bytes = c * (2 * n) ** 2 * 4
+    memory = lambda: memory_conv_transpose(x, w, **kwargs)  # noqa: E731
+    memory()  # compile and warm
+    lazy = {}
+    for side in args.chunks:
+        lazy[side] = conv_transpose(da.from_array(x, chunks=(1, c, side, side)), w, **kwargs)
+    times: dict = {"memory": []}
+    for _ in range(args.rounds):
+        times["memory"].append(_timed(memory))
+        for side in args.chunks:
+            for workers in args.workers:
+                with dask.config.set(scheduler="threads", num_workers=workers):
+                    times.setdefault((side, workers), []).append(_timed(lazy[side].compute))
+    t_mem = statistics.median(times["memory"])
+    mb = 2**20
+    print(f"conv_transpose (1, {c}, {n}, {n}) -> (1, {c}, {2 * n}, {2 * n}) float32, kernel 4 stride 2 padding 1; "
+          f"output {out_bytes / mb:.0f} MB; medians of {args.rounds} alternating rounds")
+    print(f"in-memory: {t_mem * 1e3:8.1f} ms  {out_bytes / mb / t_mem:7.0f} MB/s")
+    print(f"{'chunk':>7} {'chunks':>6} {'workers':>7} {'ms':>9} {'MB/s':>7} {'x memory':>9} {'overhead/chunk':>15}")
+    for side in args.chunks:
+        count = int(np.prod([len(cs) for cs in lazy[side].chunks]))
+        one = statistics.median(times[(side, min(args.workers))])
+        for workers in args.workers:
+            t = statistics.median(times[(side, workers)])
+            overhead = f"{(one - t_mem) / count * 1e3:12.2f} ms" if workers == min(args.workers) else ""
+            print(f"{side:>7} {count:>6} {workers:>7} {t * 1e3:9.1f} {out_bytes / mb / t:7.0f} {t / t_mem:9.2f} {overhead:>15}")
+    auto = auto_chunks(x.shape, x.dtype, out_bytes)
+    print(f"auto_chunks for this layer (64 MB output target): {tuple(cs[0] for cs in auto)} "
+          f"({len(auto[2]) * len(auto[3])} chunks)")
+    return 0
