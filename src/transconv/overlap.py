@@ -27,8 +27,7 @@ from .spec import _items, _per_axis, effective_kernel, spatial_shape, validate_c
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
 
-def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
-    op = "overlap_map"
+def _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
     # an int input_shape takes its number of axes from a sequence kernel_size (else one axis)
     kernel_items = _items(op, "kernel_size", kernel_size)
     shape = spatial_shape(op, input_shape, 1 if kernel_items is None else len(kernel_items))
@@ -71,7 +70,7 @@ def overlap_map(
     >>> overlap_map((2, 2), (3, 3)).tolist()[1]
     [2, 4, 4, 2]
     """
-    counts, _ = _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    counts, _ = _axis_counts("overlap_map", input_shape, kernel_size, stride, padding, output_padding, dilation)
     result = counts[0]
     for c in counts[1:]:
         result = np.multiply.outer(result, c)
@@ -117,7 +116,8 @@ def overlap_diagnosis(
     >>> overlap_diagnosis((8, 8), 4, stride=2, padding=1).uniform
     True
     """
-    counts, (spec, shape) = _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    counts, (spec, shape) = _axis_counts("overlap_diagnosis", input_shape, kernel_size, stride, padding,
+                                         output_padding, dilation)
     phases, interior, values = [], [], set()
     full_map = overlap_map(input_shape, kernel_size, stride, padding, output_padding, dilation)
     for c, n, k, s, d, (lo, _) in zip(counts, shape, spec.kernel_size, spec.stride, spec.dilation, spec.padding):
