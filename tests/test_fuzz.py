@@ -228,6 +228,8 @@ def test_matrices_mixed_arguments(case, seed):
     C = outcome("conv_matrix", lambda: tc.conv_matrix(w, input_shape, **kwargs))
     if C is None:
         return
+    # the matrix holds no padding entries, so 0 x inf from padded taps (conv's NaN) is not in it
+    assume(np.isfinite(w).all())
     x = np.random.default_rng(seed).standard_normal(C.shape[1])
     plain = w.ndim == len(input_shape)
     c_in = 1 if plain else w.shape[1]
@@ -251,7 +253,9 @@ def test_spectra_and_deconvolve_mixed_arguments(case, which):
         y = np.ones((3, 3))
         out = outcome(which, lambda: tc.deconvolve(y, w, input_shape=input_shape, iter_lim=50, **kwargs))
         if out is not None:
-            assert out.shape[-len(y.shape):] == tuple(int(n) for n in input_shape) or w.ndim != 2
+            if input_shape is not None:
+                assert out.shape[-len(input_shape):] == tuple(int(n) for n in input_shape)
+            assert tc.conv(out, w, **kwargs).shape == y.shape  # x has the shape that convolves back to y
         return
     out = outcome(which, lambda: getattr(tc, which)(w, input_shape, **kwargs))
     if out is None:
@@ -337,6 +341,8 @@ def command_lines(draw, tmp):
         argv += ["-o", str(tmp / f"out{suffix}")]
     if command == "animate" and "-o" not in argv:
         argv += ["-o", str(tmp / "default.gif")]
+    if command == "animate" and "--max-frames" not in argv:
+        argv += ["--max-frames", "16"]  # rendering is slow (seconds per frame on a loaded machine): not a hang
     if command == "explore" and "-o" not in argv:
         argv += ["-o", str(tmp / "page.html")]
     return argv
