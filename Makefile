@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m transconv demo --out demo-output
+	$(PY) -m transconv demo --out demo-output --force
 
 test: $(VENV)/.installed browser
 	$(PY) -m pytest
