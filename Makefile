@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean browser fuzz
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m transconv demo --out demo-output
+	$(PY) -m transconv demo --out demo-output --force
 
 test: $(VENV)/.installed browser
 	$(PY) -m pytest
@@ -26,6 +26,11 @@ browser:
 	  else \
 	    echo "note: chromium is not installed; the browser tests will be skipped (apt-get install chromium)"; \
 	  fi; }
+
+# The long fuzz campaign (not in CI): FUZZ_EXAMPLES per test, fresh random examples each run.
+FUZZ_EXAMPLES ?= 3000
+fuzz: $(VENV)/.installed
+	TRANSCONV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TRANSCONV_FUZZ_RANDOM=1 $(PY) -m pytest -p no:cacheprovider tests/test_fuzz.py
 
 bench: $(VENV)/.installed
 	$(PY) -m transconv bench

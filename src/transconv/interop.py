@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 Pair = tuple[int, int]
+_MAX_NDIM = 32  # NumPy's limit on the number of axes
 
 
 # --------------------------------------------------------------------------------------
@@ -485,6 +486,8 @@ def from_caffe(kernel_size: Any, stride: Any = 1, pad: Any = 0, dilation: Any = 
     """
     op = "from_caffe"
     ndim = _int(op, "ndim", ndim, 1)
+    if ndim > _MAX_NDIM:
+        raise TransconvError(f"{op}: ndim must be from 1 to {_MAX_NDIM} spatial axes, got {ndim}")
     stride_t = _ints(op, "stride", stride, ndim, 1)
     pad_t = _ints(op, "pad", pad, ndim, 0)
     _ints(op, "kernel_size", kernel_size, ndim, 1)

@@ -68,9 +68,11 @@ class _Layer:
 
 
 def _weight(op: str, w: Any) -> np.ndarray:
-    """The weight as a float array (integer and bool weights as float64)."""
+    """The weight as a float array scipy.sparse can hold (integer and bool weights as float64, float16 as float32)."""
     w = as_numeric(op, "w", w)
-    return w if w.dtype.kind == "f" else w.astype(np.float64)
+    if w.dtype.kind != "f":
+        return w.astype(np.float64)
+    return w.astype(np.float32) if w.dtype.itemsize < 4 else w
 
 
 def _layer(op: str, transposed: bool, w: Any, input_shape: Any, **arguments) -> _Layer:
@@ -120,9 +122,11 @@ def _build(op: str, layer: _Layer) -> sp.csr_array:
     n_in = math.prod(layer.input_shape)
     n_out = math.prod(layer.output_shape)
     n_taps = math.prod(spec.kernel_size)
-    # at most every tap valid: values and column indices, plus the connectivity's pair tables
+    # at most every tap valid: values and column indices, the connectivity's pair tables and
+    # its per-axis index of the padded input
+    padded = sum(n + lo + hi for n, (lo, hi) in zip(layer.input_shape, spec.padding))
     check_allocation(op, "the sparse matrix", layer.c_out * n_out * ci_g * n_taps * (w.itemsize + 8)
-                     + n_out * n_taps * 33)
+                     + n_out * n_taps * 33 + 16 * padded * max(spec.kernel_size))
     # int32 indices (half the memory, and what scipy prefers) whenever they fit
     largest = max(layer.c_in * n_in, layer.c_out * n_out * ci_g * n_taps)
     index_dtype = np.int32 if largest < 2**31 - 1 else np.int64

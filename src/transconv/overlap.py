@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 
 from .connectivity import axis_inverse_csr
+from .errors import TransconvError
 from .limits import check_allocation
 from .spec import _items, _per_axis, effective_kernel, spatial_shape, validate_call
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
+_MAX_PHASES = 10**6  # phase counts overlap_diagnosis lists per axis
 
-def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
-    op = "overlap_map"
+
+def _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
     # an int input_shape takes its number of axes from a sequence kernel_size (else one axis)
     kernel_items = _items(op, "kernel_size", kernel_size)
     shape = spatial_shape(op, input_shape, 1 if kernel_items is None else len(kernel_items))
@@ -36,7 +38,8 @@ def _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dila
     lay = validate_call(op, True, None, kernel, input_shape=shape, plain=True, stride=stride, padding=padding,
                         output_padding=output_padding, dilation=dilation)
     spec, out = lay.spec, lay.output_spatial
-    check_allocation(op, "the overlap map", 8 * math.prod(out) + 16 * sum(out) * max(kernel))
+    padded = sum(o + lo + hi for o, (lo, hi) in zip(out, spec.padding))
+    check_allocation(op, "the overlap map", 8 * math.prod(out) + 16 * padded * max(kernel))
     counts = [np.diff(inverse.indptr) for inverse in axis_inverse_csr(spec, shape)]
     return counts, (spec, shape)
 
@@ -68,7 +71,7 @@ def overlap_map(
     >>> overlap_map((2, 2), (3, 3)).tolist()[1]
     [2, 4, 4, 2]
     """
-    counts, _ = _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    counts, _ = _axis_counts("overlap_map", input_shape, kernel_size, stride, padding, output_padding, dilation)
     result = counts[0]
     for c in counts[1:]:
         result = np.multiply.outer(result, c)
@@ -114,14 +117,19 @@ def overlap_diagnosis(
     >>> overlap_diagnosis((8, 8), 4, stride=2, padding=1).uniform
     True
     """
-    counts, (spec, shape) = _axis_counts(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    op = "overlap_diagnosis"
+    counts, (spec, shape) = _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, dilation)
+    if max(spec.stride) > _MAX_PHASES:
+        raise TransconvError(f"{op}: stride {max(spec.stride)} has as many phases; the diagnosis lists at most "
+                             f"{_MAX_PHASES} per axis")
     phases, interior, values = [], [], set()
     full_map = overlap_map(input_shape, kernel_size, stride, padding, output_padding, dilation)
     for c, n, k, s, d, (lo, _) in zip(counts, shape, spec.kernel_size, spec.stride, spec.dilation, spec.padding):
         k_eff = effective_kernel(k, d)
         # an uncropped position c_full is reached by every tap it could meet when
         # k_eff - 1 <= c_full <= (n - 1) * s; the count there depends only on c_full mod s
-        phases.append(tuple(sum(1 for t in range(k) if (t * d - r) % s == 0) for r in range(s)))
+        # taps t reach phase r when t * d = r (mod s): one bincount, not a loop over phases
+        phases.append(tuple(int(c) for c in np.bincount((np.arange(k) * d) % s, minlength=s)))
         start, stop = max(k_eff - 1 - lo, 0), min((n - 1) * s - lo + 1, len(c))
         interior.append(slice(start, max(start, stop)))
     inner = full_map[tuple(interior)]

@@ -342,12 +342,18 @@ def _compute_dtype(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
 
 def _work_bytes(problem: Problem) -> int:
     """Estimated peak bytes of one call: the result, a work buffer of up to 1.5 times it
-    (the compiled methods' cap) and the inputs' copies in the compute dtype."""
+    (the compiled methods' cap), the inputs' copies in the compute dtype, and the padded
+    grid (the input of a convolution, the uncropped output of a transposed one) that
+    padding modes and the connectivity's per-axis tables span."""
+    spec = problem.spec
     spatial = problem.output_spatial
-    c_out = _channels(problem)[1] * problem.spec.groups
+    c_in, c_out = problem.x_shape[1], _channels(problem)[1] * spec.groups
     out = problem.x_shape[0] * c_out * math.prod(spatial) * problem.dtype.itemsize
     inputs = (math.prod(problem.x_shape) + math.prod(problem.w_shape)) * problem.dtype.itemsize
-    return int(2.5 * out + inputs)
+    big, channels = (spatial, c_out) if problem.transposed else (problem.x_shape[2:], c_in)
+    padded = [n + lo + hi for n, (lo, hi) in zip(big, spec.padding)]
+    return int(2.5 * out + inputs + problem.x_shape[0] * channels * math.prod(padded) * problem.dtype.itemsize
+               + 16 * sum(padded) * max(spec.kernel_size))
 
 
 @dataclass(frozen=True)
