@@ -195,7 +195,14 @@ def _compiled_direct_cost(p: Problem) -> float:
     width = p.output_spatial[-1]
     out_bytes = math.prod(p.output_spatial) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
     r = cost_rates()
-    return p.macs / (r["compiled_macs"] * min(1.0, width / 64)) + out_bytes / r["write_bytes"] + 2 * _CALL_SECONDS
+    split = 0  # conv with stride: every (output channel, input channel, outer tap) splits a big row into phases
+    if not p.transposed and p.spec.stride[-1] > 1:
+        c_sum, c_make = _channels(p)
+        outer_taps = math.prod(p.spec.kernel_size[:-1])
+        split = (p.x_shape[0] * c_make * p.spec.groups * c_sum * outer_taps * math.prod(p.output_spatial[:-1])
+                 * p.x_shape[-1] * p.dtype.itemsize)
+    return (p.macs / (r["compiled_macs"] * min(1.0, width / 64)) + (out_bytes + split) / r["write_bytes"]
+            + 2 * _CALL_SECONDS)
 
 
 def _needs_numba(p: Problem) -> Optional[str]:
@@ -246,9 +253,13 @@ def _shift_cost(p: Problem) -> float:
     spec = compiled.flipped_conv_spec(p.spec) if p.transposed else p.spec
     waste = compiled.shift_waste(spec, p.x_shape[2:])
     positions = p.x_shape[0] * math.prod(p.output_spatial)
-    eff = _gemm_efficiency(c_make, c_sum * taps, positions)
-    copied = 0 if taps == 1 and waste == 1.0 else positions * waste * taps * c_sum * p.spec.groups
     r = cost_rates()
+    if taps == 1:  # stacked matmuls straight over the input: thin ones stream it once
+        streamed = positions * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
+        eff = min(1.0, c_make / 16) * min(1.0, c_sum / 16) + 1e-3
+        return max(2 * p.macs / (r["gemm_flops"] * eff), streamed / r["write_bytes"]) + _CALL_SECONDS * 3
+    eff = _gemm_efficiency(c_make, c_sum * taps, positions)
+    copied = positions * waste * taps * c_sum * p.spec.groups
     return (2 * p.macs * waste / (r["gemm_flops"] * eff) + copied * p.dtype.itemsize / r["copy_bytes"]
             + _CALL_SECONDS * (3 + 3 * p.spec.groups))
 
