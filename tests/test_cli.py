@@ -205,9 +205,27 @@ def test_help_everywhere(capsys, command):
     assert "usage: transconv" in out
 
 
-def test_bench_is_wired_lazily(capsys):
-    code, out, err = run(capsys, "bench", "--help")
-    assert code == 0 and "usage: transconv bench" in out
+@pytest.mark.parametrize("command, option", [("bench", "--train"), ("bench", "--dask"), ("train", "--resume"),
+                                             ("upsample", "--force")])
+def test_lazy_commands_are_wired(capsys, command, option):
+    code, out, err = run(capsys, command, "--help")
+    assert code == 0 and f"usage: transconv {command}" in out and option in out
+
+
+def test_train_and_upsample_through_the_cli(capsys, tmp_path):
+    from PIL import Image
+
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--quick", "--steps", "2", "--no-progress", "--out", str(model))
+    assert code == 0 and model.exists()
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(np.arange(35, dtype=np.uint8).reshape(5, 7)).save(src)
+    code, out, err = run(capsys, "upsample", str(src), str(dst), "--model", str(model))
+    assert code == 0
+    with Image.open(dst) as img:
+        assert img.size == (14, 10) and img.mode == "L"
+    code, out, err = run(capsys, "train", "--quick", "--steps", "2", "--no-progress", "--out", str(model))
+    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_lazy_command_whose_module_is_missing_says_so(capsys, monkeypatch):

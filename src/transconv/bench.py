@@ -424,6 +424,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-weight-grad", action="store_true", help="the sweep without the weight gradients")
     parser.add_argument("--no-save-rates", action="store_true",
                         help="do not cache the measured GEMM and copy rates for the cost model")
+    parser.add_argument("--train", action="store_true",
+                        help="instead of the suite, one training step of the shipped up-sampler against PyTorch")
+    parser.add_argument("--scale", type=int, default=2, choices=(2, 4), help="--train: which shipped model (default: 2)")
+    parser.add_argument("--blocks", type=int, default=7, help="--train: alternating blocks per measurement (default: 7)")
+    parser.add_argument("--dask", action="store_true",
+                        help="instead of the suite, transconv.dask's throughput against the in-memory call "
+                             "(needs the dask extra; defaults; other sizes: python benchmarks/bench_dask.py --help)")
 
 
 def _row(r: dict) -> str:
@@ -459,6 +466,14 @@ def _table(rows: list[dict], rates: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "dask", False):
+        from .dask import bench as dask_bench
+
+        return int(dask_bench([]) or 0)
+    if getattr(args, "train", False):
+        from .bench_train import run as run_train
+
+        return run_train(args)
     try:
         import torch
     except ImportError:

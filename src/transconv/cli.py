@@ -500,6 +500,8 @@ def cmd_demo(args) -> int:
 
 _LAZY = {
     "bench": ("transconv.bench", "benchmarks: the methods against each other and against PyTorch"),
+    "train": ("transconv.train", "learn up-sampling weights (FSRCNN on bundled photographs)"),
+    "upsample": ("transconv.upsample", "up-sample an image with the learned FSRCNN (2x, 4x)"),
 }
 
 

@@ -41,10 +41,10 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS, _as_numeric, _Call, _conv_call, _conv_transpose_call
+from .ops.dispatch import METHODS, _compute_dtype
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
-from .spec import ConvSpec, conv_output_length
+from .spec import ConvSpec, Layout, as_numeric, conv_output_length, validate_call
 
 __all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
 
@@ -110,7 +110,7 @@ def conv(
     """
     x, w, bias, call = _validate(
         "transconv.dask.conv", x, w, bias, chunks, method,
-        lambda xs, ws, bs: _conv_call("conv", xs, ws, bs, stride, padding, dilation, groups, padding_mode, None),
+        dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode),
     )
     return _conv_graph(x, call, method)
 
@@ -170,10 +170,8 @@ def conv_transpose(
     """
     x, w, bias, call = _validate(
         "transconv.dask.conv_transpose", x, w, bias, chunks, method,
-        lambda xs, ws, bs: _conv_transpose_call(
-            "conv_transpose", xs, ws, bs, stride, padding, output_padding, groups, dilation, output_size,
-            padding_mode, None,
-        ),
+        dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation,
+             output_size=output_size, padding_mode=padding_mode),
     )
     return _conv_transpose_graph(x, call, method)
 
@@ -223,12 +221,28 @@ def _concrete(op: str, name: str, value: Any) -> Any:
     return value
 
 
-def _validate(op, x, w, bias, chunks, method, make_call):
-    """Check everything with the in-memory boundary on a zero-stride stand-in of ``x``."""
-    w = _concrete(op, "w", w)
-    bias = _concrete(op, "bias", bias)
+@dataclass(frozen=True)
+class _Call:
+    """A validated call: the in-memory boundary's layout, the weight as ``(C_a, C_b, *kernel)``
+    and the bias as ``(C_out,)`` (both in their own dtype), the result dtype."""
+
+    w: np.ndarray
+    bias: Optional[np.ndarray]
+    problem: Layout
+    out_dtype: np.dtype
+
+    @property
+    def squeeze(self) -> int:
+        return self.problem.squeeze
+
+
+def _validate(op, x, w, bias, chunks, method, arguments):
+    """Check everything with the in-memory boundary (:func:`transconv.spec.validate_call`)."""
+    memory_op = op.rsplit(".", 1)[-1]
+    w = as_numeric(memory_op, "w", _concrete(op, "w", w))
+    bias = None if bias is None else as_numeric(memory_op, "bias", _concrete(op, "bias", bias))
     if not isinstance(x, da.Array):
-        x = _as_numeric(op.rsplit(".", 1)[-1], "x", x)  # the in-memory message for ragged / non-numeric input
+        x = as_numeric(memory_op, "x", x)  # the in-memory message for ragged / non-numeric input
     else:
         for axis, sizes in enumerate(x.chunks):
             if any(math.isnan(c) for c in sizes):
@@ -237,10 +251,12 @@ def _validate(op, x, w, bias, chunks, method, make_call):
                     f"x.compute_chunk_sizes() first"
                 )
     shape, dtype = x.shape, x.dtype
-    standin = np.broadcast_to(np.zeros((), dtype), shape)
-    call: _Call = make_call(standin, w, bias)  # raises exactly what the in-memory operator raises
+    as_numeric(memory_op, "x", np.broadcast_to(np.zeros((), dtype), shape))  # the in-memory dtype message
+    layout = validate_call(memory_op, memory_op == "conv_transpose", shape, w.shape,
+                           bias_shape=None if bias is None else bias.shape, **arguments)  # the in-memory errors
+    out_dtype, _ = _compute_dtype(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
+    call = _Call(w.reshape(layout.w_shape), None if bias is None else bias.reshape(layout.c_out), layout, out_dtype)
     if method != "auto" and method not in METHODS:
-        memory_op = "conv_transpose" if call.problem.transposed else "conv"
         raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
     floats = [(n, a.dtype) for n, a in (("w", call.w), ("bias", call.bias)) if a is not None and a.dtype.kind == "f"]
     if np.dtype(dtype).kind == "f":

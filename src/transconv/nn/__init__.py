@@ -10,45 +10,24 @@ NumPy arrays in and out, PyTorch layouts and parameter names.  See ``docs/learni
 
 from ..ops.weight_grad import conv_weight_grad
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .convert import (
+    convtranspose_as_conv, convtranspose_to_pixelshuffle, from_keras, from_torch, pixelshuffle_to_convtranspose,
+    resize_conv, to_torch,
+)
+from .extra_layers import Crop, ZeroInsert
 from .init import INITS, bilinear_kernel
+from .io import load, save
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
 from .losses import charbonnier_loss, l1_loss, mse_loss
 from .module import LAYERS, Module, Sequential, register_layer
+from .onnx_export import to_onnx
 from .optim import SGD, Adam
 
 __all__ = [
     "Module", "Sequential", "LAYERS", "register_layer",
     "Conv", "ConvTranspose", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "ReLU", "LeakyReLU", "PReLU", "Tanh", "Sigmoid", "PixelShuffle", "PixelUnshuffle", "Upsample",
+    "ReLU", "LeakyReLU", "PReLU", "Tanh", "Sigmoid", "PixelShuffle", "PixelUnshuffle", "Upsample", "Crop", "ZeroInsert",
     "mse_loss", "l1_loss", "charbonnier_loss", "SGD", "Adam", "INITS", "bilinear_kernel", "conv_weight_grad",
+    "save", "load", "from_torch", "to_torch", "from_keras", "to_onnx",
+    "convtranspose_to_pixelshuffle", "pixelshuffle_to_convtranspose", "convtranspose_as_conv", "resize_conv",
 ]
-
-_IO_NAMES = {"save": "io", "load": "io", "from_torch": "convert", "to_torch": "convert", "to_onnx": "convert", "from_keras": "convert"}
-
-
-def __getattr__(name: str):
-    """save/load and the converters live in ``nn/io.py`` / ``nn/convert.py``; found in either, imported on first use."""
-    if name in _IO_NAMES:
-        import importlib
-
-        for module_name in (_IO_NAMES[name], "io", "convert"):
-            try:
-                module = importlib.import_module(f"{__name__}.{module_name}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{module_name}":
-                    raise
-                continue
-            if hasattr(module, name):
-                return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# ---- save/load, converters and equivalences (branch nnio: nn/io.py, convert.py, onnx_export.py, extra_layers.py) ----
-from .extra_layers import Crop, ZeroInsert  # noqa: E402  (registers both in LAYERS)
-from .io import load, save  # noqa: E402
-from .convert import (  # noqa: E402
-    convtranspose_as_conv, convtranspose_to_pixelshuffle, from_keras, from_torch, pixelshuffle_to_convtranspose, resize_conv, to_torch,
-)
-from .onnx_export import to_onnx  # noqa: E402
-
-__all__ += ["Crop", "ZeroInsert", "save", "load", "from_torch", "to_torch", "from_keras", "to_onnx",
-            "convtranspose_to_pixelshuffle", "pixelshuffle_to_convtranspose", "convtranspose_as_conv", "resize_conv"]

@@ -175,6 +175,10 @@ def load(path: PathLike) -> Module:
     """
     target = os.fspath(path)
     try:
+        if os.path.isfile(target) and not zipfile.is_zipfile(target):  # np.load would call any other bytes a pickle
+            with open(target, "rb") as f:
+                if f.read(6) != b"\x93NUMPY":
+                    raise TransconvError(f"load: {target!r} is truncated or corrupt (not a .npz archive)")
         archive = np.load(target, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise TransconvError(f"load: {target!r} holds a single array, not a transconv.nn model (.npz)")

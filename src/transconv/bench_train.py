@@ -6,9 +6,7 @@ PyTorch too), after warm-up, in alternating blocks of calls; the median of the b
 reported.  Per layer: forward, input gradient and weight gradient of each convolution, ours
 (``tc.conv``, ``tc.conv_transpose``, ``tc.conv_weight_grad``) against ``torch.nn.functional`` / ``torch.nn.grad``.
 
-    python benchmarks/bench_train_step.py [--scale 2] [--blocks 7] [--json]
-
-(the implementation of ``transconv bench --train``: :func:`add_arguments`, :func:`run`).
+    transconv bench --train [--scale 2] [--blocks 7] [--json]
 """
 
 from __future__ import annotations
