@@ -489,6 +489,13 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats is not None and args.repeats < 1:
         print(f"transconv bench: error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
         return 2
+    layers = [l for l in SUITE if (l.quick or not args.quick)]
+    if args.layer:  # checked before anything is measured or cached
+        layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
+        if not layers:
+            print(f"transconv bench: error: no layer matches --layer {' '.join(args.layer)} "
+                  f"(layers: {', '.join(l.name for l in SUITE)})", file=sys.stderr)
+            return 2
     rates = machine_rates(threads)
     if not args.no_save_rates:  # the cost model of method="auto" reads them (see docs/performance.md)
         from .ops.dispatch import save_machine_rates
@@ -498,13 +505,6 @@ def run(args: argparse.Namespace) -> int:
         return run_sweep(args, rates)
     repeats = args.repeats or (3 if args.quick else 7)
     budget = 1.5 if args.quick else 5.0
-    layers = [l for l in SUITE if (l.quick or not args.quick)]
-    if args.layer:
-        layers = [l for l in layers if any(text.lower() in l.name.lower() for text in args.layer)]
-        if not layers:
-            print(f"transconv bench: error: no layer matches --layer {' '.join(args.layer)} "
-                  f"(layers: {', '.join(l.name for l in SUITE)})", file=sys.stderr)
-            return 2
     ops = {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]
     rows = []
     for transposed in ops:
