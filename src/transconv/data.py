@@ -44,6 +44,8 @@ TRAIN_PHOTOS = (
     "brick",
     "grass",
     "gravel",
+    "motorcycle_left",
+    "motorcycle_right",
 )
 HELD_OUT_PHOTOS = ("chelsea", "coffee", "coins")
 
@@ -102,6 +104,9 @@ def load_photo(name: str) -> np.ndarray:
 
     if name not in TRAIN_PHOTOS + HELD_OUT_PHOTOS:
         raise TransconvError(f"load_photo: name {name!r} is not one of {TRAIN_PHOTOS + HELD_OUT_PHOTOS}")
+    if name.startswith("motorcycle_"):  # the two views of skimage.data.stereo_motorcycle()
+        left, right, _ = skdata.stereo_motorcycle()
+        return luminance(left if name == "motorcycle_left" else right)
     return luminance(getattr(skdata, name)())
 
 
