@@ -24,6 +24,7 @@ __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 
 _MODELS = Path(__file__).with_name("models")
 _MAX_OUTPUT_PIXELS = 2**28  # 256 Mpixel of output: the float32 feature maps would need tens of GB past this
+CHUNKED_ABOVE_PIXELS = 2**20  # `transconv upsample` tiles inputs above 1 Mpixel (in memory: about 1 KB per input pixel)
 
 
 def shipped_model_path(scale: int) -> Path:
@@ -65,6 +66,16 @@ def _resolve_model(model: Any, scale: int) -> Any:
     return model
 
 
+def _check_image(op: str, shape: tuple[int, ...], dtype: Any) -> None:
+    """The image rules of :func:`upsample`, on a shape and dtype (so a lazy array is checked unread)."""
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3):
+        raise TransconvError(f"{op}: image must be (H, W) gray or (H, W, 3) RGB, got shape {tuple(shape)}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise TransconvError(f"{op}: image is empty (shape {tuple(shape)})")
+    if np.dtype(dtype) != np.uint8 and np.dtype(dtype).kind != "f":
+        raise TransconvError(f"{op}: image dtype must be uint8 (0-255) or float (0-1), got {np.dtype(dtype)}")
+
+
 def _luma_network(net: Any, y: np.ndarray, scale: int) -> np.ndarray:
     out = net.forward(np.ascontiguousarray(y, dtype=np.float32)[None, None])
     if out.shape[-2:] != (scale * y.shape[0], scale * y.shape[1]):
@@ -99,15 +110,14 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise TransconvError(f"upsample: scale must be a positive integer, got {scale!r}")
     image = np.asarray(image)
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise TransconvError(f"upsample: image must be (H, W) gray or (H, W, 3) RGB, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise TransconvError(f"upsample: image is empty (shape {image.shape})")
-    if image.dtype != np.uint8 and image.dtype.kind != "f":
-        raise TransconvError(f"upsample: image dtype must be uint8 (0-255) or float (0-1), got {image.dtype}")
+    _check_image("upsample", image.shape, image.dtype)
     out_pixels = image.shape[0] * image.shape[1] * scale * scale
     if out_pixels > _MAX_OUTPUT_PIXELS:
-        raise TransconvError(f"upsample: output of {out_pixels} pixels is over the limit of {_MAX_OUTPUT_PIXELS}")
+        raise TransconvError(
+            f"upsample: output of {out_pixels} pixels is over the in-memory limit of {_MAX_OUTPUT_PIXELS}; up-sample "
+            f"it tile by tile with transconv.dask.upsample or `transconv upsample IN OUT` (chunked above "
+            f"{CHUNKED_ABOVE_PIXELS} input pixels)"
+        )
     net = _resolve_model(model, scale)
     x = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
     big = (scale * image.shape[0], scale * image.shape[1])
