@@ -89,7 +89,7 @@ def test_threshold_chooses_the_chunked_path(capsys, tmp_path, monkeypatch):
     write(tmp_path / "in.png", image(False, np.uint8))
     monkeypatch.setattr(tcu, "CHUNKED_ABOVE_PIXELS", H * W - 1)
     code, out, err = run(capsys, tmp_path / "in.png", tmp_path / "out.tif")
-    assert code == 0 and "512x512 tiles" in out and "upsample" in err
+    assert code == 0 and f"{tcu.CHUNK_SIDE}x{tcu.CHUNK_SIDE} tiles" in out and "upsample" in err
 
 
 def test_bicubic_chroma_is_exact_tile_by_tile():

@@ -45,12 +45,13 @@ from .ops.dispatch import METHODS, _compute_dtype
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, Layout, as_numeric, conv_output_length, validate_call
+from .upsample import CHUNK_SIDE
 
 __all__ = ["conv", "conv_transpose", "apply", "upsample", "receptive_halo", "auto_chunks", "OUTPUT_CHUNK_BYTES",
            "UPSAMPLE_CHUNK", "bench", "bench_arguments"]
 
 OUTPUT_CHUNK_BYTES = 64 * 2**20  # default target size of one output chunk (see auto_chunks)
-UPSAMPLE_CHUNK = 512  # default input tile side of upsample: about 1 KB of feature maps per input pixel
+UPSAMPLE_CHUNK = CHUNK_SIDE  # default input tile side of upsample (see docs/dask.md)
 
 
 # --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 _MODELS = Path(__file__).with_name("models")
 _MAX_OUTPUT_PIXELS = 2**28  # 256 Mpixel of output: the float32 feature maps would need tens of GB past this
 CHUNKED_ABOVE_PIXELS = 2**20  # `transconv upsample` tiles inputs above 1 Mpixel (in memory: about 1 KB per input pixel)
+CHUNK_SIDE = 256  # its default input tile side: about 80 MB of feature maps per tile
 
 
 def shipped_model_path(scale: int) -> Path:
@@ -146,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=2, help="up-sampling factor; models ship for 2 and 4 (default: 2)")
     parser.add_argument("--model", metavar="PATH", default=None, help="a model file from 'transconv train'")
     parser.add_argument("--chunk", metavar="SIDE", type=int, default=None,
-                        help=f"up-sample tile by tile with Dask, input tiles SIDE x SIDE (default: tiles of 512 when "
+                        help=f"up-sample tile by tile with Dask, input tiles SIDE x SIDE (default: tiles of {CHUNK_SIDE} when "
                              f"the input has more than {CHUNKED_ABOVE_PIXELS} pixels, else one in-memory call)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (a .zarr directory too)")
 
@@ -319,7 +320,7 @@ def _upsample_file(args: argparse.Namespace, image: _Input, src: Path, dst: Path
     if chunked and not _has("dask"):
         return _fail(f"{str(src)!r} has {image.shape[0] * image.shape[1]} pixels, above the in-memory threshold "
                      f"{CHUNKED_ABOVE_PIXELS}: up-sampling it tile by tile needs pip install 'transconv[dask]'")
-    side = args.chunk or 512
+    side = args.chunk or CHUNK_SIDE
     shape = (args.scale * image.shape[0], args.scale * image.shape[1]) + tuple(image.shape[2:])
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
     try:
