@@ -147,6 +147,13 @@ def test_bad_inputs_exit_2_with_one_line(capsys, tmp_path):
                                                           "u16.tif"]
 
 
+def test_pillow_output_too_large_for_memory_is_refused_before_reading(capsys, tmp_path):
+    z = zarr.create_array(store=str(tmp_path / "huge.zarr"), shape=(30000, 30000, 3), dtype=np.uint8, chunks=(4096, 4096, 3))
+    assert z.nchunks_initialized == 0  # nothing written: the refusal must not read it
+    code, out, err = run(capsys, tmp_path / "huge.zarr", tmp_path / "o.png")
+    assert code == 2 and err.count("\n") == 1 and "too large for '.png'" in err and "write .tif/.tiff or .zarr" in err
+
+
 def test_in_memory_guard_points_to_the_chunked_path():
     huge = np.zeros((2**14, 2**13), np.uint8)  # calloc'd: no pages touched
     with pytest.raises(TransconvError, match=r"in-memory limit .* transconv.dask.upsample or `transconv upsample"):

@@ -137,6 +137,7 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
 
 _TIFF = (".tif", ".tiff")
 _TIFF_TILE = 256  # tile side of written TIFFs (a multiple of 16, as TIFF requires)
+_MAX_PILLOW_BYTES = 2**31  # Pillow writes whole images from memory: larger outputs go to TIFF or Zarr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +239,11 @@ def _write(tmp: Path, kind: str, bands: Any, shape: tuple[int, ...], dtype: np.d
     else:
         from PIL import Image
 
-        Image.fromarray(np.concatenate(list(bands))).save(tmp)
+        whole, row = np.empty(shape, dtype), 0
+        for band in bands:
+            whole[row : row + band.shape[0]] = band
+            row += band.shape[0]
+        Image.fromarray(whole).save(tmp)
 
 
 def _tiff_tiles(bands: Any, width: int, tile: int) -> Any:
@@ -316,12 +321,15 @@ def _upsample_file(args: argparse.Namespace, image: _Input, src: Path, dst: Path
         return _fail(f"{str(src)!r}: {exc}")
     if kind == "pillow" and image.dtype != np.uint8:
         return _fail(f"{str(src)!r} is {image.dtype}; float images can be written to .tif/.tiff or .zarr only")
+    shape = (args.scale * image.shape[0], args.scale * image.shape[1]) + tuple(image.shape[2:])
+    if kind == "pillow" and int(np.prod(shape)) > _MAX_PILLOW_BYTES:
+        return _fail(f"the {shape[1]}x{shape[0]} output ({int(np.prod(shape)) / 2**30:.1f} GB) is too large for "
+                     f"{dst.suffix!r}, which is written from memory; write .tif/.tiff or .zarr (streamed) instead")
     chunked = args.chunk is not None or image.shape[0] * image.shape[1] > CHUNKED_ABOVE_PIXELS
     if chunked and not _has("dask"):
         return _fail(f"{str(src)!r} has {image.shape[0] * image.shape[1]} pixels, above the in-memory threshold "
                      f"{CHUNKED_ABOVE_PIXELS}: up-sampling it tile by tile needs pip install 'transconv[dask]'")
     side = args.chunk or CHUNK_SIDE
-    shape = (args.scale * image.shape[0], args.scale * image.shape[1]) + tuple(image.shape[2:])
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
     try:
         if chunked:
