@@ -45,10 +45,13 @@ from .ops.dispatch import METHODS, _compute_dtype
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, Layout, as_numeric, conv_output_length, validate_call
+from .upsample import CHUNK_SIDE
 
-__all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
+__all__ = ["conv", "conv_transpose", "apply", "upsample", "receptive_halo", "auto_chunks", "OUTPUT_CHUNK_BYTES",
+           "UPSAMPLE_CHUNK", "bench", "bench_arguments"]
 
 OUTPUT_CHUNK_BYTES = 64 * 2**20  # default target size of one output chunk (see auto_chunks)
+UPSAMPLE_CHUNK = CHUNK_SIDE  # default input tile side of upsample (see docs/dask.md)
 
 
 # --------------------------------------------------------------------------------------
@@ -618,10 +621,13 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
 # --------------------------------------------------------------------------------------
 
 
-def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da.Array:
+def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None, fuse: Optional[bool] = None) -> da.Array:
     """Run a :mod:`transconv.nn` model on a Dask array, chunk by chunk, lazily.
 
-    Each layer becomes one step of the graph with exactly the halo it needs, so the result
+    Where every layer maps a tile to ``factor`` x the tile (the FSRCNN up-samplers, say),
+    each chunk runs the whole model on itself plus the receptive-field halo
+    (:func:`receptive_halo`), cut to ``factor`` x the chunk (``fuse``).  Otherwise each
+    layer becomes one step of the graph with exactly the halo it needs.  Either way the result
     equals ``model.forward`` on the whole array (to float rounding): ``Conv`` and
     ``ConvTranspose`` through :func:`conv` / :func:`conv_transpose` (their padding applies
     only at the true array border), element-wise layers and ``PReLU`` block by block,
@@ -639,6 +645,12 @@ def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da
         Passed to every convolution.
     chunks : None, "auto" or a Dask chunk specification
         Rechunk ``x`` first, as in :func:`conv`.
+    fuse : bool or None
+        ``True``: run the whole model once per chunk on the chunk plus the model's
+        receptive-field halo (:func:`receptive_halo`), one task per chunk instead of one
+        graph step per layer; only for models that map a tile to ``factor`` x the tile,
+        with ``method="auto"``.  ``False``: layer by layer.  ``None`` (default): fused
+        when the model allows it and ``method="auto"``, else layer by layer.
 
     Returns
     -------
@@ -650,11 +662,14 @@ def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da
     >>> model = tc.nn.Sequential(tc.nn.Conv(1, 4, 3, padding=1, seed=0), tc.nn.ReLU(),
     ...                          tc.nn.ConvTranspose(4, 1, 4, stride=2, padding=1, seed=1))
     >>> x = np.random.default_rng(0).random((1, 1, 20, 30), dtype=np.float32)
-    >>> y = tcd.apply(model, da.from_array(x, chunks=(1, 1, 7, 8)))
+    >>> y = tcd.apply(model, da.from_array(x, chunks=(1, 1, 7, 8)), fuse=False)
     >>> y.shape, y.chunks[2]
     ((1, 1, 40, 60), (15, 14, 11))
     >>> bool(np.allclose(y.compute(), model.forward(x), atol=1e-5))
     True
+    >>> fused = tcd.apply(model, da.from_array(x, chunks=(1, 1, 7, 8)))  # one task per chunk
+    >>> fused.chunks[2], bool(np.allclose(fused.compute(), model.forward(x), atol=1e-5))
+    ((14, 14, 12), True)
     """
     op = "transconv.dask.apply"
     from . import nn
@@ -673,7 +688,24 @@ def apply(model: Any, x: Any, *, method: str = "auto", chunks: Any = None) -> da
         x = x.rechunk(auto) if isinstance(x, da.Array) else da.from_array(array, chunks=auto)
     elif chunks is not None:
         x = x.rechunk(chunks)
-    return _walk(op, model, x, method)
+    if fuse is None:
+        try:
+            receptive_halo(model, x.ndim - 2)
+            fuse = method == "auto"
+        except TransconvError:
+            fuse = False
+    if not fuse:
+        return _walk(op, model, x, method)
+    if method != "auto":
+        raise TransconvError(f"{op}: fuse=True runs model.forward, which takes method 'auto'; got method={method!r}")
+    whole = _walk(op, model, da.zeros(x.shape, dtype=x.dtype, chunks=-1), method)  # validates, gives shape and dtype
+    factor, halo = receptive_halo(model, x.ndim - 2)
+    if len(x.chunks[1]) != 1:
+        raise TransconvError(f"{op}: x is split into {len(x.chunks[1])} chunks along the channel axis; rechunk with "
+                             f"x.rechunk({{1: -1}})")
+    name = "transconv-apply-fused-" + tokenize(x, model.state_dict(), repr(model))
+    return _tiles(name, x, tuple(range(2, x.ndim)), factor, halo, partial(_model_tile, model), {1: whole.shape[1]},
+                  whole.dtype)
 
 
 def _forward(layer: Any, block: np.ndarray, crop: Optional[tuple[int, ...]] = None) -> np.ndarray:
@@ -749,6 +781,225 @@ def _multiples(chunks: Sequence[int], r: int) -> tuple[int, ...]:
     edges = np.cumsum(chunks)
     cut = sorted({int(e) // r * r for e in edges} - {0})
     return tuple(int(b - a) for a, b in zip([0] + cut[:-1], cut))
+
+
+# --------------------------------------------------------------------------------------
+# A whole model per output chunk: one halo, the model's receptive field.
+# --------------------------------------------------------------------------------------
+
+
+def _layer_reach(op: str, layer: Any, shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """Per spatial axis ``(factor, lo, hi)``: output ``o`` of ``layer`` reads only inputs in
+    ``[o // factor - lo, o // factor + hi]`` and the output is ``factor`` x the input, on any
+    length, so a tile of the input plus a halo gives exact outputs away from its cut edges."""
+    from . import nn
+
+    name = type(layer).__name__
+    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.PReLU)):
+        return [(1, 0, 0)] * len(shape)
+    if isinstance(layer, nn.PixelShuffle):
+        return [(layer.upscale_factor, 0, 0)] * len(shape)
+    if isinstance(layer, nn.Upsample):
+        return [(r, int(layer.mode == "bilinear"), int(layer.mode == "bilinear")) for r in layer._scales(len(shape))]
+    if isinstance(layer, (nn.Conv, nn.ConvTranspose)):
+        spec = layer.spec_for(shape)
+        reach = []
+        for k, s, d, (lo, hi), a in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_padding):
+            k_eff = d * (k - 1)
+            if isinstance(layer, nn.Conv) and s == 1 and lo + hi == k_eff and spec.padding_mode != "circular":
+                reach.append((1, lo, hi))  # output o reads inputs o - lo .. o + hi
+            elif isinstance(layer, nn.ConvTranspose) and k_eff + a + 1 - lo - hi == s and spec.padding_mode == "zeros":
+                reach.append((s, max(0, (k_eff - lo) // s), max(0, (s - 1 + lo) // s)))  # o = i*s - lo + t*d
+            else:
+                raise TransconvError(
+                    f"{op}: layer {name} (stride {spec.stride}, padding {spec.padding}, padding_mode "
+                    f"{spec.padding_mode!r}) does not map a tile to stride x the tile; use fuse=False"
+                )
+        return reach
+    raise TransconvError(
+        f"{op}: no receptive field for layer {name}; fusable layers: Sequential, Conv (stride 1, output the "
+        f"input's size, not circular), ConvTranspose (output stride x the input, zeros padding), PixelShuffle, "
+        f"Upsample, ReLU, LeakyReLU, PReLU, Tanh, Sigmoid"
+    )
+
+
+def receptive_halo(model: Any, ndim: int = 2) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The up-sampling factor and the input halo that make tiles of ``model`` exact.
+
+    For a :mod:`transconv.nn` model whose every layer maps a tile to ``factor`` x the tile
+    (stride-1 convolutions that keep the size, transposed convolutions whose output is
+    stride x the input, element-wise layers, ``PixelShuffle``, ``Upsample``), returns
+    ``(factor, halo)`` per spatial axis: ``model.forward`` on input ``[a - lo, b + hi)``
+    (cut at the array's true border) gives exactly the whole array's outputs
+    ``[factor * a, factor * b)`` (to float rounding).  Walking the layers backwards, a
+    halo of ``h`` outputs needs ``ceil(h / factor) + reach`` inputs.
+
+    Raises
+    ------
+    TransconvError
+        A layer that does not map tiles that way (a strided conv, ``PixelUnshuffle``,
+        circular padding, ...), naming it.
+
+    Examples
+    --------
+    >>> import transconv as tc
+    >>> model = tc.nn.Sequential(tc.nn.Conv(1, 8, 5, padding=2), tc.nn.PReLU(8),
+    ...                          tc.nn.ConvTranspose(8, 1, 9, stride=2, padding=4, output_padding=1))
+    >>> receptive_halo(model)
+    ((2, 2), ((4, 4), (4, 4)))
+    """
+    from . import nn
+
+    op = "transconv.dask.receptive_halo"
+    layers: list = []
+
+    def flatten(layer: Any) -> None:
+        if isinstance(layer, nn.Sequential):
+            for child in layer.layers:
+                flatten(child)
+        else:
+            layers.append(layer)
+
+    flatten(model)
+    shape, reaches = (64,) * ndim, []
+    for layer in layers:
+        reach = _layer_reach(op, layer, shape)
+        reaches.append(reach)
+        shape = tuple(n * r for n, (r, _, _) in zip(shape, reach))
+    factor, halo = [], []
+    for axis in range(ndim):
+        lo = hi = 0
+        for reach in reversed(reaches):
+            r, reach_lo, reach_hi = reach[axis]
+            lo, hi = -(-lo // r) + reach_lo, -(-hi // r) + reach_hi
+        factor.append(int(np.prod([reach[axis][0] for reach in reaches])))
+        halo.append((lo, hi))
+    return tuple(factor), tuple(halo)
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """Along one tiled axis: the input slice with its halo, the crop of the result, the output length."""
+
+    index: slice
+    crop: slice
+    length: int
+
+
+def _tile_axis(chunks: Sequence[int], lo: int, hi: int, factor: int) -> list[_Piece]:
+    n = int(sum(chunks))
+    starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+    pieces = []
+    for a, b in zip(starts[:-1], starts[1:]):
+        a, b = int(a), int(b)
+        i0, i1 = max(0, a - lo), min(n, b + hi)  # the halo, cut at the true border
+        touched = tuple(range(int(_chunk_of(starts, np.array([i0]))[0]), int(_chunk_of(starts, np.array([i1 - 1]))[0]) + 1))
+        base = int(starts[touched[0]])
+        crop = slice(factor * (a - i0), factor * (b - i0))
+        pieces.append(_Piece(touched, _Tile(slice(i0 - base, i1 - base), crop, factor * (b - a))))
+    return pieces
+
+
+def _tile_block(func, tiled: tuple[int, ...], blocks: list, wrapped: _Pieces) -> np.ndarray:
+    pieces = wrapped.pieces
+    region = _assemble(blocks, pieces, None)
+    region = region[tuple(pieces[a].info.index if a in tiled else slice(None) for a in range(region.ndim))]
+    out = func(region)
+    return out[tuple(pieces[a].info.crop if a in tiled else slice(None) for a in range(out.ndim))]
+
+
+def _tiles(name: str, x: da.Array, tiled: Sequence[int], factor: Sequence[int], halo: Sequence[tuple[int, int]],
+           func, lengths: dict, dtype) -> da.Array:
+    """``func`` on every chunk of ``x`` plus its halo along the ``tiled`` axes, cropped to
+    ``factor`` x the chunk; other axes pass through (one chunk each where ``lengths`` gives
+    the output's length)."""
+    plans = []
+    for axis, chunks in enumerate(x.chunks):
+        if axis in tiled:
+            t = list(tiled).index(axis)
+            plans.append(_tile_axis(chunks, halo[t][0], halo[t][1], factor[t]))
+        elif axis in lengths:
+            plans.append([_Piece((0,), _Whole(int(lengths[axis])))])
+        else:
+            plans.append(_whole_plan(chunks))
+    return _graph(name, x, plans, partial(_tile_block, func, tuple(tiled)), dtype)
+
+
+def _model_tile(model: Any, block: np.ndarray) -> np.ndarray:
+    return _forward(model, block)
+
+
+def upsample(x: Any, scale: int = 2, *, model: Any = None, chunks: Any = None) -> da.Array:
+    """:func:`transconv.upsample` on a Dask array (or a large NumPy array), tile by tile, lazily.
+
+    Each input chunk is up-sampled by :func:`transconv.upsample` together with a halo of
+    ``max(network halo, 2)`` pixels (:func:`receptive_halo` of the network; 2 for the
+    bicubic chroma of an RGB image) cut off again, so the result equals the in-memory call:
+    the chroma exactly (Pillow's bicubic reads two input pixels each way), the network's
+    luminance to float rounding (a ``uint8`` pixel may differ by one where the in-memory
+    value lies within rounding of a half).
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        ``(H, W)`` gray or ``(H, W, 3)`` RGB, ``uint8`` (0-255) or float (0-1).
+    scale, model
+        As :func:`transconv.upsample`; ``model`` must be a :mod:`transconv.nn` model (or a
+        path to one) so that its receptive field is known.
+    chunks : None, int or a Dask chunk specification
+        Input tile side (``int``), or chunks of ``(H, W)``.  ``None`` keeps a Dask array's
+        chunks and gives a NumPy array tiles of :data:`UPSAMPLE_CHUNK`.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(scale*H, scale*W[, 3])`` of ``x``'s dtype, output chunk = ``scale`` x input chunk.
+
+    Examples
+    --------
+    >>> import numpy as np, transconv as tc, transconv.dask as tcd
+    >>> image = np.random.default_rng(0).random((30, 20, 3))
+    >>> y = tcd.upsample(image, 2, chunks=8)
+    >>> y.chunks[:2]
+    ((16, 16, 16, 12), (16, 16, 8))
+    >>> bool(np.allclose(y.compute(), tc.upsample(image, 2), atol=1e-5))
+    True
+    """
+    from . import nn
+    from .upsample import _check_image, _resolve_model
+    from .upsample import upsample as memory_upsample
+
+    op = "transconv.dask.upsample"
+    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
+        raise TransconvError(f"{op}: scale must be a positive integer, got {scale!r}")
+    array = x if isinstance(x, da.Array) else np.asarray(x)
+    _check_image(op, array.shape, array.dtype)
+    net = _resolve_model(model, scale)
+    if not isinstance(net, nn.Module):
+        raise TransconvError(f"{op}: model must be a transconv.nn model or a path to one (its receptive field "
+                             f"sets the halo), got {type(net).__name__}")
+    factor, halo = receptive_halo(net, 2)
+    if factor != (scale, scale):
+        raise TransconvError(f"{op}: the model up-samples {factor}, but scale is {scale}")
+    halo = tuple((max(lo, 2), max(hi, 2)) for lo, hi in halo)  # Pillow's bicubic reads 2 pixels each way
+    if chunks is None and not isinstance(x, da.Array):
+        chunks = UPSAMPLE_CHUNK
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        if chunks < 1:
+            raise TransconvError(f"{op}: chunks (tile side) must be at least 1, got {chunks}")
+        chunks = (int(chunks), int(chunks))
+    if chunks is not None:
+        chunks = tuple(chunks)[:2] + (-1,) * (array.ndim - 2)
+    if isinstance(x, da.Array):
+        array = array.rechunk(chunks) if chunks is not None else array.rechunk({2: -1} if array.ndim == 3 else {})
+    else:
+        array = da.from_array(array, chunks=chunks)
+    for axis, sizes in enumerate(array.chunks):
+        if any(math.isnan(c) for c in sizes):
+            raise TransconvError(f"{op}: x has unknown chunk sizes on axis {axis}; call x.compute_chunk_sizes() first")
+    name = "transconv-upsample-" + tokenize(array, scale, net.state_dict() if hasattr(net, "state_dict") else id(net))
+    func = partial(memory_upsample, scale=scale, model=net)
+    return _tiles(name, array, (0, 1), factor, halo, func, {}, array.dtype)
 
 
 # --------------------------------------------------------------------------------------

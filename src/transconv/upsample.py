@@ -24,6 +24,8 @@ __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 
 _MODELS = Path(__file__).with_name("models")
 _MAX_OUTPUT_PIXELS = 2**28  # 256 Mpixel of output: the float32 feature maps would need tens of GB past this
+CHUNKED_ABOVE_PIXELS = 2**20  # `transconv upsample` tiles inputs above 1 Mpixel (in memory: about 1 KB per input pixel)
+CHUNK_SIDE = 256  # its default input tile side: about 80 MB of feature maps per tile
 
 
 def shipped_model_path(scale: int) -> Path:
@@ -65,6 +67,16 @@ def _resolve_model(model: Any, scale: int) -> Any:
     return model
 
 
+def _check_image(op: str, shape: tuple[int, ...], dtype: Any) -> None:
+    """The image rules of :func:`upsample`, on a shape and dtype (so a lazy array is checked unread)."""
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3):
+        raise TransconvError(f"{op}: image must be (H, W) gray or (H, W, 3) RGB, got shape {tuple(shape)}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise TransconvError(f"{op}: image is empty (shape {tuple(shape)})")
+    if np.dtype(dtype) != np.uint8 and np.dtype(dtype).kind != "f":
+        raise TransconvError(f"{op}: image dtype must be uint8 (0-255) or float (0-1), got {np.dtype(dtype)}")
+
+
 def _luma_network(net: Any, y: np.ndarray, scale: int) -> np.ndarray:
     out = net.forward(np.ascontiguousarray(y, dtype=np.float32)[None, None])
     if out.shape[-2:] != (scale * y.shape[0], scale * y.shape[1]):
@@ -99,15 +111,14 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise TransconvError(f"upsample: scale must be a positive integer, got {scale!r}")
     image = np.asarray(image)
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise TransconvError(f"upsample: image must be (H, W) gray or (H, W, 3) RGB, got shape {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise TransconvError(f"upsample: image is empty (shape {image.shape})")
-    if image.dtype != np.uint8 and image.dtype.kind != "f":
-        raise TransconvError(f"upsample: image dtype must be uint8 (0-255) or float (0-1), got {image.dtype}")
+    _check_image("upsample", image.shape, image.dtype)
     out_pixels = image.shape[0] * image.shape[1] * scale * scale
     if out_pixels > _MAX_OUTPUT_PIXELS:
-        raise TransconvError(f"upsample: output of {out_pixels} pixels is over the limit of {_MAX_OUTPUT_PIXELS}")
+        raise TransconvError(
+            f"upsample: output of {out_pixels} pixels is over the in-memory limit of {_MAX_OUTPUT_PIXELS}; up-sample "
+            f"it tile by tile with transconv.dask.upsample or `transconv upsample IN OUT` (chunked above "
+            f"{CHUNKED_ABOVE_PIXELS} input pixels)"
+        )
     net = _resolve_model(model, scale)
     x = image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
     big = (scale * image.shape[0], scale * image.shape[1])
@@ -124,12 +135,22 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
     return result.astype(image.dtype)
 
 
+_TIFF = (".tif", ".tiff")
+_TIFF_TILE = 256  # tile side of written TIFFs (a multiple of 16, as TIFF requires)
+_MAX_PILLOW_BYTES = 2**31  # Pillow writes whole images from memory: larger outputs go to TIFF or Zarr
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="IN", help="image to up-sample (PNG, JPEG, TIFF; gray or RGB)")
-    parser.add_argument("output", metavar="OUT", help="where to write the result (format from the extension)")
+    parser.add_argument("input", metavar="IN", help="image to up-sample: PNG, JPEG, ... (Pillow), TIFF (tifffile, "
+                        "read lazily when large) or a .zarr array; (H, W) gray or (H, W, 3) RGB, uint8 or float 0-1")
+    parser.add_argument("output", metavar="OUT", help="where to write the result: .tif/.tiff (tiled), .zarr, or any "
+                        "extension Pillow writes (uint8 only)")
     parser.add_argument("--scale", type=int, default=2, help="up-sampling factor; models ship for 2 and 4 (default: 2)")
     parser.add_argument("--model", metavar="PATH", default=None, help="a model file from 'transconv train'")
-    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--chunk", metavar="SIDE", type=int, default=None,
+                        help=f"up-sample tile by tile with Dask, input tiles SIDE x SIDE (default: tiles of {CHUNK_SIDE} when "
+                             f"the input has more than {CHUNKED_ABOVE_PIXELS} pixels, else one in-memory call)")
+    parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists (a .zarr directory too)")
 
 
 def _fail(message: str) -> int:
@@ -137,39 +158,211 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
-    from PIL import Image, UnidentifiedImageError
+class _Input:
+    """An input image opened without reading its pixels: shape, dtype, and how to read them."""
 
+    def __init__(self, src: Path) -> None:
+        self.src, self.suffix, self.pixels, self._closers = src, src.suffix.lower(), None, []
+        if self.suffix == ".zarr":
+            import zarr
+
+            self.zarr = zarr.open_array(str(src), mode="r")
+            self.shape, self.dtype = tuple(self.zarr.shape), np.dtype(self.zarr.dtype)
+        elif self.suffix in _TIFF and _has("tifffile"):
+            import tifffile
+
+            with tifffile.TiffFile(src) as tif:
+                series = tif.series[0]
+                self.shape, self.dtype = tuple(series.shape), np.dtype(series.dtype)
+        else:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(src) as img:
+                    mode = img.mode
+                    self.pixels = np.asarray(img.convert("L" if mode in ("1", "L", "I;16", "I", "F") else "RGB"))
+            except UnidentifiedImageError as exc:
+                raise OSError(str(exc)) from None
+            self.shape, self.dtype = self.pixels.shape, self.pixels.dtype
+
+    def numpy(self) -> np.ndarray:
+        if self.pixels is not None:
+            return self.pixels
+        if self.suffix == ".zarr":
+            return self.zarr[...]
+        import tifffile
+
+        return tifffile.imread(self.src, series=0)
+
+    def dask(self) -> Any:
+        import dask.array as da
+
+        if self.pixels is not None:
+            return da.from_array(self.pixels, chunks=-1)
+        if self.suffix == ".zarr":
+            return da.from_zarr(self.zarr)
+        import tifffile
+        import zarr
+
+        store = tifffile.imread(self.src, aszarr=True, series=0)
+        self._closers.append(store.close)
+        return da.from_zarr(zarr.open_array(store, mode="r"))
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _write(tmp: Path, kind: str, bands: Any, shape: tuple[int, ...], dtype: np.dtype, chunk: int) -> None:
+    """Write row bands (in order, top to bottom) of an image of ``shape`` to ``tmp``."""
+    if kind == "zarr":
+        import zarr
+
+        out = zarr.create_array(store=str(tmp), shape=shape, dtype=dtype, chunks=(chunk, chunk) + shape[2:])
+        row = 0
+        for band in bands:
+            out[row : row + band.shape[0]] = band
+            row += band.shape[0]
+    elif kind == "tiff":
+        import tifffile
+
+        big = int(np.prod(shape)) * dtype.itemsize > 2**31  # classic TIFF offsets end at 4 GB
+        tifffile.imwrite(tmp, _tiff_tiles(bands, shape[1], _TIFF_TILE), shape=shape, dtype=dtype,
+                         tile=(_TIFF_TILE, _TIFF_TILE), photometric="rgb" if len(shape) == 3 else "minisblack",
+                         bigtiff=big)
+    else:
+        from PIL import Image
+
+        whole, row = np.empty(shape, dtype), 0
+        for band in bands:
+            whole[row : row + band.shape[0]] = band
+            row += band.shape[0]
+        Image.fromarray(whole).save(tmp)
+
+
+def _tiff_tiles(bands: Any, width: int, tile: int) -> Any:
+    """TIFF tiles in row-major order from row bands of any height (rows held: one band + one tile)."""
+    pending = None
+    for band in bands:
+        pending = band if pending is None else np.concatenate([pending, band])
+        while pending.shape[0] >= tile:
+            yield from (pending[:tile, c : c + tile] for c in range(0, width, tile))
+            pending = pending[tile:]
+    if pending is not None and pending.shape[0]:
+        yield from (pending[:, c : c + tile] for c in range(0, width, tile))
+
+
+def _replace(tmp: Path, dst: Path) -> None:
+    """Move ``tmp`` to ``dst``; an existing ``dst`` (file or .zarr folder) is moved aside first, removed after."""
+    import shutil
+
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return
+    aside = dst.with_name(f".{dst.name}.{os.getpid()}.old")
+    os.replace(dst, aside)
+    try:
+        os.replace(tmp, dst)
+    except OSError:
+        os.replace(aside, dst)
+        raise
+    shutil.rmtree(aside) if aside.is_dir() and not aside.is_symlink() else aside.unlink()
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
-    if not src.is_file():
+    kind = "zarr" if dst.suffix.lower() == ".zarr" else "tiff" if dst.suffix.lower() in _TIFF else "pillow"
+    if src.suffix.lower() == ".zarr" and not src.is_dir():
+        return _fail(f"input {str(src)!r} is not a Zarr array (no such folder)")
+    if src.suffix.lower() != ".zarr" and not src.is_file():
         return _fail(f"input {str(src)!r} is not a file")
-    if dst.exists() and not args.force:
+    if (dst.exists() or dst.is_symlink()) and not args.force:
         return _fail(f"output {str(dst)!r} exists; pass --force to overwrite it")
     if not dst.parent.is_dir():
         return _fail(f"folder {str(dst.parent)!r} of the output does not exist")
-    if dst.suffix.lower() not in Image.registered_extensions():
-        return _fail(f"output {str(dst)!r}: unknown image extension {dst.suffix!r}")
+    if kind == "pillow":
+        from PIL import Image
+
+        if dst.suffix.lower() not in Image.registered_extensions():
+            return _fail(f"output {str(dst)!r}: unknown image extension {dst.suffix!r} (Pillow's, .tif/.tiff or .zarr)")
+    if args.chunk is not None and args.chunk < 1:
+        return _fail(f"--chunk (input tile side) must be at least 1, got {args.chunk}")
+    if (kind == "zarr" or src.suffix.lower() == ".zarr") and not _has("zarr"):
+        return _fail("Zarr input or output needs the zarr package: pip install 'transconv[dask]'")
     try:
-        with Image.open(src) as img:
-            mode = img.mode
-            pixels = np.asarray(img.convert("L" if mode in ("1", "L", "I;16", "I", "F") else "RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+        image = _Input(src)
+    except (OSError, ValueError) as exc:
         return _fail(f"cannot read {str(src)!r} as an image ({exc})")
     try:
-        result = upsample(pixels, args.scale, model=args.model)
+        return _upsample_file(args, image, src, dst, kind)
+    finally:
+        image.close()
+
+
+def _upsample_file(args: argparse.Namespace, image: _Input, src: Path, dst: Path, kind: str) -> int:
+    try:
+        _check_image("upsample", image.shape, image.dtype)
     except TransconvError as exc:
-        return _fail(str(exc))
+        return _fail(f"{str(src)!r}: {exc}")
+    if kind == "pillow" and image.dtype != np.uint8:
+        return _fail(f"{str(src)!r} is {image.dtype}; float images can be written to .tif/.tiff or .zarr only")
+    shape = (args.scale * image.shape[0], args.scale * image.shape[1]) + tuple(image.shape[2:])
+    if kind == "pillow" and int(np.prod(shape)) > _MAX_PILLOW_BYTES:
+        return _fail(f"the {shape[1]}x{shape[0]} output ({int(np.prod(shape)) / 2**30:.1f} GB) is too large for "
+                     f"{dst.suffix!r}, which is written from memory; write .tif/.tiff or .zarr (streamed) instead")
+    chunked = args.chunk is not None or image.shape[0] * image.shape[1] > CHUNKED_ABOVE_PIXELS
+    if chunked and not _has("dask"):
+        return _fail(f"{str(src)!r} has {image.shape[0] * image.shape[1]} pixels, above the in-memory threshold "
+                     f"{CHUNKED_ABOVE_PIXELS}: up-sampling it tile by tile needs pip install 'transconv[dask]'")
+    side = args.chunk or CHUNK_SIDE
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
     try:
-        Image.fromarray(result).save(tmp)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        return _fail(f"cannot write {str(dst)!r} ({exc})")
+        if chunked:
+            import dask.array  # noqa: F401  (the extra is present: checked above)
+
+            from .dask import upsample as dask_upsample
+
+            lazy = dask_upsample(image.dask(), args.scale, model=args.model, chunks=side)
+            bands = _bands(lazy)
+        else:
+            bands = iter([upsample(image.numpy(), args.scale, model=args.model)])
+        _write(tmp, kind, bands, shape, image.dtype, args.scale * side)
+        _replace(tmp, dst)
+    except TransconvError as exc:
+        return _fail(str(exc))
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot up-sample {str(src)!r} into {str(dst)!r} ({exc})")
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    print(f"wrote {dst} ({result.shape[1]}x{result.shape[0]}, {args.scale}x {src.name})")
+        _remove(tmp)
+    how = f", {side}x{side} tiles" if chunked else ""
+    print(f"wrote {dst} ({shape[1]}x{shape[0]}, {args.scale}x {src.name}{how})")
     return 0
+
+
+def _bands(lazy: Any) -> Any:
+    """The rows of ``lazy`` one block row at a time (its tiles in parallel), with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    rows, cols = len(lazy.chunks[0]), len(lazy.chunks[1])
+    with tqdm(total=rows * cols, unit="tile", desc="upsample", file=sys.stderr, dynamic_ncols=True) as bar:
+        for r in range(rows):
+            yield lazy.blocks[r].compute()
+            bar.update(cols)
 
 
 def main(argv: list[str] | None = None) -> int:
