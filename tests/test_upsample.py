@@ -9,7 +9,7 @@ import pytest
 import transconv as tc
 from transconv import TransconvError
 
-from transconv.data import bicubic_resize, load_photo, lr_hr_pair
+from transconv.data import TRAIN_PHOTOS, bicubic_resize, load_photo, lr_hr_pair
 from transconv.train import load_model, psnr, train
 from transconv.upsample import shipped_model_path
 
@@ -88,6 +88,7 @@ def test_shipped_models_load_without_pickle_and_beat_bicubic(scale):
     _, arch, meta = load_model(path)
     assert arch["scale"] == scale and meta["scale"] == scale and "chelsea" in meta["held_out_photos"]
     assert "chelsea" not in meta["train_photos"] and "cat" not in meta["train_photos"]
+    assert meta["train_photos"] == list(TRAIN_PHOTOS) and not meta["quick"]  # made by today's recipe
     lr, hr = lr_hr_pair(load_photo("chelsea"), scale)
     ours = psnr(tc.upsample(lr, scale), hr, scale)
     bicubic = psnr(np.clip(bicubic_resize(lr, hr.shape), 0, 1), hr, scale)
