@@ -17,6 +17,7 @@ crop of a held-out photograph's output and error.  See docs/checkerboard.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import sys
@@ -42,8 +43,8 @@ def equivalent_transpose(model, scale: int = SCALE):
     Returns ``(weight, stride, padding, output_padding, phase_bias)``: ``tc.conv_transpose(features,
     weight, None, stride, padding, output_padding)`` plus ``phase_bias`` tiled over the output equals the
     head.  Nearest up-sampling by ``s`` then a k-tap conv is a transposed conv with the kernel convolved
-    with an ``s``-box (kernel ``k + s - 1``); a k-tap conv to ``s**2`` channels then PixelShuffle(s) is a
-    transposed conv with kernel ``s*k`` whose output phases hold the channels' kernels, and a bias per phase.
+    with an ``s``-box (kernel ``k + s - 1``); a k-tap conv to ``s**2`` channels then PixelShuffle(s) is
+    ``tc.nn.pixelshuffle_to_convtranspose`` (kernel ``s*k``) plus a bias per phase.
     """
     layers = list(model)
     up = [layer for layer in layers if hasattr(layer, "kernel_size")][-1]
@@ -56,11 +57,11 @@ def equivalent_transpose(model, scale: int = SCALE):
         box = np.ones((scale, scale), dtype=w.dtype)  # a stride-1 transposed conv of two arrays is their full convolution
         weight = np.stack([tc.conv_transpose(np.ascontiguousarray(w[0, c, ::-1, ::-1]), box) for c in range(w.shape[1])])[:, None]
         return weight.astype(w.dtype), scale, k // 2, scale + 2 * (k // 2) - (k + scale - 1), np.full((scale, scale), b[0])
-    weight = np.zeros((w.shape[1], 1, scale * k, scale * k), dtype=w.dtype)  # Conv then PixelShuffle
-    for ry in range(scale):
-        for rx in range(scale):
-            weight[:, 0, ry::scale, rx::scale] = w[ry * scale + rx, :, ::-1, ::-1]
-    return weight, scale, scale * (k // 2), 0, b.reshape(scale, scale)
+    # Conv then PixelShuffle: tc.nn's converter, with the per-phase bias (which it refuses) kept aside
+    conv = copy.deepcopy(up)
+    conv.params["bias"][...] = 0
+    layer = tc.nn.pixelshuffle_to_convtranspose(conv, layers[-1])
+    return layer.weight, scale, layer.padding[0], layer.output_padding[0], b.reshape(scale, scale)
 
 
 def head_features(model, x: np.ndarray) -> np.ndarray:
@@ -175,7 +176,7 @@ def smooth_window(hr: np.ndarray, size: int) -> tuple[int, int]:
     return corner
 
 
-def picture(path: str, trained: dict, initial: dict, pairs, photo: str = "coffee", crop: int = 40) -> None:
+def picture(path: str, trained: dict, initial: dict, pairs, init: str = "bicubic-path", photo: str = "coffee", crop: int = 40) -> None:
     """Per head: overlap map, flat response at init and trained, held-out crop and its error."""
     import matplotlib
 
@@ -211,7 +212,7 @@ def picture(path: str, trained: dict, initial: dict, pairs, photo: str = "coffee
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f"2x up-sampling heads, same network and training. Columns 2-3: output for a flat {FLAT_LEVEL:g} grey input "
+    fig.suptitle(f"2x up-sampling heads, same network and training ({init} initialisation). Columns 2-3: output for a flat {FLAT_LEVEL:g} grey input "
                  f"minus its mean (each panel its own colour range);\ncolumns 4-5: the flattest {crop}x{crop} crop of {photo} "
                  f"(grey range stretched) and its error (colour range +-{255 * error:.1f}/255)", fontsize=9)
     fig.tight_layout()
@@ -220,10 +221,11 @@ def picture(path: str, trained: dict, initial: dict, pairs, photo: str = "coffee
 
 
 def run_head(head: str, args, models: Path | None):
-    path = models / f"checkerboard_x{SCALE}_{head}.npz" if models is not None else None
+    suffix = "" if args.init == "bicubic-path" else f"_{args.init}"
+    path = models / f"checkerboard_x{SCALE}_{head}{suffix}.npz" if models is not None else None
     if args.reuse and path is not None and path.is_file():
         model, _, meta = train_module.load_model(path)
-        if meta.get("steps") != args.steps or meta.get("seed") != args.seed or meta.get("head", "k9") != head:
+        if (meta.get("steps"), meta.get("seed"), meta.get("head", "k9"), meta.get("init")) != (args.steps, args.seed, head, args.init):
             raise SystemExit(f"{path} was trained with other settings (steps {meta.get('steps')}, seed {meta.get('seed')})")
         curve = {}
         checkpoint = path.with_name(path.name + ".ckpt.npz")
@@ -232,8 +234,8 @@ def run_head(head: str, args, models: Path | None):
                 curve = {int(k): v for k, v in json.loads(str(f["val"])).items()}
         return model, meta, curve
     r = tc.train(SCALE, steps=args.steps, seed=args.seed, out=path, force=True, quick=args.tiny,
-                 progress=not args.no_progress, eval_every=args.eval_every, head=head,
-                 command=f"python benchmarks/checkerboard_study.py --heads {head} --steps {args.steps} --seed {args.seed}")
+                 progress=not args.no_progress, eval_every=args.eval_every, head=head, init=args.init,
+                 command=f"python benchmarks/checkerboard_study.py --heads {head} --steps {args.steps} --seed {args.seed} --init {args.init}")
     return r["model"], r["metadata"], r["val_psnr"]
 
 
@@ -241,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="Adam steps per head (default 2000; tiny 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", choices=("bicubic-path", "torch"), default="bicubic-path",
+                        help="initialisation of every network (default: the shipped recipe's bicubic path)")
     parser.add_argument("--heads", default=",".join(HEADS), help=f"comma-separated subset of {HEADS}")
     parser.add_argument("--models", metavar="DIR", default=None,
                         help=f"where the trained models are kept (default {MODELS}; tiny: not kept)")
@@ -265,18 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     for head in heads:
         model, meta, curve = run_head(head, args, models)
         trained[head] = model
-        initial[head] = train_module.fsrcnn(SCALE, seed=args.seed, head=head)
+        initial[head] = train_module.fsrcnn(SCALE, seed=args.seed, head=head, init=args.init)
         rows[head] = dict(measure(model, pairs), params=head_parameters(model), wall=float(meta.get("wall_seconds", 0.0)),
                           overlap=overlap_phases(model), init_flat_ptp=255 * float(np.ptp(flat_response(initial[head]))),
                           load_average=meta.get("load_average"), val_psnr=curve)
         print(f"{head}: {rows[head]['psnr']:.2f} dB, {rows[head]['wall']:.0f} s", file=sys.stderr)
     bicubic = bicubic_row(pairs)
-    print(f"Y PSNR (dB) / SSIM at {SCALE}x on the held-out photographs, {args.steps} steps, seed {args.seed}")
+    print(f"Y PSNR (dB) / SSIM at {SCALE}x on the held-out photographs, {args.steps} steps, seed {args.seed}, init {args.init}")
     print(table(rows, bicubic))
     if args.json:
-        Path(args.json).write_text(json.dumps({"steps": args.steps, "seed": args.seed, "bicubic": bicubic, "heads": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"steps": args.steps, "seed": args.seed, "init": args.init, "bicubic": bicubic, "heads": rows}, indent=1))
     if args.picture:
-        picture(args.picture, trained, initial, pairs)
+        picture(args.picture, trained, initial, pairs, args.init)
         print(f"wrote {args.picture}")
     return 0
 

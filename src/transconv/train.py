@@ -115,7 +115,7 @@ def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0
         padding, output_padding = transpose_geometry(scale, kernel)
         layers.append(nn.ConvTranspose(d, 1, kernel, stride=scale, padding=padding, output_padding=output_padding, seed=head_seed))
     elif head == "resize":
-        layers += [nn.Upsample(scale, mode="nearest"), nn.Conv(d, 1, 3, padding=1, seed=head_seed)]
+        layers += list(nn.resize_conv(d, 1, scale, 3, seed=head_seed))
     else:
         layers += [nn.Conv(d, scale * scale, 3, padding=1, init="icnr", icnr_scale=scale, seed=head_seed), nn.PixelShuffle(scale)]
     model = nn.Sequential(*layers)
@@ -304,6 +304,7 @@ def train(
     eval_every: int | None = None,
     command: str | None = None,
     head: str = "k9",
+    init: str = "bicubic-path",
 ) -> dict:
     """Train FSRCNN for ``scale`` x up-sampling; returns a summary and writes the model to ``out``.
 
@@ -321,6 +322,7 @@ def train(
     eval_every : steps between validations and checkpoints (default 250; 10 with ``quick``).
     head : the up-sampling layer, one of :data:`HEADS` (default ``"k9"``, the shipped models'
         ConvTranspose k9; the others are compared in ``docs/checkerboard.md``).
+    init : ``"bicubic-path"`` (default, see :func:`fsrcnn`) or ``"torch"`` (PyTorch's initialisation).
 
     Returns
     -------
@@ -341,6 +343,8 @@ def train(
         raise TransconvError(f"train: head must be one of {list(HEADS)}, got {head!r}")
     if head in ("k3s2", "k4s2") and scale != 2:
         raise TransconvError(f"train: head {head!r} has stride 2 and needs scale 2, got scale {scale!r}")
+    if init not in ("bicubic-path", "torch"):
+        raise TransconvError(f"train: init must be 'bicubic-path' or 'torch', got {init!r}")
     steps = int(steps if steps is not None else (30 if quick else 3000))
     patch = int(patch if patch is not None else (8 if quick else 32))
     eval_every = int(eval_every if eval_every is not None else (10 if quick else 250))
@@ -361,12 +365,12 @@ def train(
     d, s, m = FSRCNN_SIZES[size]
     photos = ("camera", "text") if quick else TRAIN_PHOTOS
     config = {"scale": scale, "d": d, "s": s, "m": m, "seed": seed, "steps": steps, "patch": patch, "batch": batch,
-              "lr": lr, "loss": "mse", "init": "bicubic-path", "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
+              "lr": lr, "loss": "mse", "init": init, "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
               "train_photos": list(photos), "held_out_photos": list(HELD_OUT_PHOTOS)}
     architecture = {"scale": scale, "d": d, "s": s, "m": m}
     if head != "k9":  # the default head is not recorded, so default files and checkpoints stay as they were
         config["head"] = architecture["head"] = head
-    model = fsrcnn(scale, d, s, m, seed=seed, head=head)
+    model = fsrcnn(scale, d, s, m, seed=seed, head=head, init=init)
     opt = nn.Adam(model, lr=lr)
     rng = np.random.default_rng(seed)
     start, losses, val, wall_before = 0, [], {}, 0.0
@@ -440,6 +444,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head", choices=list(HEADS), default="k9",
                         help="up-sampling layer: k9 (ConvTranspose k9, default), k3s2, k4s2, resize (resize-conv), "
                              "icnr (sub-pixel conv); see docs/checkerboard.md")
+    parser.add_argument("--init", choices=("bicubic-path", "torch"), default="bicubic-path",
+                        help="bicubic-path: the untrained net is close to bicubic (default); torch: PyTorch's initialisation")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between validation and checkpoint (default 250)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.npz")
     parser.add_argument("--quick", action="store_true", help="a few steps on tiny patches (for tests)")
@@ -453,7 +459,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         r = train(args.scale, steps=args.steps, seed=args.seed, out=out, resume=args.resume, quick=args.quick,
                   progress=not args.no_progress, force=args.force, size=args.size, patch=args.patch, lr=args.lr,
-                  eval_every=args.eval_every, command=command or _command_line(args, out), head=args.head)
+                  eval_every=args.eval_every, command=command or _command_line(args, out), head=args.head,
+                  init=args.init)
     except TransconvError as exc:
         print(f"transconv train: error: {exc}", file=sys.stderr)
         return 2
@@ -466,6 +473,7 @@ def _command_line(args: argparse.Namespace, out: str) -> str:
     parts = ["transconv train", f"--scale {args.scale}", f"--seed {args.seed}", f"--size {args.size}", f"--out {out}"]
     parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("patch", args.patch), ("eval-every", args.eval_every), ("lr", args.lr)) if v is not None]
     parts += [f"--head {args.head}"] if args.head != "k9" else []
+    parts += [f"--init {args.init}"] if args.init != "bicubic-path" else []
     return " ".join(parts + (["--quick"] if args.quick else []))
 
 
