@@ -271,5 +271,11 @@ def test_bad_heads_are_refused():
         train(4, steps=1, quick=True, progress=False, head="k3s2")
     with pytest.raises(SystemExit):
         _args(head="k5")
+    with pytest.raises(TransconvError, match="init must be"):
+        train(2, steps=1, quick=True, progress=False, init="zeros")
+    plain = train(2, steps=1, quick=True, progress=False, init="torch", head="k4s2", seed=3)
+    assert plain["metadata"]["init"] == "torch"
+    start = fsrcnn(2, seed=3, init="torch", head="k4s2")  # PyTorch's initialisation, no interpolation path
+    assert np.array_equal(start[0].params["weight"], tc.nn.Conv(1, 32, 5, padding=2, seed=start[0].seed).params["weight"])
     assert [type(layer).__name__ for layer in fsrcnn(3, 8, 4, 1, head="resize")][-2:] == ["Upsample", "Conv"]
     assert fsrcnn(4, 8, 4, 1, head="icnr")(np.zeros((1, 1, 3, 5), dtype=np.float32)).shape == (1, 1, 12, 20)
