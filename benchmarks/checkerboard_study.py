@@ -28,6 +28,9 @@ import numpy as np
 import transconv as tc
 from transconv.data import HELD_OUT_PHOTOS, load_photo, lr_hr_pair
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark, also when loaded by path
+from bench_upsample_quality import ssim  # noqa: E402  (the quality benchmark's SSIM, the same measure)
+
 train_module = importlib.import_module("transconv.train")  # tc.train is the function
 HEADS = list(train_module.HEADS)
 LABELS = {"k9": "ConvTranspose k9 s2", "k3s2": "ConvTranspose k3 s2", "k4s2": "ConvTranspose k4 s2",
@@ -51,7 +54,7 @@ def equivalent_transpose(model, scale: int = SCALE):
     w, b = up.params["weight"], up.params["bias"]
     kind = type(layers[-1]).__name__
     if type(up).__name__ == "ConvTranspose":
-        return w, scale, up.padding[0], up.output_padding[0], np.full((scale, scale), b[0])
+        return w, up.stride[0], up.padding[0], up.output_padding[0], np.full((scale, scale), b[0])
     k = up.kernel_size[0]
     if kind == "Conv":  # Upsample(nearest) then Conv, padding k // 2
         box = np.ones((scale, scale), dtype=w.dtype)  # a stride-1 transposed conv of two arrays is their full convolution
@@ -61,7 +64,7 @@ def equivalent_transpose(model, scale: int = SCALE):
     conv = copy.deepcopy(up)
     conv.params["bias"][...] = 0
     layer = tc.nn.pixelshuffle_to_convtranspose(conv, layers[-1])
-    return layer.weight, scale, layer.padding[0], layer.output_padding[0], b.reshape(scale, scale)
+    return layer.weight, layer.stride[0], layer.padding[0], layer.output_padding[0], b.reshape(scale, scale)
 
 
 def head_features(model, x: np.ndarray) -> np.ndarray:
@@ -99,13 +102,6 @@ def phase_means(residual: np.ndarray, scale: int = SCALE) -> np.ndarray:
     h, w = (residual.shape[0] // scale) * scale, (residual.shape[1] // scale) * scale
     r = residual[:h, :w].reshape(h // scale, scale, w // scale, scale)
     return r.mean(axis=(0, 2))
-
-
-def ssim(a: np.ndarray, b: np.ndarray, border: int) -> float:
-    from skimage.metrics import structural_similarity
-
-    a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    return float(structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=1.0))
 
 
 def held_out_pairs(tiny: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
