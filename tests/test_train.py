@@ -188,3 +188,94 @@ def test_load_model_rejects_bad_files(tmp_path):
     tc.nn.save(fsrcnn(2, 8, 4, 1), plain)
     with pytest.raises(TransconvError, match="not an up-sampler"):
         load_model(plain)
+
+
+# ---------------------------------------------------------------- the up-sampling heads (docs/checkerboard.md)
+
+HEAD_NAMES = list(train_module.HEADS)
+
+
+def _torch_head_twin(net):
+    """_torch_twin extended to the Upsample / PixelShuffle of the resize and sub-pixel heads."""
+    layers = []
+    for layer in net:
+        name = type(layer).__name__
+        if name == "Upsample":
+            layers.append(torch.nn.Upsample(scale_factor=layer.scale_factor, mode=layer.mode))
+        elif name == "PixelShuffle":
+            layers.append(torch.nn.PixelShuffle(layer.upscale_factor))
+        else:
+            layers.append(_torch_twin(tc.nn.Sequential(layer))[0])
+    twin = torch.nn.Sequential(*layers).double()
+    twin.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in net.state_dict().items()})
+    return twin
+
+
+@pytest.mark.parametrize("head", HEAD_NAMES)
+def test_every_head_equals_its_torch_twin(head):
+    net = fsrcnn(2, 8, 4, 1, seed=3, head=head)
+    twin = _torch_head_twin(net)
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 1, 7, 9), dtype=np.float32)
+    target = rng.random((2, 1, 14, 18), dtype=np.float32)
+    net.zero_grad()
+    y = net(x)
+    loss, grad = tc.nn.mse_loss(y, target)
+    net.backward(grad)
+    lt = torch.nn.functional.mse_loss(twin(torch.tensor(x, dtype=torch.float64)), torch.tensor(target, dtype=torch.float64))
+    lt.backward()
+    assert y.shape == (2, 1, 14, 18)
+    assert loss == pytest.approx(lt.item(), rel=1e-5)
+    for (name, g), (tname, p) in zip(net.grads.items(), twin.named_parameters()):
+        assert name == tname
+        assert np.allclose(g, p.grad.numpy(), rtol=1e-4, atol=1e-4 * np.abs(p.grad.numpy()).max()), name
+
+
+@pytest.mark.parametrize("head", HEAD_NAMES)
+def test_every_head_starts_on_an_interpolation_path(head):
+    """With the up-sampling layer's other channels zeroed, the untrained net keeps a flat image flat
+    (every output phase's taps sum to one) and stays close to bicubic on a photograph."""
+    net = fsrcnn(2, 8, 4, 1, head=head)
+    up = [layer for layer in net if hasattr(layer, "kernel_size")][-1]
+    if type(up).__name__ == "ConvTranspose":  # weight (C_in, C_out, ...): input channels first
+        up.params["weight"][1:] = 0
+    else:
+        up.params["weight"][:, 1:] = 0
+    flat = net(np.full((1, 1, 16, 16), 0.3, dtype=np.float32))[0, 0]
+    assert np.allclose(flat[6:-6, 6:-6], 0.3, atol=1e-6)
+    lr, hr = lr_hr_pair(load_photo("camera")[100:196, 100:196], 2)
+    bicubic = bicubic_resize(lr, hr.shape)
+    ours = net(lr[None, None])[0, 0]
+    assert np.abs(ours - bicubic)[4:-4, 4:-4].mean() < 0.01  # nearest up-sampling is 0.012 away, swapped phases 0.024
+
+
+def test_default_head_is_the_shipped_network_and_is_not_recorded(tmp_path):
+    a, b = fsrcnn(2, 8, 4, 1, seed=7).state_dict(), fsrcnn(2, 8, 4, 1, seed=7, head="k9").state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    train(2, steps=2, quick=True, progress=False, out=tmp_path / "k9.npz")
+    _, arch, meta = load_model(tmp_path / "k9.npz")
+    assert "head" not in arch and "head" not in meta
+    assert train_module.run(_args(out=tmp_path / "icnr.npz", quick=True, steps=2, no_progress=True, head="icnr")) == 0
+    model, arch, meta = load_model(tmp_path / "icnr.npz")
+    assert arch["head"] == meta["head"] == "icnr" and "--head icnr" in meta["command"]
+    assert type(model[-1]).__name__ == "PixelShuffle"
+    assert tc.upsample(np.zeros((5, 6)), 2, model=tmp_path / "icnr.npz").shape == (10, 12)
+
+
+def test_bad_heads_are_refused():
+    with pytest.raises(TransconvError, match="head must be one of"):
+        fsrcnn(2, head="k5")
+    with pytest.raises(TransconvError, match="head must be one of"):
+        train(2, steps=1, quick=True, progress=False, head="bilinear")
+    with pytest.raises(TransconvError, match="needs scale 2, got scale 4"):
+        train(4, steps=1, quick=True, progress=False, head="k3s2")
+    with pytest.raises(SystemExit):
+        _args(head="k5")
+    with pytest.raises(TransconvError, match="init must be"):
+        train(2, steps=1, quick=True, progress=False, init="zeros")
+    plain = train(2, steps=1, quick=True, progress=False, init="torch", head="k4s2", seed=3)
+    assert plain["metadata"]["init"] == "torch"
+    start = fsrcnn(2, seed=3, init="torch", head="k4s2")  # PyTorch's initialisation, no interpolation path
+    assert np.array_equal(start[0].params["weight"], tc.nn.Conv(1, 32, 5, padding=2, seed=start[0].seed).params["weight"])
+    assert [type(layer).__name__ for layer in fsrcnn(3, 8, 4, 1, head="resize")][-2:] == ["Upsample", "Conv"]
+    assert fsrcnn(4, 8, 4, 1, head="icnr")(np.zeros((1, 1, 3, 5), dtype=np.float32)).shape == (1, 1, 12, 20)

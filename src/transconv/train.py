@@ -28,6 +28,7 @@ from .errors import TransconvError
 
 __all__ = [
     "FSRCNN_SIZES",
+    "HEADS",
     "fsrcnn",
     "transpose_geometry",
     "bicubic_kernel",
@@ -42,6 +43,16 @@ __all__ = [
 
 # (d, s, m): feature channels, shrunk channels, mapping layers
 FSRCNN_SIZES = {"s": (32, 5, 1), "full": (56, 12, 4)}
+
+# the up-sampling layers the network can end with (compared in docs/checkerboard.md)
+HEADS = {
+    "k9": "ConvTranspose k9, stride scale (the shipped head)",
+    "k3s2": "ConvTranspose k3 s2, padding 1, output_padding 1 (2x only)",
+    "k4s2": "ConvTranspose k4 s2, padding 1 (2x only)",
+    "resize": "nearest Upsample(scale), then Conv k3 p1 (resize-conv, Odena et al. 2016)",
+    "icnr": "Conv k3 p1 to scale**2 channels with init='icnr', then PixelShuffle(scale) (Aitken et al. 2017)",
+}
+_TRANSPOSED_HEAD_KERNEL = {"k9": 9, "k3s2": 3, "k4s2": 4}
 
 
 def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
@@ -65,21 +76,30 @@ def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
     return padding, output_padding
 
 
-def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0, init: str = "bicubic-path") -> Any:
+def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0, init: str = "bicubic-path",
+           head: str = "k9") -> Any:
     """The FSRCNN network: Conv k5 1->d, PReLU; Conv k1 d->s, PReLU; m x (Conv k3 s->s, PReLU);
-    Conv k1 s->d, PReLU; ConvTranspose k9 d->1 with stride ``scale``.
+    Conv k1 s->d, PReLU; then the up-sampling ``head`` (default ConvTranspose k9 d->1, stride ``scale``).
 
     Input ``(N, 1, H, W)`` luminance, output ``(N, 1, scale*H, scale*W)``.  ``init`` is
     ``"bicubic-path"`` (see :func:`_bicubic_path_init`) or ``"torch"`` (PyTorch's defaults).
+    ``head`` is one of :data:`HEADS`: ``"k9"``, ``"k3s2"``, ``"k4s2"`` (transposed convolutions),
+    ``"resize"`` (nearest up-sampling then a k3 convolution) or ``"icnr"`` (sub-pixel convolution).
 
     Examples
     --------
     >>> net = fsrcnn(2, 8, 4, 1)
     >>> net(np.zeros((1, 1, 5, 7), dtype=np.float32)).shape
     (1, 1, 10, 14)
+    >>> [type(layer).__name__ for layer in fsrcnn(2, 8, 4, 1, head="icnr")][-2:]
+    ['Conv', 'PixelShuffle']
     """
     if init not in ("bicubic-path", "torch"):
         raise TransconvError(f"fsrcnn: init must be 'bicubic-path' or 'torch', got {init!r}")
+    if head not in HEADS:
+        raise TransconvError(f"fsrcnn: head must be one of {list(HEADS)}, got {head!r}")
+    if head in ("k3s2", "k4s2") and scale != 2:
+        raise TransconvError(f"fsrcnn: head {head!r} has stride 2 and needs scale 2, got scale {scale!r}")
     from . import nn
 
     rng = np.random.default_rng(seed)
@@ -89,12 +109,27 @@ def fsrcnn(scale: int = 2, d: int = 32, s: int = 5, m: int = 1, *, seed: int = 0
     for _ in range(m):
         layers += [nn.Conv(s, s, 3, padding=1, seed=next(seeds)), nn.PReLU(s)]
     layers += [nn.Conv(s, d, 1, seed=next(seeds)), nn.PReLU(d)]
-    padding, output_padding = transpose_geometry(scale)
-    layers.append(nn.ConvTranspose(d, 1, 9, stride=scale, padding=padding, output_padding=output_padding, seed=next(seeds)))
+    head_seed = next(seeds)
+    if head in _TRANSPOSED_HEAD_KERNEL:
+        kernel = _TRANSPOSED_HEAD_KERNEL[head]
+        padding, output_padding = transpose_geometry(scale, kernel)
+        layers.append(nn.ConvTranspose(d, 1, kernel, stride=scale, padding=padding, output_padding=output_padding, seed=head_seed))
+    elif head == "resize":
+        layers += list(nn.resize_conv(d, 1, scale, 3, seed=head_seed))
+    else:
+        layers += [nn.Conv(d, scale * scale, 3, padding=1, init="icnr", icnr_scale=scale, seed=head_seed), nn.PixelShuffle(scale)]
     model = nn.Sequential(*layers)
     if init == "bicubic-path":
-        _bicubic_path_init(model, scale, padding)
+        _bicubic_path_init(model, scale, head)
     return model
+
+
+def _interpolation_weights(distance: np.ndarray, scale: int) -> np.ndarray:
+    """Pillow's bicubic kernel (a = -0.5) at ``scale`` 2, the bilinear triangle at other scales."""
+    a, x = -0.5, np.abs(distance)
+    if scale == 2:
+        return np.where(x < 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
+    return np.maximum(1 - x, 0.0)
 
 
 def bicubic_kernel(scale: int, padding: int, kernel: int = 9) -> np.ndarray:
@@ -112,22 +147,34 @@ def bicubic_kernel(scale: int, padding: int, kernel: int = 9) -> np.ndarray:
     >>> bicubic_kernel(4, 3).tolist()
     [0.0, 0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125]
     """
-    a = -0.5
-    x = np.abs((np.arange(kernel) - padding + 0.5) / scale - 0.5)
-    if scale == 2:
-        k = np.where(x < 1, (a + 2) * x**3 - (a + 3) * x**2 + 1, np.where(x < 2, a * x**3 - 5 * a * x**2 + 8 * a * x - 4 * a, 0.0))
-    else:
-        k = np.maximum(1 - x, 0.0)
+    k = _interpolation_weights((np.arange(kernel) - padding + 0.5) / scale - 0.5, scale)
     for phase in range(scale):
         k[phase::scale] /= k[phase::scale].sum()
     return k
 
 
-def _bicubic_path_init(model: Any, scale: int, padding: int) -> None:
+def subpixel_kernels(scale: int, kernel: int = 3) -> np.ndarray:
+    """``(scale, kernel)`` 1-d taps of a sub-pixel convolution (stride 1, ``padding = kernel // 2``,
+    then ``PixelShuffle(scale)``) that up-samples like :func:`bicubic_kernel`: row ``r`` computes output
+    phase ``r``, whose centre lies ``(r + 0.5) / scale - 0.5`` input pixels from the centre tap's.
+
+    Examples
+    --------
+    >>> np.round(subpixel_kernels(2), 4).tolist()
+    [[0.2214, 0.8473, -0.0687], [-0.0687, 0.8473, 0.2214]]
+    """
+    offsets = np.arange(kernel) - kernel // 2
+    k = np.stack([_interpolation_weights(offsets - ((r + 0.5) / scale - 0.5), scale) for r in range(scale)])
+    return k / k.sum(axis=1, keepdims=True)
+
+
+def _bicubic_path_init(model: Any, scale: int, head: str = "k9") -> None:
     """Channel 0 of every layer passes the input through unchanged and the up-sampling layer reads it
     with the bicubic kernel, so the untrained network starts near bicubic; the other channels keep
-    PyTorch's initialisation (the up-sampling layer's scaled by 0.1).  Training from PyTorch's plain
-    initialisation was measured 2.5 dB below bicubic after 750 steps; from this one, above it after 200."""
+    their initialisation (PyTorch's; ICNR's for the sub-pixel head), the up-sampling layer's scaled by 0.1.
+    Training from PyTorch's plain initialisation was measured 2.5 dB below bicubic after 750 steps;
+    from this one, above it after 200.  The resize head's channel 0 gets [1, 2, 1] / 4, which after
+    nearest up-sampling by 2 is bilinear interpolation."""
     convs = [layer for layer in model if hasattr(layer, "kernel_size")]
     for layer in convs[:-1]:
         w, b = layer.params["weight"], layer.params["bias"]
@@ -135,10 +182,20 @@ def _bicubic_path_init(model: Any, scale: int, padding: int) -> None:
         w[(0, 0) + tuple(k // 2 for k in layer.kernel_size)] = 1
         b[0] = 0
     up = convs[-1]
-    k = bicubic_kernel(scale, padding, up.kernel_size[0])
     up.params["weight"] *= 0.1
-    up.params["weight"][0, 0] = np.outer(k, k)
     up.params["bias"][...] = 0
+    if head in _TRANSPOSED_HEAD_KERNEL:
+        kernel = _TRANSPOSED_HEAD_KERNEL[head]
+        k = bicubic_kernel(scale, transpose_geometry(scale, kernel)[0], kernel)
+        up.params["weight"][0, 0] = np.outer(k, k)
+    elif head == "resize":
+        k = np.array([0.25, 0.5, 0.25])
+        up.params["weight"][0, 0] = np.outer(k, k)
+    else:
+        k = subpixel_kernels(scale, up.kernel_size[0])
+        for row in range(scale):
+            for col in range(scale):
+                up.params["weight"][row * scale + col, 0] = np.outer(k[row], k[col])
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
@@ -246,6 +303,8 @@ def train(
     lr: float = 2e-3,
     eval_every: int | None = None,
     command: str | None = None,
+    head: str = "k9",
+    init: str = "bicubic-path",
 ) -> dict:
     """Train FSRCNN for ``scale`` x up-sampling; returns a summary and writes the model to ``out``.
 
@@ -261,6 +320,9 @@ def train(
     size : ``"s"`` (FSRCNN-s: d=32, s=5, m=1) or ``"full"`` (d=56, s=12, m=4).
     patch : LR patch side (default 32; 8 with ``quick``).
     eval_every : steps between validations and checkpoints (default 250; 10 with ``quick``).
+    head : the up-sampling layer, one of :data:`HEADS` (default ``"k9"``, the shipped models'
+        ConvTranspose k9; the others are compared in ``docs/checkerboard.md``).
+    init : ``"bicubic-path"`` (default, see :func:`fsrcnn`) or ``"torch"`` (PyTorch's initialisation).
 
     Returns
     -------
@@ -277,6 +339,12 @@ def train(
         raise TransconvError(f"train: scale must be 2, 3 or 4, got {scale!r}")
     if size not in FSRCNN_SIZES:
         raise TransconvError(f"train: size must be one of {sorted(FSRCNN_SIZES)}, got {size!r}")
+    if head not in HEADS:
+        raise TransconvError(f"train: head must be one of {list(HEADS)}, got {head!r}")
+    if head in ("k3s2", "k4s2") and scale != 2:
+        raise TransconvError(f"train: head {head!r} has stride 2 and needs scale 2, got scale {scale!r}")
+    if init not in ("bicubic-path", "torch"):
+        raise TransconvError(f"train: init must be 'bicubic-path' or 'torch', got {init!r}")
     steps = int(steps if steps is not None else (30 if quick else 3000))
     patch = int(patch if patch is not None else (8 if quick else 32))
     eval_every = int(eval_every if eval_every is not None else (10 if quick else 250))
@@ -297,9 +365,12 @@ def train(
     d, s, m = FSRCNN_SIZES[size]
     photos = ("camera", "text") if quick else TRAIN_PHOTOS
     config = {"scale": scale, "d": d, "s": s, "m": m, "seed": seed, "steps": steps, "patch": patch, "batch": batch,
-              "lr": lr, "loss": "mse", "init": "bicubic-path", "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
+              "lr": lr, "loss": "mse", "init": init, "schedule": "cosine to lr/100", "eval_every": eval_every, "quick": quick,
               "train_photos": list(photos), "held_out_photos": list(HELD_OUT_PHOTOS)}
-    model = fsrcnn(scale, d, s, m, seed=seed)
+    architecture = {"scale": scale, "d": d, "s": s, "m": m}
+    if head != "k9":  # the default head is not recorded, so default files and checkpoints stay as they were
+        config["head"] = architecture["head"] = head
+    model = fsrcnn(scale, d, s, m, seed=seed, head=head, init=init)
     opt = nn.Adam(model, lr=lr)
     rng = np.random.default_rng(seed)
     start, losses, val, wall_before = 0, [], {}, 0.0
@@ -356,7 +427,7 @@ def train(
                     load_average=[round(x, 2) for x in os.getloadavg()], val_psnr=round(final, 3),
                     val_bicubic_psnr=round(bicubic, 3))
     if out_path is not None:
-        save_model(model, out_path, {"scale": scale, "d": d, "s": s, "m": m}, metadata)
+        save_model(model, out_path, architecture, metadata)
     return {"model": model, "losses": losses, "val_psnr": val, "bicubic_psnr": bicubic, "wall_seconds": wall,
             "metadata": metadata}
 
@@ -370,6 +441,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="s: FSRCNN-s (d=32, s=5, m=1); full: d=56, s=12, m=4 (default: s)")
     parser.add_argument("--patch", type=int, default=None, help="LR patch side (default 32; quick 8)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, cosine-decayed to 1/100 (default 2e-3)")
+    parser.add_argument("--head", choices=list(HEADS), default="k9",
+                        help="up-sampling layer: k9 (ConvTranspose k9, default), k3s2, k4s2, resize (resize-conv), "
+                             "icnr (sub-pixel conv); see docs/checkerboard.md")
+    parser.add_argument("--init", choices=("bicubic-path", "torch"), default="bicubic-path",
+                        help="bicubic-path: the untrained net is close to bicubic (default); torch: PyTorch's initialisation")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between validation and checkpoint (default 250)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT.ckpt.npz")
     parser.add_argument("--quick", action="store_true", help="a few steps on tiny patches (for tests)")
@@ -383,7 +459,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         r = train(args.scale, steps=args.steps, seed=args.seed, out=out, resume=args.resume, quick=args.quick,
                   progress=not args.no_progress, force=args.force, size=args.size, patch=args.patch, lr=args.lr,
-                  eval_every=args.eval_every, command=command or _command_line(args, out))
+                  eval_every=args.eval_every, command=command or _command_line(args, out), head=args.head,
+                  init=args.init)
     except TransconvError as exc:
         print(f"transconv train: error: {exc}", file=sys.stderr)
         return 2
@@ -395,6 +472,8 @@ def run(args: argparse.Namespace) -> int:
 def _command_line(args: argparse.Namespace, out: str) -> str:
     parts = ["transconv train", f"--scale {args.scale}", f"--seed {args.seed}", f"--size {args.size}", f"--out {out}"]
     parts += [f"--{k} {v}" for k, v in (("steps", args.steps), ("patch", args.patch), ("eval-every", args.eval_every), ("lr", args.lr)) if v is not None]
+    parts += [f"--head {args.head}"] if args.head != "k9" else []
+    parts += [f"--init {args.init}"] if args.init != "bicubic-path" else []
     return " ".join(parts + (["--quick"] if args.quick else []))
 
 
