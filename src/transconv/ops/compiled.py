@@ -81,6 +81,7 @@ import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache, wraps
+from typing import NamedTuple
 
 import numpy as np
 
@@ -685,6 +686,7 @@ if numba is not None:
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
     _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
+    _DIRECT_CONV, _DIRECT_TRANSPOSE = (_direct_conv, _direct_conv_serial), (_direct_transpose, _direct_transpose_serial)
 
 
 # --------------------------------------------------------------------------------------
@@ -972,39 +974,66 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return out.reshape((n, co_g * g) + small)
 
 
-@zero_padded(transposed=True)
-def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    small = y.shape[2:]
-    n, c_in = y.shape[:2]
+class _DirectCall(NamedTuple):
+    """One geometry's call of a direct kernel, worked out once: the arrays' flat shapes, the
+    plan's arguments before and after the chunking, and whether it is small enough to run serially."""
+
+    x_flat: tuple[int, ...]
+    w_flat: tuple[int, ...]
+    out_flat: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    leading: tuple
+    trailing: tuple
+    small: bool  # under _SERIAL_BELOW multiply-adds
+    planes: int  # (sample, output channel) planes and rows, for _chunks
+    rows: int
+    last_taps: int
+
+
+@lru_cache(maxsize=64)
+def _direct_transpose_call(spec: ConvSpec, y_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
+    (n, c_in), small = y_shape[:2], y_shape[2:]
     big = spec.transpose_output_shape(small)
     plan = _transpose_plan(spec, small)
-    T, P = math.prod(spec.kernel_size), math.prod(small)
-    c_out = w.shape[1] * spec.groups
-    out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
-    serial = SERIAL_ONLY or n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
-    (_direct_transpose_serial if serial else _direct_transpose)(
-        y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
-                      plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _TUNING.along_kernel,
-                      plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
-    return out.reshape((n, c_out) + big)
+    T, P, co_g = math.prod(w_shape[2:]), math.prod(small), w_shape[1]
+    c_out = co_g * spec.groups
+    leading = (spec.groups, plan.ptr, plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows,
+               plan.big_width, plan.stride)
+    return _DirectCall((n, c_in, P), (c_in, co_g, T), (n, c_out, math.prod(big)), (n, c_out) + big, leading,
+                       (plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1]),
+                       n * P * T * c_in * co_g < _SERIAL_BELOW, n * c_out, plan.big_rows, plan.last_taps)
+
+
+@lru_cache(maxsize=64)
+def _direct_conv_call(spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
+    (n, c_in), big = x_shape[:2], x_shape[2:]
+    small = spec.conv_output_shape(big)
+    plan = _conv_plan(spec, big)
+    T, P, c_out = math.prod(w_shape[2:]), math.prod(small), w_shape[0]
+    leading = (spec.groups, plan.outer, *_runs(plan), plan.small_width, plan.big_width, plan.stride)
+    return _DirectCall((n, c_in, math.prod(big)), (c_out, w_shape[1], T), (n, c_out, P), (n, c_out) + small, leading,
+                       (plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1]),
+                       n * c_out * P * T * w_shape[1] < _SERIAL_BELOW, n * c_out, plan.small_rows, plan.last_taps)
+
+
+def _run_direct(kernels: tuple, call: _DirectCall, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Run a (parallel, serial) pair of direct kernels on one call worked out by ``_direct_*_call``."""
+    out = np.empty(call.out_flat, dtype=x.dtype)
+    serial = SERIAL_ONLY or call.small
+    kernels[serial](x.reshape(call.x_flat), w.reshape(call.w_flat), out, *call.leading,
+                    1 if serial else _chunks(call.planes, call.rows), call.last_taps >= _TUNING.along_kernel,
+                    *call.trailing)
+    return out.reshape(call.out_shape)
+
+
+@zero_padded(transposed=True)
+def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    return _run_direct(_DIRECT_TRANSPOSE, _direct_transpose_call(spec, y.shape, w.shape), y, w)
 
 
 @zero_padded(transposed=False)
 def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, c_in = x.shape[:2]
-    big = x.shape[2:]
-    small = spec.conv_output_shape(big)
-    plan = _conv_plan(spec, big)
-    T = math.prod(spec.kernel_size)
-    out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
-    serial = SERIAL_ONLY or out.size * T * w.shape[1] < _SERIAL_BELOW
-    (_direct_conv_serial if serial else _direct_conv)(
-        x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
-                 *_runs(plan), plan.small_width, plan.big_width, plan.stride,
-                 1 if serial else _chunks(n * w.shape[0], plan.small_rows),
-                 plan.last_taps >= _TUNING.along_kernel, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
-    return out.reshape(out.shape[:2] + small)
+    return _run_direct(_DIRECT_CONV, _direct_conv_call(spec, x.shape, w.shape), x, w)
 
 
 # --------------------------------------------------------------------------------------
