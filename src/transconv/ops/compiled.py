@@ -603,6 +603,14 @@ if numba is not None:
                 for q in range(length, span):
                     dst[uintp(d0 + q)] = zero
 
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _all_finite(a):  # pragma: no cover - compiled
+        # v - v is 0 for a finite v and NaN for a NaN or an infinity (no fastmath: nothing folds it)
+        total = a.dtype.type(0)
+        for i in range(a.shape[0]):
+            total += a[uintp(i)] - a[uintp(i)]
+        return total == 0
+
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
     def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
         # sum_j a[ai + j] * b[bi + j]; reassociation lets LLVM vectorise the reduction
@@ -972,6 +980,18 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
     _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` for a C-contiguous array, without NumPy's per-call overhead
+    (a tenth of its time on a small kernel) when ``a`` is float32 or float64.
+
+    >>> all_finite(np.array([1.0, np.inf])), all_finite(np.ones(3, np.float32))
+    (False, True)
+    """
+    if numba is None or a.dtype.char not in "fd":
+        return bool(np.isfinite(a).all())
+    return bool(_all_finite(a.reshape(-1)))
 
 
 class _DirectCall(NamedTuple):
