@@ -803,13 +803,10 @@ def _split(n: int, units: int, work, macs: int) -> None:
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
-    if SERIAL_ONLY:
+    if SERIAL_ONLY or macs < _SERIAL_BELOW:  # small: handing the cores to other threads costs more than the call
         work(0, n, 0, units, True)
         return
     workers = numba.get_num_threads()
-    if macs < _SERIAL_BELOW:  # handing the cores to other threads costs more than the call
-        work(0, n, 0, units, True)
-        return
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
