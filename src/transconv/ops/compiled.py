@@ -80,7 +80,7 @@ import threading
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache, wraps
+from functools import cached_property, lru_cache, wraps
 from typing import NamedTuple
 
 import numpy as np
@@ -146,6 +146,11 @@ class RowPlan:
     def phase_width(self) -> int:
         """Length of one phase accumulator: ceil(big_width / stride)."""
         return -(-self.big_width // self.stride)
+
+    @cached_property
+    def margins(self) -> tuple[int, int]:
+        """:func:`phase_margins` of this plan, worked out once (the conv gather reads it on every call)."""
+        return phase_margins(self)
 
 
 def plan_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
@@ -842,7 +847,7 @@ def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, n
     """``cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))]`` for the small rows
     ``r0 <= r < r1`` of ``plan`` (zero where a tap meets padding): the conv's row gather."""
     (_gather_serial if serial else _gather)(x, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
-                                            plan.small_width, plan.big_width, plan.stride, *phase_margins(plan))
+                                            plan.small_width, plan.big_width, plan.stride, *plan.margins)
 
 
 @zero_padded(transposed=True)
@@ -1097,45 +1102,52 @@ def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None
     _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1])
 
 
+@lru_cache(maxsize=64)
+def _k1_geometry(spec: ConvSpec, big: tuple[int, ...], small: tuple[int, ...] | None = None) -> tuple:
+    """``(small, small slices, big slices, small covered, big covered)`` of a 1-tap kernel between
+    the grids ``big`` and ``small`` (the conv's input and output; by default the conv's output
+    shape), worked out once per geometry."""
+    if small is None:
+        small = spec.conv_output_shape(big)
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    inside, reached = tuple(s for s, _ in pairs), tuple(b for _, b in pairs)
+    small_covered = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    big_covered = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n for b, n in zip(reached, big))
+    everything = (slice(None), slice(None))
+    return small, everything + inside, everything + reached, small_covered, big_covered
+
+
 def _k1_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """A 1x..x1 kernel: a GEMM over the input (a strided view of it with stride)."""
     n = x.shape[0]
-    big = x.shape[2:]
-    small = spec.conv_output_shape(big)
-    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
-    inside = tuple(s for s, _ in pairs)
-    full = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    small, inside, reached, full, _ = _k1_geometry(spec, x.shape[2:])
     out = np.empty((n, w.shape[0]) + small, dtype=x.dtype) if full else np.zeros((n, w.shape[0]) + small, dtype=x.dtype)
-    window = x[(slice(None), slice(None)) + tuple(b for _, b in pairs)]
+    window = x[reached]
     if full:
         _k1_gemm(w, np.ascontiguousarray(window), out, spec.groups)
     else:
         part = np.empty((n, w.shape[0]) + window.shape[2:], dtype=x.dtype)
         _k1_gemm(w, np.ascontiguousarray(window), part, spec.groups)
-        out[(slice(None), slice(None)) + inside] = part
+        out[inside] = part
     return out
 
 
 def _k1_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The adjoint of :func:`_k1_conv`: the GEMM's result written into the strided positions."""
-    n, c_in = y.shape[:2]
-    small = y.shape[2:]
-    big = spec.transpose_output_shape(small)
+    n, c_in, *small = y.shape
+    big = spec.transpose_output_shape(tuple(small))
     g = spec.groups
     co_g = w.shape[1]
-    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    _, inside, reached, whole, dense = _k1_geometry(spec, big, tuple(small))
     wt = np.ascontiguousarray(w.reshape(g, c_in // g, co_g).swapaxes(1, 2)).reshape(g * co_g, c_in // g)
-    inside = tuple(s for s, _ in pairs)
-    dense = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n_big for (_, b), n_big in zip(pairs, big))
     out = np.empty((n, g * co_g) + big, dtype=y.dtype) if dense else np.zeros((n, g * co_g) + big, dtype=y.dtype)
-    source = y if all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small)) else \
-        np.ascontiguousarray(y[(slice(None), slice(None)) + inside])
+    source = y if whole else np.ascontiguousarray(y[inside])
     if dense:
         _k1_gemm(wt, source, out, g)
     else:
         part = np.empty((n, g * co_g) + source.shape[2:], dtype=y.dtype)
         _k1_gemm(wt, source, part, g)
-        out[(slice(None), slice(None)) + tuple(b for _, b in pairs)] = part
+        out[reached] = part
     return out
 
 
