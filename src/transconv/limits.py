@@ -26,6 +26,10 @@ _UNCHECKED_BELOW = 32 * 2**20  # allocations this small pass without reading the
 _AVAILABLE_TTL = 1.0  # seconds a reading of the available memory is reused
 
 _user_limit: Optional[int] = None
+try:  # CPython's os.environ keeps its entries in a dict: `ENV_VAR in os.environ` raises and catches a KeyError
+    _ENVIRON, _ENV_KEY = os.environ._data, os.environ.encodekey(ENV_VAR)  # type: ignore[attr-defined]
+except AttributeError:  # another implementation: the public mapping
+    _ENVIRON, _ENV_KEY = os.environ, ENV_VAR
 _available: list = [0.0, 0]  # (monotonic time of reading, bytes)
 _SUFFIX = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -116,7 +120,7 @@ def check_allocation(op: str, what: str, nbytes: float) -> None:
     ...
     transconv.errors.TransconvError: conv: the output would take 1.1e+12 TiB, more than the memory limit ...
     """
-    if nbytes < _UNCHECKED_BELOW and (_user_limit is None or nbytes <= _user_limit) and ENV_VAR not in os.environ:
+    if nbytes < _UNCHECKED_BELOW and (_user_limit is None or nbytes <= _user_limit) and _ENV_KEY not in _ENVIRON:
         return
     limit = get_memory_limit()
     if nbytes > limit:

@@ -80,7 +80,8 @@ import threading
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache, wraps
+from functools import cached_property, lru_cache, wraps
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,6 +146,11 @@ class RowPlan:
     def phase_width(self) -> int:
         """Length of one phase accumulator: ceil(big_width / stride)."""
         return -(-self.big_width // self.stride)
+
+    @cached_property
+    def margins(self) -> tuple[int, int]:
+        """:func:`phase_margins` of this plan, worked out once (the conv gather reads it on every call)."""
+        return phase_margins(self)
 
 
 def plan_bytes(spec: ConvSpec, small: tuple[int, ...]) -> int:
@@ -602,6 +608,14 @@ if numba is not None:
                 for q in range(length, span):
                     dst[uintp(d0 + q)] = zero
 
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def _all_finite(a):  # pragma: no cover - compiled
+        # v - v is 0 for a finite v and NaN for a NaN or an infinity (no fastmath: nothing folds it)
+        total = a.dtype.type(0)
+        for i in range(a.shape[0]):
+            total += a[uintp(i)] - a[uintp(i)]
+        return total == 0
+
     @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
     def _dot(a, ai, b, bi, n):  # pragma: no cover - compiled
         # sum_j a[ai + j] * b[bi + j]; reassociation lets LLVM vectorise the reduction
@@ -685,6 +699,7 @@ if numba is not None:
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
     _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
+    _DIRECT_CONV, _DIRECT_TRANSPOSE = (_direct_conv, _direct_conv_serial), (_direct_transpose, _direct_transpose_serial)
 
 
 # --------------------------------------------------------------------------------------
@@ -793,13 +808,10 @@ def _split(n: int, units: int, work, macs: int) -> None:
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
     """
-    if SERIAL_ONLY:
+    if SERIAL_ONLY or macs < _SERIAL_BELOW:  # small: handing the cores to other threads costs more than the call
         work(0, n, 0, units, True)
         return
     workers = numba.get_num_threads()
-    if macs < _SERIAL_BELOW:  # handing the cores to other threads costs more than the call
-        work(0, n, 0, units, True)
-        return
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
@@ -835,7 +847,7 @@ def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, n
     """``cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))]`` for the small rows
     ``r0 <= r < r1`` of ``plan`` (zero where a tap meets padding): the conv's row gather."""
     (_gather_serial if serial else _gather)(x, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
-                                            plan.small_width, plan.big_width, plan.stride, *phase_margins(plan))
+                                            plan.small_width, plan.big_width, plan.stride, *plan.margins)
 
 
 @zero_padded(transposed=True)
@@ -972,39 +984,78 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return out.reshape((n, co_g * g) + small)
 
 
-@zero_padded(transposed=True)
-def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    small = y.shape[2:]
-    n, c_in = y.shape[:2]
+def all_finite(a: np.ndarray) -> bool:
+    """``np.isfinite(a).all()`` for a C-contiguous array, without NumPy's per-call overhead
+    (a tenth of its time on a small kernel) when ``a`` is float32 or float64.
+
+    >>> all_finite(np.array([1.0, np.inf])), all_finite(np.ones(3, np.float32))
+    (False, True)
+    """
+    if numba is None or a.dtype.char not in "fd":
+        return bool(np.isfinite(a).all())
+    return bool(_all_finite(a.reshape(-1)))
+
+
+class _DirectCall(NamedTuple):
+    """One geometry's call of a direct kernel, worked out once: the arrays' flat shapes, the
+    plan's arguments before and after the chunking, and whether it is small enough to run serially."""
+
+    x_flat: tuple[int, ...]
+    w_flat: tuple[int, ...]
+    out_flat: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    leading: tuple
+    trailing: tuple
+    small: bool  # under _SERIAL_BELOW multiply-adds
+    planes: int  # (sample, output channel) planes and rows, for _chunks
+    rows: int
+    last_taps: int
+
+
+@lru_cache(maxsize=64)
+def _direct_transpose_call(spec: ConvSpec, y_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
+    (n, c_in), small = y_shape[:2], y_shape[2:]
     big = spec.transpose_output_shape(small)
     plan = _transpose_plan(spec, small)
-    T, P = math.prod(spec.kernel_size), math.prod(small)
-    c_out = w.shape[1] * spec.groups
-    out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
-    serial = SERIAL_ONLY or n * P * T * c_in * w.shape[1] < _SERIAL_BELOW
-    (_direct_transpose_serial if serial else _direct_transpose)(
-        y.reshape(n, c_in, P), w.reshape(c_in, w.shape[1], T), out, spec.groups, plan.ptr,
-                      plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows, plan.big_width,
-                      plan.stride, 1 if serial else _chunks(n * c_out, plan.big_rows), plan.last_taps >= _TUNING.along_kernel,
-                      plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
-    return out.reshape((n, c_out) + big)
+    T, P, co_g = math.prod(w_shape[2:]), math.prod(small), w_shape[1]
+    c_out = co_g * spec.groups
+    leading = (spec.groups, plan.ptr, plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows,
+               plan.big_width, plan.stride)
+    return _DirectCall((n, c_in, P), (c_in, co_g, T), (n, c_out, math.prod(big)), (n, c_out) + big, leading,
+                       (plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1]),
+                       n * P * T * c_in * co_g < _SERIAL_BELOW, n * c_out, plan.big_rows, plan.last_taps)
+
+
+@lru_cache(maxsize=64)
+def _direct_conv_call(spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
+    (n, c_in), big = x_shape[:2], x_shape[2:]
+    small = spec.conv_output_shape(big)
+    plan = _conv_plan(spec, big)
+    T, P, c_out = math.prod(w_shape[2:]), math.prod(small), w_shape[0]
+    leading = (spec.groups, plan.outer, *_runs(plan), plan.small_width, plan.big_width, plan.stride)
+    return _DirectCall((n, c_in, math.prod(big)), (c_out, w_shape[1], T), (n, c_out, P), (n, c_out) + small, leading,
+                       (plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1]),
+                       n * c_out * P * T * w_shape[1] < _SERIAL_BELOW, n * c_out, plan.small_rows, plan.last_taps)
+
+
+def _run_direct(kernels: tuple, call: _DirectCall, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Run a (parallel, serial) pair of direct kernels on one call worked out by ``_direct_*_call``."""
+    out = np.empty(call.out_flat, dtype=x.dtype)
+    serial = SERIAL_ONLY or call.small
+    kernels[serial](x.reshape(call.x_flat), w.reshape(call.w_flat), out, *call.leading,
+                    1 if serial else _chunks(call.planes, call.rows), call.last_taps >= _TUNING.along_kernel,
+                    *call.trailing)
+    return out.reshape(call.out_shape)
+
+
+@zero_padded(transposed=True)
+def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    return _run_direct(_DIRECT_TRANSPOSE, _direct_transpose_call(spec, y.shape, w.shape), y, w)
 
 
 @zero_padded(transposed=False)
 def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    n, c_in = x.shape[:2]
-    big = x.shape[2:]
-    small = spec.conv_output_shape(big)
-    plan = _conv_plan(spec, big)
-    T = math.prod(spec.kernel_size)
-    out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
-    serial = SERIAL_ONLY or out.size * T * w.shape[1] < _SERIAL_BELOW
-    (_direct_conv_serial if serial else _direct_conv)(
-        x.reshape(n, c_in, -1), w.reshape(w.shape[0], w.shape[1], T), out, spec.groups, plan.outer,
-                 *_runs(plan), plan.small_width, plan.big_width, plan.stride,
-                 1 if serial else _chunks(n * w.shape[0], plan.small_rows),
-                 plan.last_taps >= _TUNING.along_kernel, plan.offset, plan.first_tap, plan.end_tap, spec.dilation[-1])
-    return out.reshape(out.shape[:2] + small)
+    return _run_direct(_DIRECT_CONV, _direct_conv_call(spec, x.shape, w.shape), x, w)
 
 
 # --------------------------------------------------------------------------------------
@@ -1051,45 +1102,52 @@ def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None
     _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1])
 
 
+@lru_cache(maxsize=64)
+def _k1_geometry(spec: ConvSpec, big: tuple[int, ...], small: tuple[int, ...] | None = None) -> tuple:
+    """``(small, small slices, big slices, small covered, big covered)`` of a 1-tap kernel between
+    the grids ``big`` and ``small`` (the conv's input and output; by default the conv's output
+    shape), worked out once per geometry."""
+    if small is None:
+        small = spec.conv_output_shape(big)
+    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    inside, reached = tuple(s for s, _ in pairs), tuple(b for _, b in pairs)
+    small_covered = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    big_covered = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n for b, n in zip(reached, big))
+    everything = (slice(None), slice(None))
+    return small, everything + inside, everything + reached, small_covered, big_covered
+
+
 def _k1_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """A 1x..x1 kernel: a GEMM over the input (a strided view of it with stride)."""
     n = x.shape[0]
-    big = x.shape[2:]
-    small = spec.conv_output_shape(big)
-    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
-    inside = tuple(s for s, _ in pairs)
-    full = all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small))
+    small, inside, reached, full, _ = _k1_geometry(spec, x.shape[2:])
     out = np.empty((n, w.shape[0]) + small, dtype=x.dtype) if full else np.zeros((n, w.shape[0]) + small, dtype=x.dtype)
-    window = x[(slice(None), slice(None)) + tuple(b for _, b in pairs)]
+    window = x[reached]
     if full:
         _k1_gemm(w, np.ascontiguousarray(window), out, spec.groups)
     else:
         part = np.empty((n, w.shape[0]) + window.shape[2:], dtype=x.dtype)
         _k1_gemm(w, np.ascontiguousarray(window), part, spec.groups)
-        out[(slice(None), slice(None)) + inside] = part
+        out[inside] = part
     return out
 
 
 def _k1_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The adjoint of :func:`_k1_conv`: the GEMM's result written into the strided positions."""
-    n, c_in = y.shape[:2]
-    small = y.shape[2:]
-    big = spec.transpose_output_shape(small)
+    n, c_in, *small = y.shape
+    big = spec.transpose_output_shape(tuple(small))
     g = spec.groups
     co_g = w.shape[1]
-    pairs = [_k1_slices(b, o, s, lo) for b, o, s, (lo, _) in zip(big, small, spec.stride, spec.padding)]
+    _, inside, reached, whole, dense = _k1_geometry(spec, big, tuple(small))
     wt = np.ascontiguousarray(w.reshape(g, c_in // g, co_g).swapaxes(1, 2)).reshape(g * co_g, c_in // g)
-    inside = tuple(s for s, _ in pairs)
-    dense = all(s == 1 for s in spec.stride) and all(b.start == 0 and b.stop == n_big for (_, b), n_big in zip(pairs, big))
     out = np.empty((n, g * co_g) + big, dtype=y.dtype) if dense else np.zeros((n, g * co_g) + big, dtype=y.dtype)
-    source = y if all(sl.start == 0 and sl.stop == o for sl, o in zip(inside, small)) else \
-        np.ascontiguousarray(y[(slice(None), slice(None)) + inside])
+    source = y if whole else np.ascontiguousarray(y[inside])
     if dense:
         _k1_gemm(wt, source, out, g)
     else:
         part = np.empty((n, g * co_g) + source.shape[2:], dtype=y.dtype)
         _k1_gemm(wt, source, part, g)
-        out[(slice(None), slice(None)) + tuple(b for _, b in pairs)] = part
+        out[reached] = part
     return out
 
 

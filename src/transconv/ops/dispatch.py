@@ -14,7 +14,7 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -42,7 +42,7 @@ class Problem:
     spec: ConvSpec
     dtype: np.dtype
 
-    @property
+    @cached_property
     def output_spatial(self) -> tuple[int, ...]:
         s = self.x_shape[2:]
         return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
@@ -81,8 +81,8 @@ METHODS: dict[str, Method] = {}
 def register_method(method: Method) -> Method:
     """Add a method to the registry (later registrations of a name replace earlier ones)."""
     METHODS[method.name] = method
-    if "_choose_cached" in globals():  # registrations after import change what "auto" may pick
-        _choose_cached.cache_clear()
+    if "_forget_plans" in globals():  # registrations after import change what "auto" may pick
+        _forget_plans()
     return method
 
 
@@ -121,7 +121,7 @@ def save_machine_rates(measured: dict) -> Path:
         json.dump(record, handle)
     os.replace(handle.name, path)
     cost_rates.cache_clear()
-    _choose_cached.cache_clear()
+    _forget_plans()
     return path
 
 
@@ -369,24 +369,38 @@ def _work_bytes(problem: Problem) -> int:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated problem and the method that runs it: ``plan(x, w)`` computes the result
-    (batched, without bias) from batched, C-contiguous arrays in ``problem.dtype``."""
+    """A validated problem and the method that runs it: ``plan(x, w)`` checks the memory
+    estimate ``work_bytes`` against the limit in force, then computes the result (batched,
+    without bias) from batched, C-contiguous arrays in ``problem.dtype``."""
 
     method: Method
     problem: Problem
+    op: str = "plan"
+    work_bytes: int = 0
+
+    @cached_property
+    def _nonfinite_weights_matter(self) -> bool:
+        """Whether a NaN or infinite weight needs more than the method's own arithmetic:
+        zero padding it multiplies (conv), or phase's zero margins (conv_transpose)."""
+        spec = self.problem.spec
+        if self.problem.transposed:
+            return self.method.name == "phase"
+        return spec.padding_mode == "zeros" and any(lo or hi for lo, hi in spec.padding)
 
     def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        check_allocation(self.op, "the result and its work buffers", self.work_bytes)
         problem = self.problem
         if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
             c_out = _channels(problem)[1] * problem.spec.groups
             return np.zeros((0, c_out) + problem.output_spatial, dtype=problem.dtype)
-        finite = bool(np.isfinite(w).all())
+        if not self._nonfinite_weights_matter or compiled.all_finite(w):
+            return self.method.run(problem, x, w)
         method = self.method
-        if not finite and problem.transposed and method.name == "phase":
+        if problem.transposed:
             # phase's gather margins are zeros that PyTorch never multiplies: 0 x inf would add NaNs
             method = METHODS["gemm"] if _gemm_supports(problem) is None else METHODS["reference"]
         out = method.run(problem, x, w)
-        if not finite and not problem.transposed:
+        if not problem.transposed:
             _padding_times_weight(out, w, problem)
         return out
 
@@ -417,23 +431,54 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
     if not isinstance(method, str) or method != "auto" and method not in METHODS:
         raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
     problem = Problem(transposed, x_shape, w_shape, spec, np.dtype(dtype))
-    check_allocation(op, "the result and its work buffers", _work_bytes(problem))
+    work_bytes = _work_bytes(problem)
+    check_allocation(op, "the result and its work buffers", work_bytes)
     if method == "auto":
-        return Plan(METHODS[_choose(problem).method], problem)
+        return Plan(METHODS[_choose(problem).method], problem, op, work_bytes)
     chosen = METHODS[method]
     why_not = chosen.supports(problem)
     if why_not is not None:
         raise TransconvError(f"{op}: method {method!r} cannot run this call: {why_not}")
-    return Plan(chosen, problem)
+    return Plan(chosen, problem, op, work_bytes)
+
+
+# The plans of repeated calls: validate_call returns the same Layout object for the same
+# arguments, so a layout's identity, the dtypes and the method name key everything a plan
+# depends on; the entry holds the layout, so its id cannot be reused while the entry lives.
+_CALLS: dict = {}
+_CALLS_LIMIT = 512
+
+
+def _forget_plans() -> None:
+    """Drop every cached plan and method choice (the methods or the cost model changed)."""
+    _choose_cached.cache_clear()
+    _CALLS.clear()
+
+
+def _call_plan(op: str, layout: Layout, x_dtype: np.dtype, w_dtype: np.dtype, bias_dtype: Optional[np.dtype],
+               method: Any) -> tuple[Layout, np.dtype, Plan]:
+    """``(layout, result dtype, plan)`` of a call, planned once per layout, dtypes and method."""
+    key = (id(layout), x_dtype, w_dtype, bias_dtype, method) if type(method) is str else None
+    found = _CALLS.get(key) if key is not None else None
+    if found is not None and found[0] is layout:
+        return found
+    out_dtype, compute = _compute_dtype(x_dtype, w_dtype, bias_dtype)
+    found = (layout, out_dtype, plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute,
+                                     method))
+    if key is not None:
+        if len(_CALLS) >= _CALLS_LIMIT:
+            _CALLS.clear()
+        _CALLS[key] = found
+    return found
 
 
 def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
-    out_dtype, compute = _compute_dtype(x.dtype, w.dtype, None if bias is None else bias.dtype)
-    run = plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute, method)
+    _, out_dtype, run = _call_plan(op, layout, x.dtype, w.dtype, None if bias is None else bias.dtype, method)
+    compute = run.problem.dtype
     out = run(np.ascontiguousarray(x.reshape(layout.x_shape), dtype=compute),
               np.ascontiguousarray(w.reshape(layout.w_shape), dtype=compute))
     if bias is not None:
-        out += bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
+        out += bias.astype(compute, copy=False).reshape((1, -1) + (1,) * (out.ndim - 2))
     out = out.astype(out_dtype, copy=False)
     return out.reshape(out.shape[layout.squeeze:])
 
