@@ -23,7 +23,7 @@ from ..ops.dispatch import conv, conv_transpose
 from ..ops.weight_grad import conv_weight_grad
 from ..spec import ConvSpec, conv_spec, conv_transpose_spec
 from . import init as _init
-from .module import Module, layer_dtype, register_layer
+from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["Conv", "ConvTranspose", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -66,9 +66,7 @@ def _json_padding(spec_padding: tuple[tuple[int, int], ...], raw: Any) -> Any:
 
 def _batched(name: str, x: Any, channels: int, ndim: int, dtype: np.dtype) -> tuple[np.ndarray, bool]:
     """Validate a layer input ``(N, C, *spatial)`` or ``(C, *spatial)``; return it batched, in the layer dtype."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
+    array = layer_input(name, x)
     if array.ndim not in (ndim + 1, ndim + 2):
         raise TransconvError(
             f"{name}: input must have shape (N, C, *spatial) or (C, *spatial) with {ndim} spatial axes, got {array.shape}"

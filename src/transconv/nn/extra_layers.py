@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransconvError
-from .module import Module, register_layer
+from .module import Module, layer_input, register_layer
 
 __all__ = ["Crop", "ZeroInsert"]
 
@@ -32,19 +32,10 @@ def _pairs(name: str, value: Any, allow_negative: bool) -> list[list[int]]:
 
 
 def _input(name: str, x: Any, ndim: int) -> np.ndarray:
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
+    array = layer_input(name, x)
     if array.ndim != ndim + 2:
         raise TransconvError(f"{name}: input must be (N, C, *spatial) with {ndim} spatial axes, got shape {array.shape}")
-    return array if array.dtype.kind == "f" else array.astype(np.float64)
-
-
-def _grad(name: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
-    g = np.asarray(grad_out)
-    if g.shape != shape:
-        raise TransconvError(f"{name}: grad_out must have the output's shape {shape}, got {g.shape}")
-    return g
+    return array
 
 
 @register_layer
@@ -76,7 +67,7 @@ class Crop(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         shape, dtype, index, y_shape = self._cached()
         grad_x = np.zeros(shape, dtype)
-        grad_x[index] = _grad("Crop", grad_out, y_shape)
+        grad_x[index] = self._checked_grad(grad_out, y_shape)
         return grad_x
 
     def config(self) -> dict[str, Any]:
@@ -134,7 +125,7 @@ class ZeroInsert(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         shape, src, dst, y_shape = self._cached()
-        g = _grad("ZeroInsert", grad_out, y_shape)
+        g = self._checked_grad(grad_out, y_shape)
         grad_x = np.zeros(shape, g.dtype if g.dtype.kind == "f" else np.float64)
         grad_x[src] = g[dst]
         return grad_x
