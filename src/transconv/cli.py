@@ -20,7 +20,6 @@ padding (an int, ``a,b`` per axis, or ``same`` / ``valid``) and dilation,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -36,6 +35,7 @@ import numpy as np
 from .matrix import format_matrix
 
 from .errors import TransconvError
+from .files import atomic_write
 
 __all__ = ["main", "build_parser"]
 
@@ -147,19 +147,6 @@ def _target(path_text: str, force: bool) -> Path:
     if path.exists() and not force:
         raise UsageError(f"{PROG}: error: {path} exists; pass --force to overwrite it")
     return path
-
-
-@contextlib.contextmanager
-def _writing(path: Path):
-    """Yield a temporary name next to ``path`` (same suffix); renamed onto ``path`` only when
-    the writer finished, so a failed write never leaves half a file in its place."""
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def _output_shape(spec, geo) -> tuple[int, ...]:
@@ -369,7 +356,7 @@ def cmd_matrix(args) -> int:
     name = "C^T" if geo["transposed"] else "C"
     op = "conv_transpose" if geo["transposed"] else "conv"
     if path is not None:
-        with _writing(path) as temporary:
+        with atomic_write(path) as temporary:
             if suffix == ".npz":
                 import scipy.sparse as sp
 
@@ -437,7 +424,7 @@ def cmd_animate(args) -> int:
     still = path.suffix.lower() == ".png"
     images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not (args.no_matrix or still),
                            compact=still, progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
-    with _writing(path) as temporary:
+    with atomic_write(path) as temporary:
         if still:
             save_grid(images, temporary, anim=anim)
         else:
@@ -469,7 +456,7 @@ def cmd_explore(args) -> int:
         return serve(explorer_html(config), args.port)
     path = _target(args.out or "transconv-explorer.html", args.force)
     html = explorer_html(config)
-    with _writing(path) as temporary:
+    with atomic_write(path) as temporary:
         temporary.write_text(html, encoding="utf-8")
     print(f"wrote {path} ({len(html) // 1024} KiB, self-contained): open file://{path.resolve()} in a browser")
     return 0

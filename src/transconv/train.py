@@ -25,6 +25,7 @@ import numpy as np
 
 from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, load_photo, lr_hr_pair, bicubic_resize
 from .errors import TransconvError
+from .files import atomic_write
 
 __all__ = [
     "FSRCNN_SIZES",
@@ -142,16 +143,9 @@ def _bicubic_path_init(model: Any, scale: int, padding: int) -> None:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
 
 
 def _json_array(obj: Any) -> np.ndarray:
@@ -171,12 +165,10 @@ def save_model(model: Any, path: str | os.PathLike, fsrcnn_config: dict, metadat
     >>> load_model(path)[1]["scale"]
     2
     """
-    from .nn.io import architecture
+    from .nn.io import architecture, write_archive
 
     arch = dict(architecture(model), fsrcnn=fsrcnn_config, metadata=metadata or {})
-    arrays = {k: np.asarray(v) for k, v in model.state_dict().items()}
-    arrays["__architecture__"] = _json_array(arch)
-    _atomic_savez(Path(path), arrays)
+    write_archive(path, model.state_dict(), arch, op="save_model", overwrite=True)
 
 
 def load_model(path: str | os.PathLike) -> tuple[Any, dict, dict]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .data import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import TransconvError
+from .files import atomic_write
 
 __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 
@@ -159,15 +160,11 @@ def run(args: argparse.Namespace) -> int:
         result = upsample(pixels, args.scale, model=args.model)
     except TransconvError as exc:
         return _fail(str(exc))
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
     try:
-        Image.fromarray(result).save(tmp)
-        os.replace(tmp, dst)
+        with atomic_write(dst) as temporary:
+            Image.fromarray(result).save(temporary)
     except OSError as exc:
         return _fail(f"cannot write {str(dst)!r} ({exc})")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     print(f"wrote {dst} ({result.shape[1]}x{result.shape[0]}, {args.scale}x {src.name})")
     return 0
 

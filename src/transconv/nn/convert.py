@@ -14,8 +14,6 @@ See ``docs/learning-interop.md``.
 
 from __future__ import annotations
 
-import itertools
-import numbers
 from typing import Any, Optional
 
 import numpy as np

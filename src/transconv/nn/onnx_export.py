@@ -22,13 +22,12 @@ One node (or a few) per layer, in order, on a fixed input shape:
 from __future__ import annotations
 
 import numbers
-import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import TransconvError
+from ..files import atomic_write, check_target
 from .conv import Conv, ConvTranspose
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
@@ -232,12 +231,7 @@ def to_onnx(model: Module, path: Any, input_shape: Sequence[int], *, overwrite: 
         valid = False
     if not valid:
         raise TransconvError(f"{op}: input_shape must be (N, C, *spatial) with integers >= 1, got {input_shape!r}")
-    target = os.fspath(path)
-    if not overwrite and os.path.exists(target):
-        raise TransconvError(f"{op}: {target!r} exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise TransconvError(f"{op}: folder {folder!r} for {target!r} does not exist")
+    target = check_target(op, path, overwrite=overwrite)
     graph = _Graph(onnx, element, shape)
     for label, layer in _flatten(model, ""):
         _add_layer(graph, layer, label)
@@ -252,16 +246,5 @@ def to_onnx(model: Module, path: Any, input_shape: Sequence[int], *, overwrite: 
     )
     onnx_model = onnx.helper.make_model(proto, opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="transconv")
     onnx.checker.check_model(onnx_model, full_check=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(onnx_model.SerializeToString())
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not overwrite and os.path.exists(target):
-            raise TransconvError(f"{op}: {target!r} appeared while writing; pass overwrite=True to replace it")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, op=op, overwrite=overwrite) as temporary:
+        temporary.write_bytes(onnx_model.SerializeToString())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import TransconvError
+from ..files import atomic_write
 from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
 from ..spec import ConvSpec, Layout, _index, as_numeric, validate_call
@@ -117,9 +117,8 @@ def save_machine_rates(measured: dict) -> Path:
     path = rates_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {k: float(measured[k]) for k in _FITTED_ON}
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(record, handle)
-    os.replace(handle.name, path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(record))
     cost_rates.cache_clear()
     _choose_cached.cache_clear()
     return path
