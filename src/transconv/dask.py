@@ -41,10 +41,10 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS, _compute_dtype
+from .ops.dispatch import METHODS
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
-from .spec import ConvSpec, Layout, as_numeric, conv_output_length, validate_call
+from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, validate_call
 
 __all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
 
@@ -254,7 +254,7 @@ def _validate(op, x, w, bias, chunks, method, arguments):
     as_numeric(memory_op, "x", np.broadcast_to(np.zeros((), dtype), shape))  # the in-memory dtype message
     layout = validate_call(memory_op, memory_op == "conv_transpose", shape, w.shape,
                            bias_shape=None if bias is None else bias.shape, **arguments)  # the in-memory errors
-    out_dtype, _ = _compute_dtype(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
+    out_dtype, _ = compute_dtypes(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
     call = _Call(w.reshape(layout.w_shape), None if bias is None else bias.reshape(layout.c_out), layout, out_dtype)
     if method != "auto" and method not in METHODS:
         raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")

@@ -25,8 +25,8 @@ import scipy.sparse.linalg as spla
 from .connectivity import forward_table
 from .errors import TransconvError
 from .limits import check_allocation
-from .ops.dispatch import _compute_dtype, plan
-from .spec import ConvSpec, _index, _int, as_numeric, spatial_shape, validate_call
+from .ops.dispatch import plan
+from .spec import ConvSpec, _index, _int, as_numeric, compute_dtypes, spatial_shape, validate_call
 
 __all__ = [
     "conv_matrix",
@@ -344,7 +344,7 @@ def _operator(op: str, layer: _Layer) -> spla.LinearOperator:
         v = np.asarray(v)
         shape = out_shape if transposed else in_shape
         n = v.shape[1]
-        _, compute = _compute_dtype(v.dtype, w.dtype)
+        _, compute = compute_dtypes(v.dtype, w.dtype)
         key = (transposed, n, compute)
         if key not in plans:
             x_shape = (n,) + shape

@@ -32,6 +32,7 @@ __all__ = [
     "Layout",
     "validate_call",
     "as_numeric",
+    "compute_dtypes",
     "PADDING_MODES",
     "conv_spec",
     "conv_transpose_spec",
@@ -544,6 +545,25 @@ def as_numeric(op: str, name: str, value: Any) -> np.ndarray:
             f"{op}: {name} must have a real numeric dtype (bool, int, float), got {kind} dtype {array.dtype}"
         )
     return array
+
+
+def compute_dtypes(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
+    """The result dtype of a call on arrays of these dtypes (None entries are skipped), and the dtype to compute in.
+
+    Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
+    does); integer and bool inputs give float64; float16 is computed in float32 and
+    returned as float16.
+
+    >>> compute_dtypes(np.dtype(np.float16), None)
+    (dtype('float16'), dtype('float32'))
+    >>> compute_dtypes(np.dtype(np.int64), np.dtype(np.float32))
+    (dtype('float64'), dtype('float64'))
+    """
+    result = np.result_type(*[d for d in dtypes if d is not None])
+    if result.kind != "f":
+        result = np.dtype(np.float64)
+    compute = np.dtype(np.float32) if result.itemsize < 4 else result
+    return result, compute
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..errors import TransconvError
 from ..files import atomic_write
 from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
-from ..spec import ConvSpec, Layout, _index, as_numeric, validate_call
+from ..spec import ConvSpec, Layout, _index, as_numeric, compute_dtypes, validate_call
 from . import compiled
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
@@ -336,20 +336,6 @@ def _choose_cached(problem: Problem) -> MethodChoice:
 # --------------------------------------------------------------------------------------
 
 
-def _compute_dtype(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
-    """Result dtype and the dtype to compute in.
-
-    Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
-    does); integer and bool inputs give float64; float16 is computed in float32 and
-    returned as float16.
-    """
-    result = np.result_type(*[d for d in dtypes if d is not None])
-    if result.kind != "f":
-        result = np.dtype(np.float64)
-    compute = np.dtype(np.float32) if result.itemsize < 4 else result
-    return result, compute
-
-
 def _work_bytes(problem: Problem) -> int:
     """Estimated peak bytes of one call: the result, a work buffer of up to 1.5 times it
     (the compiled methods' cap), the inputs' copies in the compute dtype, and the padded
@@ -427,7 +413,7 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
 
 
 def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
-    out_dtype, compute = _compute_dtype(x.dtype, w.dtype, None if bias is None else bias.dtype)
+    out_dtype, compute = compute_dtypes(x.dtype, w.dtype, None if bias is None else bias.dtype)
     run = plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute, method)
     out = run(np.ascontiguousarray(x.reshape(layout.x_shape), dtype=compute),
               np.ascontiguousarray(w.reshape(layout.w_shape), dtype=compute))
@@ -639,6 +625,6 @@ def choose_method(
                            output_padding=output_padding if transposed else 0, groups=groups, dilation=dilation,
                            output_size=output_size, padding_mode=padding_mode, plain=plain,
                            bias_shape=None if bias_arr is None else bias_arr.shape)
-    _, compute = _compute_dtype(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
+    _, compute = compute_dtypes(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
     choice = _choose(Problem(layout.transposed, layout.x_shape, layout.w_shape, layout.spec, compute))
     return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined))
