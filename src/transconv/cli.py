@@ -120,12 +120,9 @@ def _geometry(args) -> dict[str, Any]:
 
 def _spec(geo: dict[str, Any]):
     """The geometry through the library's one boundary (its messages, its limits)."""
-    from .spec import validate_call
+    from .viz.frames import make_spec
 
-    op = "conv_transpose" if geo["transposed"] else "conv"
-    return validate_call(op, geo["transposed"], None, geo["kernel_size"], input_shape=geo["input_shape"], plain=True,
-                         stride=geo["stride"], padding=geo["padding"], dilation=geo["dilation"],
-                         output_padding=geo["output_padding"]).spec
+    return make_spec(**geo)
 
 
 def _positive(name: str, value: float, largest: float) -> None:
