@@ -26,7 +26,7 @@ import numpy as np
 
 from . import choose_method, conv, conv_transpose
 
-__all__ = ["Layer", "SUITE", "add_arguments", "run", "main"]
+__all__ = ["Layer", "SUITE", "alternating_blocks", "add_arguments", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -270,18 +270,27 @@ def sweep_layers(count: int, seed: int) -> list[Layer]:
     return [sweep_layer(rng, i) for i in range(count)]
 
 
-def _alternating(fns: list[Callable[[], object]], rounds: int, block_seconds: float) -> list[list[float]]:
+def alternating_blocks(fns: list[Callable[[], object]], rounds: int, *, block_seconds: float = 0.0,
+                       calls: int = 0) -> list[list[float]]:
     """Per-call seconds of each function, in ``rounds`` rounds of alternating blocks.
 
-    Each block repeats one function for about ``block_seconds`` (at least one call), so
-    each side's thread pool runs warm, and the functions take turns block by block, so a
-    drift of the machine touches both; interleaving single calls would time the
-    hand-over between two spinning thread pools instead of the kernels."""
+    Each block repeats one function ``calls`` times, or for about ``block_seconds`` (at
+    least one call) when ``calls`` is 0, so each side's thread pool runs warm, and the
+    functions take turns block by block, so a drift of the machine touches both;
+    interleaving single calls would time the hand-over between two spinning thread pools
+    instead of the kernels.
+
+    >>> [len(t) for t in alternating_blocks([lambda: None, lambda: None], 3, calls=2)]
+    [3, 3]
+    """
     for fn in fns:  # warm-up: compilation, plans, allocator, thread pools
         fn()
         fn()
     per_block = []
     for fn in fns:
+        if calls:
+            per_block.append(calls)
+            continue
         t0 = time.perf_counter()
         fn()
         per_block.append(max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7))))
@@ -344,7 +353,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
     with torch.no_grad():
         expected = torch_call(xt, wt).numpy()
         error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
-        t_ours, t_torch = _alternating([ours, lambda: torch_call(xt, wt)], rounds, block_seconds)
+        t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds)
     tracemalloc.start()
     result = ours()
     _, peak = tracemalloc.get_traced_memory()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, load_photo, lr_hr_pair, bicubic_resize
+from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, bicubic_resize, load_photo, lr_hr_pair, psnr
 from .errors import TransconvError
 from .files import atomic_write
 
@@ -185,20 +185,6 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict, dict]:
     if not isinstance(arch.get("fsrcnn"), dict) or "scale" not in arch["fsrcnn"]:
         raise TransconvError(f"load_model: {str(path)!r} is a transconv.nn model but not an up-sampler (no 'fsrcnn' entry)")
     return model, arch["fsrcnn"], arch.get("metadata", {})
-
-
-def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
-    """PSNR in dB of two images in [0, 1], ``border`` pixels cropped on every side.
-
-    Examples
-    --------
-    >>> round(psnr(np.zeros((4, 4)), np.full((4, 4), 0.1)), 3)
-    20.0
-    """
-    if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def _eval_pairs(scale: int, quick: bool) -> list[tuple[np.ndarray, np.ndarray]]:

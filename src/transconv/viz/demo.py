@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..data import psnr
 from .frames import WORKED_K, WORKED_X, WORKED_Y, frames, make_spec
 
 __all__ = ["run_demo", "bilinear_kernel", "psnr", "upsampling_comparison", "learned_comparison"]
@@ -30,12 +31,6 @@ def bilinear_kernel(factor: int = 2) -> np.ndarray:
     center = (size - 1) / 2
     line = 1 - np.abs(np.arange(size) - center) / factor
     return np.outer(line, line)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
-    mse = float(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def upsampling_comparison() -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray, float]]]:
