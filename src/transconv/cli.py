@@ -78,40 +78,36 @@ class Progress:
         self.stream.flush()
 
 
-def _ints(text: str, name: str, minimum: int) -> tuple[int, ...]:
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    """A flag's integers, separated by ',' or 'x' (their ranges are checked by the library)."""
     parts = text.replace("x", ",").replace("X", ",").split(",")
     try:
-        values = tuple(int(p) for p in parts)
+        return tuple(int(p) for p in parts)
     except ValueError:
         raise UsageError(f"{PROG}: error: {name} must be an integer or integers separated by ',' or 'x', got {text!r}") from None
-    for v in values:
-        if v < minimum:
-            raise UsageError(f"{PROG}: error: {name} must be >= {minimum}, got {text!r}")
-    return values
 
 
-def _per_axis(values: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise UsageError(f"{PROG}: error: {name} needs 1 or {ndim} values (one per axis of the input), got {len(values)}")
-    return values
+def _per_axis(args, text: str, name: str, ndim: int, minimum: int) -> tuple[int, ...]:
+    """A geometry flag, one integer for every axis or one per axis, read by :func:`transconv.spec.per_axis`."""
+    from .spec import per_axis
+
+    values = _ints(text, name)
+    return per_axis(args.command, name, values[0] if len(values) == 1 else values, ndim, minimum)
 
 
 def _geometry(args) -> dict[str, Any]:
     """The geometry flags as keyword arguments of the library (validated there)."""
-    shape = _ints(args.input, "-i/--input", 1)
-    if len(shape) == 1:
-        shape = shape * args.ndim
+    given = _ints(args.input, "-i/--input")
+    shape = _per_axis(args, args.input, "-i/--input", args.ndim if len(given) == 1 else len(given), 1)
     ndim = len(shape)
-    kernel = _per_axis(_ints(args.kernel, "-k/--kernel", 1), ndim, "-k/--kernel")
-    stride = _per_axis(_ints(args.stride, "-s/--stride", 1), ndim, "-s/--stride")
-    dilation = _per_axis(_ints(args.dilation, "-d/--dilation", 1), ndim, "-d/--dilation")
-    out_pad = _per_axis(_ints(args.output_padding, "--output-padding", 0), ndim, "--output-padding")
+    kernel = _per_axis(args, args.kernel, "-k/--kernel", ndim, 1)
+    stride = _per_axis(args, args.stride, "-s/--stride", ndim, 1)
+    dilation = _per_axis(args, args.dilation, "-d/--dilation", ndim, 1)
+    out_pad = _per_axis(args, args.output_padding, "--output-padding", ndim, 0)
     if args.padding.lower() in ("same", "valid"):
         padding: Any = args.padding.lower()
     else:
-        padding = _per_axis(_ints(args.padding, "-p/--padding", 0), ndim, "-p/--padding")
+        padding = _per_axis(args, args.padding, "-p/--padding", ndim, 0)
     if any(out_pad) and not args.transposed:
         raise UsageError(f"{PROG}: error: --output-padding only applies with --transposed")
     return dict(input_shape=shape, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
@@ -266,10 +262,10 @@ def cmd_shape(args) -> int:
     from .viz.frames import shape_formula
 
     if args.to is not None:
-        geo_i = _ints(args.input, "-i/--input", 1)
-        target = _ints(args.to, "--to", 1)
+        geo_i, target = _ints(args.input, "-i/--input"), _ints(args.to, "--to")
         if len(geo_i) != 1 or len(target) != 1:
             raise UsageError(f"{PROG}: error: the solver works on one axis: give -i N --to M with single integers")
+        geo_i, target = _per_axis(args, args.input, "-i/--input", 1, 1), _per_axis(args, args.to, "--to", 1, 1)
         choices = solve_geometry(geo_i[0], target[0], transposed=args.transposed, max_kernel=args.max_kernel,
                                  max_stride=args.max_stride, max_dilation=args.max_dilation)
         op = "conv_transpose" if args.transposed else "conv"

@@ -33,9 +33,9 @@ import numpy as np
 
 from .errors import TransconvError
 from .spec import (
-    _int,
-    _items,
-    _per_axis,
+    checked_int,
+    per_axis_items,
+    per_axis,
     conv_transpose_output_length,
     effective_kernel,
     same_padding,
@@ -71,14 +71,14 @@ def _ints(op: str, name: str, value: Any, ndim: int, minimum: int, default: Opti
         if default is None:
             raise TransconvError(f"{op}: {name} is required")
         value = default
-    if _items(op, name, value) is None:  # one value for every axis: messages name the entry, strides[0]
+    if per_axis_items(op, name, value) is None:  # one value for every axis: messages name the entry, strides[0]
         value = [value] * ndim
-    return _per_axis(op, name, value, ndim, minimum)
+    return per_axis(op, name, value, ndim, minimum)
 
 
 def _last(op: str, name: str, value: Any, ndim: int) -> tuple[int, ...]:
     """A spatial shape given alone or as the last ``ndim`` entries of a full shape."""
-    items = _items(op, name, value)
+    items = per_axis_items(op, name, value)
     return _ints(op, name, value if items is None else items[-ndim:], ndim, 1)
 
 
@@ -134,11 +134,11 @@ def _padding_string(op: str, padding: Any, allowed: Sequence[str]) -> Optional[s
 
 
 def _pairs(op: str, padding: Any, ndim: int) -> tuple[Pair, ...]:
-    items = _items(op, "padding", padding)
-    pairs = None if items is None else [_items(op, "padding", p) for p in items]
+    items = per_axis_items(op, "padding", padding)
+    pairs = None if items is None else [per_axis_items(op, "padding", p) for p in items]
     if pairs is None or len(pairs) != ndim or any(p is None or len(p) != 2 for p in pairs):
         raise TransconvError(f"{op}: explicit padding must be {ndim} (lo, hi) pairs, got {padding!r}")
-    return tuple((_int(op, f"padding[{a}][0]", lo, None), _int(op, f"padding[{a}][1]", hi, None))
+    return tuple((checked_int(op, f"padding[{a}][0]", lo, None), checked_int(op, f"padding[{a}][1]", hi, None))
                  for a, (lo, hi) in enumerate(pairs))
 
 
@@ -424,7 +424,7 @@ def from_onnx(
     stride = _ints(op, "strides", strides, ndim, 1, default=1)
     dilation = _ints(op, "dilations", dilations, ndim, 1, default=1)
     extra = _ints(op, "output_padding", output_padding, ndim, 0, default=0)
-    group = _int(op, "group", group, 1)
+    group = checked_int(op, "group", group, 1)
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise TransconvError(f"{op}: auto_pad must be 'NOTSET', 'SAME_UPPER', 'SAME_LOWER' or 'VALID', got {auto_pad!r}")
     if follow not in ("onnxruntime", "spec"):
@@ -451,10 +451,10 @@ def from_onnx(
     elif auto_pad == "VALID" or pads is None:
         begin_end = [(0, 0)] * ndim
     else:
-        flat = _items(op, "pads", pads)
+        flat = per_axis_items(op, "pads", pads)
         if flat is None or len(flat) != 2 * ndim:
             raise TransconvError(f"{op}: pads must be {2 * ndim} integers >= 0 (all begins, then all ends), got {pads!r}")
-        flat = [_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
+        flat = [checked_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
         begin_end = list(zip(flat[:ndim], flat[ndim:]))
     out_pads, out_extra = [], []
     for a, ((lo, hi), e, s, d) in enumerate(zip(begin_end, extra, stride, dilation)):
@@ -485,7 +485,7 @@ def from_caffe(kernel_size: Any, stride: Any = 1, pad: Any = 0, dilation: Any = 
     {'stride': (2, 2), 'padding': ((1, 1), (1, 1)), 'output_padding': (0, 0), 'dilation': (1, 1)}
     """
     op = "from_caffe"
-    ndim = _int(op, "ndim", ndim, 1)
+    ndim = checked_int(op, "ndim", ndim, 1)
     if ndim > _MAX_NDIM:
         raise TransconvError(f"{op}: ndim must be from 1 to {_MAX_NDIM} spatial axes, got {ndim}")
     stride_t = _ints(op, "stride", stride, ndim, 1)

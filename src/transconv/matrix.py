@@ -26,7 +26,7 @@ from .connectivity import forward_table
 from .errors import TransconvError
 from .limits import check_allocation
 from .ops.dispatch import plan
-from .spec import ConvSpec, _index, _int, as_numeric, compute_dtypes, spatial_shape, validate_call
+from .spec import ConvSpec, integer_or_none, checked_int, as_numeric, compute_dtypes, spatial_shape, validate_call
 
 __all__ = [
     "conv_matrix",
@@ -470,7 +470,7 @@ def deconvolve(
     damp = _real(op, "damp", damp)
     atol, btol = _real(op, "atol", atol), _real(op, "btol", btol)
     if iter_lim is not None:
-        iter_lim = _int(op, "iter_lim", iter_lim, 1)
+        iter_lim = checked_int(op, "iter_lim", iter_lim, 1)
     if not isinstance(full_output, (bool, np.bool_)):
         raise TransconvError(f"{op}: full_output must be True or False, got {full_output!r}")
     # y is read as the input of the transposed convolution (same weight layout), whose
@@ -592,7 +592,7 @@ def singular_values(
     cols = layer.c_in * math.prod(layer.input_shape)
     count = min(rows, cols)
     if k is not None:
-        k_int = _index(k)
+        k_int = integer_or_none(k)
         if k_int is None or not 1 <= k_int <= count:
             raise TransconvError(f"{op}: k must be an integer from 1 to {count} (min of C's shape {rows}x{cols}), got {k!r}")
         k = k_int

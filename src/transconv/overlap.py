@@ -23,7 +23,7 @@ import numpy as np
 from .connectivity import axis_inverse_csr
 from .errors import TransconvError
 from .limits import check_allocation
-from .spec import _items, _per_axis, effective_kernel, spatial_shape, validate_call
+from .spec import per_axis_items, per_axis, effective_kernel, spatial_shape, validate_call
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
@@ -32,9 +32,9 @@ _MAX_PHASES = 10**6  # phase counts overlap_diagnosis lists per axis
 
 def _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
     # an int input_shape takes its number of axes from a sequence kernel_size (else one axis)
-    kernel_items = _items(op, "kernel_size", kernel_size)
+    kernel_items = per_axis_items(op, "kernel_size", kernel_size)
     shape = spatial_shape(op, input_shape, 1 if kernel_items is None else len(kernel_items))
-    kernel = _per_axis(op, "kernel_size", kernel_size, len(shape), 1)
+    kernel = per_axis(op, "kernel_size", kernel_size, len(shape), 1)
     lay = validate_call(op, True, None, kernel, input_shape=shape, plain=True, stride=stride, padding=padding,
                         output_padding=output_padding, dilation=dilation)
     spec, out = lay.spec, lay.output_spatial

@@ -33,6 +33,11 @@ __all__ = [
     "validate_call",
     "as_numeric",
     "compute_dtypes",
+    "integer_or_none",
+    "checked_int",
+    "per_axis_items",
+    "per_axis",
+    "describe_value",
     "PADDING_MODES",
     "conv_spec",
     "conv_transpose_spec",
@@ -54,13 +59,18 @@ Pair = tuple[int, int]
 
 
 # --------------------------------------------------------------------------------------
-# Small validators.  Each raises TransconvError naming op, parameter, value and range.
+# Small validators, the package's one way to read integers and per-axis arguments.
+# Each raises TransconvError naming op, parameter, value and range.
 # --------------------------------------------------------------------------------------
 
 
-def _index(value: Any) -> int | None:
+def integer_or_none(value: Any) -> int | None:
     """``value`` as a Python int if it is an integer (Python or NumPy int, 0-d integer array or
-    tensor, anything with ``__index__``) and not a bool; otherwise None."""
+    tensor, anything with ``__index__``) and not a bool; otherwise None.
+
+    >>> integer_or_none(np.int64(3)), integer_or_none(True), integer_or_none(3.0)
+    (3, None, None)
+    """
     if type(value) is int:
         return value
     if isinstance(value, (bool, np.bool_, np.ma.MaskedArray)) or "bool" in str(getattr(value, "dtype", "")):
@@ -74,11 +84,15 @@ def _index(value: Any) -> int | None:
 
 
 def _is_int(value: Any) -> bool:
-    return _index(value) is not None
+    return integer_or_none(value) is not None
 
 
-def _describe(value: Any) -> str:
-    """How a refused value is shown in a message: its repr, and what it is when that is the reason."""
+def describe_value(value: Any) -> str:
+    """How a refused value is shown in a message: its repr, and what it is when that is the reason.
+
+    >>> describe_value(2.5)
+    '2.5 (a non-integer)'
+    """
     if isinstance(value, np.ma.MaskedArray):
         return f"a masked array of shape {value.shape} (transconv applies no mask: pass value.filled(...) or value.data)"
     if isinstance(value, (bool, np.bool_)):
@@ -93,18 +107,27 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
-    number = _index(value)
+def checked_int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
+    """``value`` as an int ``>= minimum`` (no bound for None), or a :class:`TransconvError` naming ``op`` and ``name``.
+
+    >>> checked_int("conv", "groups", np.int32(2), 1)
+    2
+    """
+    number = integer_or_none(value)
     if number is None:
         bound = "" if minimum is None else f" >= {minimum}"
-        raise TransconvError(f"{op}: {name} must be an integer{bound}, got {_describe(value)}")
+        raise TransconvError(f"{op}: {name} must be an integer{bound}, got {describe_value(value)}")
     if minimum is not None and number < minimum:
         raise TransconvError(f"{op}: {name} must be >= {minimum}, got {number}")
     return number
 
 
-def _items(op: str, name: str, value: Any) -> list | None:
-    """The entries of a per-axis argument, or None when it is one value (checked by the caller)."""
+def per_axis_items(op: str, name: str, value: Any) -> list | None:
+    """The entries of a per-axis argument, or None when it is one value (checked by the caller).
+
+    >>> per_axis_items("conv", "stride", (1, 2)), per_axis_items("conv", "stride", 2)
+    ([1, 2], None)
+    """
     if isinstance(value, (tuple, list)):
         return list(value)
     if isinstance(value, (str, bytes, set, frozenset, dict, np.ma.MaskedArray)):
@@ -115,18 +138,22 @@ def _items(op: str, name: str, value: Any) -> list | None:
         if value.ndim == 1:
             return list(value)
         raise TransconvError(f"{op}: {name} must be an int or a flat sequence of ints, got an array of shape {value.shape}")
-    if _index(value) is not None:
+    if integer_or_none(value) is not None:
         return None
     if hasattr(value, "__len__") and hasattr(value, "__getitem__"):  # torch.Size, 1-d tensors, ...
         return list(value)
     return None
 
 
-def _per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[int, ...]:
-    """An int (same on every axis) or a sequence of ``ndim`` ints."""
-    items = _items(op, name, value)
+def per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[int, ...]:
+    """An int (same on every axis) or a sequence of ``ndim`` ints, each ``>= minimum``.
+
+    >>> per_axis("conv", "stride", 2, 3, 1), per_axis("conv", "stride", [1, 2], 2, 1)
+    ((2, 2, 2), (1, 2))
+    """
+    items = per_axis_items(op, name, value)
     if items is None:
-        return (_int(op, name, value, minimum),) * ndim
+        return (checked_int(op, name, value, minimum),) * ndim
     if len(items) == 1 and ndim != 1:
         items = items * ndim
     if len(items) != ndim:
@@ -134,7 +161,7 @@ def _per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[
             f"{op}: {name} must be an int or a sequence of {ndim} ints (one per spatial axis), "
             f"got {tuple(items)!r} of length {len(items)}"
         )
-    return tuple(_int(op, f"{name}[{a}]", v, minimum) for a, v in enumerate(items))
+    return tuple(checked_int(op, f"{name}[{a}]", v, minimum) for a, v in enumerate(items))
 
 
 def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
@@ -146,9 +173,9 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
                 f"{op}: padding string must be 'same' or 'valid', got {padding!r}"
             )
         return key
-    items = _items(op, "padding", padding)
+    items = per_axis_items(op, "padding", padding)
     if items is None:
-        p = _int(op, "padding", padding, 0)
+        p = checked_int(op, "padding", padding, 0)
         return ((p, p),) * ndim
     if len(items) != ndim:
         raise TransconvError(
@@ -157,15 +184,15 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
         )
     pairs = []
     for a, item in enumerate(items):
-        pair = _items(op, f"padding[{a}]", item)
+        pair = per_axis_items(op, f"padding[{a}]", item)
         if pair is not None:
             if len(pair) != 2:
                 raise TransconvError(
                     f"{op}: padding[{a}] must be an int or a (lo, hi) pair, got {tuple(pair)!r}"
                 )
-            pairs.append((_int(op, f"padding[{a}][0]", pair[0], 0), _int(op, f"padding[{a}][1]", pair[1], 0)))
+            pairs.append((checked_int(op, f"padding[{a}][0]", pair[0], 0), checked_int(op, f"padding[{a}][1]", pair[1], 0)))
         else:
-            p = _int(op, f"padding[{a}]", item, 0)
+            p = checked_int(op, f"padding[{a}]", item, 0)
             pairs.append((p, p))
     return tuple(pairs)
 
@@ -178,16 +205,16 @@ def spatial_shape(op: str, input_shape: Any, ndim: int | None = None) -> tuple[i
     >>> spatial_shape("overlap_map", 5, ndim=2)
     (5, 5)
     """
-    items = _items(op, "input_shape", input_shape)
+    items = per_axis_items(op, "input_shape", input_shape)
     if items is None:
         if not _is_int(input_shape):
             raise TransconvError(
-                f"{op}: input_shape must be an int or a sequence of ints, got {_describe(input_shape)}"
+                f"{op}: input_shape must be an int or a sequence of ints, got {describe_value(input_shape)}"
             )
         items = [input_shape] * (ndim or 1)
     if not items:
         raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
-    return tuple(_int(op, f"input_shape[{a}]", n, 1) for a, n in enumerate(items))
+    return tuple(checked_int(op, f"input_shape[{a}]", n, 1) for a, n in enumerate(items))
 
 
 def _padding_mode(op: str, padding_mode: Any) -> str:
@@ -215,15 +242,15 @@ def effective_kernel(kernel: int, dilation: int = 1) -> int:
 def _length_args(op: str, i: Any, kernel: Any, stride: Any, padding: Any, dilation: Any,
                  names: Sequence[str] = ("i", "kernel", "stride", "padding", "dilation")) -> tuple[int, int, int, Pair, int]:
     """The scalar arguments of the one-axis length functions, validated (``names`` as the caller spells them)."""
-    items = _items(op, names[3], padding)
+    items = per_axis_items(op, names[3], padding)
     if items is None:
-        lo = hi = _int(op, names[3], padding, 0)
+        lo = hi = checked_int(op, names[3], padding, 0)
     elif len(items) == 2:
-        lo, hi = _int(op, f"{names[3]}[0]", items[0], 0), _int(op, f"{names[3]}[1]", items[1], 0)
+        lo, hi = checked_int(op, f"{names[3]}[0]", items[0], 0), checked_int(op, f"{names[3]}[1]", items[1], 0)
     else:
         raise TransconvError(f"{op}: {names[3]} must be an int or a (lo, hi) pair, got {padding!r}")
-    return (_int(op, names[0], i, None), _int(op, names[1], kernel, 1), _int(op, names[2], stride, 1), (lo, hi),
-            _int(op, names[4], dilation, 1))
+    return (checked_int(op, names[0], i, None), checked_int(op, names[1], kernel, 1), checked_int(op, names[2], stride, 1), (lo, hi),
+            checked_int(op, names[4], dilation, 1))
 
 
 def _conv_length(i: int, kernel: int, stride: int, padding: Pair, dilation: int) -> int:
@@ -261,7 +288,7 @@ def conv_transpose_output_length(
     6
     """
     op = "conv_transpose_output_length"
-    return _transpose_length(*_length_args(op, i, kernel, stride, padding, dilation), _int(op, "output_padding", output_padding, 0))
+    return _transpose_length(*_length_args(op, i, kernel, stride, padding, dilation), checked_int(op, "output_padding", output_padding, 0))
 
 
 def same_padding(i: int, kernel: int, stride: int = 1, dilation: int = 1) -> Pair:
@@ -381,11 +408,11 @@ class ConvSpec:
 def _common(op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode):
     """The arguments conv and conv_transpose share, validated in one place."""
     return (
-        _per_axis(op, "kernel_size", kernel_size, ndim, 1),
-        _per_axis(op, "stride", stride, ndim, 1),
-        _per_axis(op, "dilation", dilation, ndim, 1),
+        per_axis(op, "kernel_size", kernel_size, ndim, 1),
+        per_axis(op, "stride", stride, ndim, 1),
+        per_axis(op, "dilation", dilation, ndim, 1),
         _padding(op, padding, ndim),
-        _int(op, "groups", groups, 1),
+        checked_int(op, "groups", groups, 1),
         _padding_mode(op, padding_mode),
     )
 
@@ -450,7 +477,7 @@ def conv_transpose_spec(
     kernel, stride_t, dilation_t, pad, groups_i, mode = _common(
         op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode
     )
-    out_pad = _per_axis(op, "output_padding", output_padding, ndim, 0)
+    out_pad = per_axis(op, "output_padding", output_padding, ndim, 0)
     if pad == "valid":
         pad = ((0, 0),) * ndim
     elif pad == "same":
@@ -486,15 +513,15 @@ def conv_transpose_spec(
 
 
 def _output_size(op: str, output_size: Any, ndim: int) -> tuple[int, ...]:
-    items = _items(op, "output_size", output_size)
+    items = per_axis_items(op, "output_size", output_size)
     if items is None:
-        return (_int(op, "output_size", output_size, 1),) * ndim
+        return (checked_int(op, "output_size", output_size, 1),) * ndim
     if len(items) < ndim or len(items) > ndim + 2:
         raise TransconvError(
             f"{op}: output_size must have {ndim} spatial entries (or {ndim + 2} with batch and channel), "
             f"got {tuple(items)!r}"
         )
-    return tuple(_int(op, f"output_size[{a}]", v, 1) for a, v in enumerate(items[-ndim:]))
+    return tuple(checked_int(op, f"output_size[{a}]", v, 1) for a, v in enumerate(items[-ndim:]))
 
 
 def _check_fits(op: str, spec: ConvSpec, input_shape: Sequence[int]) -> None:
@@ -533,7 +560,7 @@ def as_numeric(op: str, name: str, value: Any) -> np.ndarray:
     if type(value) is np.ndarray:
         array = value
     elif isinstance(value, np.ma.MaskedArray):
-        raise TransconvError(f"{op}: {name} is {_describe(value)}")
+        raise TransconvError(f"{op}: {name} is {describe_value(value)}")
     else:
         try:
             array = np.asarray(value)
@@ -614,7 +641,7 @@ class Layout:
 def _plain_flag(op: str, plain: Any) -> Optional[bool]:
     if plain is None or isinstance(plain, (bool, np.bool_)):
         return None if plain is None else bool(plain)
-    raise TransconvError(f"{op}: plain must be True, False or None, got {_describe(plain)}")
+    raise TransconvError(f"{op}: plain must be True, False or None, got {describe_value(plain)}")
 
 
 _LAYOUTS: dict = {}  # validate_call's results for repeated identical arguments of plain ints and strings
@@ -794,11 +821,11 @@ def dumoulin(relationship: int, i: int, k: int, s: int = 1, p: int = 0, d: int =
     5
     """
     op = "dumoulin"
-    if _index(relationship) is None or not 1 <= _index(relationship) <= 15:
-        raise TransconvError(f"{op}: relationship must be an integer from 1 to 15, got {_describe(relationship)}")
-    relationship = _index(relationship)
+    if integer_or_none(relationship) is None or not 1 <= integer_or_none(relationship) <= 15:
+        raise TransconvError(f"{op}: relationship must be an integer from 1 to 15, got {describe_value(relationship)}")
+    relationship = integer_or_none(relationship)
     i, k, s, (p, _), d = _length_args(op, i, k, s, p, d, ("i", "k", "s", "p", "d"))
-    a = _int(op, "a", a, 0)
+    a = checked_int(op, "a", a, 0)
     if relationship == 1:
         return i - k + 1
     if relationship == 2:
@@ -924,13 +951,13 @@ def solve_geometry(
     'kernel_size=2, stride=2, padding=0  [even overlap]'
     """
     op = "solve_geometry"
-    i = _int(op, "input_size", input_size, 1)
-    o = _int(op, "output_size", output_size, 1)
-    max_kernel = _int(op, "max_kernel", max_kernel, 1)
-    max_dilation = _int(op, "max_dilation", max_dilation, 1)
+    i = checked_int(op, "input_size", input_size, 1)
+    o = checked_int(op, "output_size", output_size, 1)
+    max_kernel = checked_int(op, "max_kernel", max_kernel, 1)
+    max_dilation = checked_int(op, "max_dilation", max_dilation, 1)
     if max_stride is None:
         max_stride = max(2, (o // i + 1) if transposed else (i // o + 1))
-    max_stride = _int(op, "max_stride", max_stride, 1)
+    max_stride = checked_int(op, "max_stride", max_stride, 1)
     # (dilation, kernel, padding) triples are enumerated; the strides of each form one
     # interval, solved in closed form, so max_stride costs nothing
     triples = max_dilation * max_kernel * effective_kernel(max_kernel, max_dilation)

@@ -23,7 +23,7 @@ from ..errors import TransconvError
 from ..files import atomic_write
 from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
-from ..spec import ConvSpec, Layout, _index, as_numeric, compute_dtypes, validate_call
+from ..spec import ConvSpec, Layout, integer_or_none, as_numeric, compute_dtypes, validate_call
 from . import compiled
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
@@ -603,8 +603,8 @@ def choose_method(
     op = "choose_method"
 
     def shape_and_dtype(name, value):
-        if isinstance(value, tuple) and all(_index(v) is not None for v in value):
-            return tuple(_index(v) for v in value), None
+        if isinstance(value, tuple) and all(integer_or_none(v) is not None for v in value):
+            return tuple(integer_or_none(v) for v in value), None
         array = as_numeric(op, name, value)
         return array.shape, array.dtype
 
@@ -619,7 +619,7 @@ def choose_method(
     if not isinstance(transposed, (bool, np.bool_)):
         raise TransconvError(f"{op}: transposed must be True or False, got {transposed!r}")
     transposed = bool(transposed)
-    if not transposed and (not (output_padding is None or _index(output_padding) == 0) or output_size is not None):
+    if not transposed and (not (output_padding is None or integer_or_none(output_padding) == 0) or output_size is not None):
         raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
     layout = validate_call(op, transposed, x_shape, w_shape, stride=stride, padding=padding,
                            output_padding=output_padding if transposed else 0, groups=groups, dilation=dilation,

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..connectivity import axis_tap_indices
 from ..errors import TransconvError
-from ..spec import ConvSpec, _int, _items, as_numeric, compute_dtypes, validate_call
+from ..spec import ConvSpec, checked_int, per_axis_items, as_numeric, compute_dtypes, validate_call
 from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
@@ -248,10 +248,10 @@ def conv_weight_grad(
     op = "conv_weight_grad"
     x = as_numeric(op, "x", x)
     g = as_numeric(op, "grad_out", grad_out)
-    items = _items(op, "weight_shape", weight_shape)
+    items = per_axis_items(op, "weight_shape", weight_shape)
     if items is None or len(items) < 3:
         raise TransconvError(f"{op}: weight_shape must be (C_a, C_b, *kernel) with entries >= 1, got {weight_shape!r}")
-    weight_shape = tuple(_int(op, f"weight_shape[{a}]", v, 1) for a, v in enumerate(items))
+    weight_shape = tuple(checked_int(op, f"weight_shape[{a}]", v, 1) for a, v in enumerate(items))
     ndim = len(weight_shape) - 2
     if x.ndim != ndim + 2 or g.ndim != ndim + 2:
         raise TransconvError(

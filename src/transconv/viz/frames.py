@@ -47,7 +47,7 @@ import numpy as np
 
 from ..connectivity import axis_forward_tables, axis_inverse_csr, pad_index
 from ..errors import TransconvError
-from ..spec import ConvSpec, _per_axis, spatial_shape, transposed_as_direct_conv, validate_call
+from ..spec import ConvSpec, per_axis, spatial_shape, transposed_as_direct_conv, validate_call
 
 __all__ = [
     "INPUT",
@@ -228,9 +228,9 @@ def make_spec(
     """
     op = "conv_transpose" if transposed else "conv"
     spatial = spatial_shape(op, input_shape)
-    if not transposed and any(_per_axis(op, "output_padding", output_padding, len(spatial), 0)):
+    if not transposed and any(per_axis(op, "output_padding", output_padding, len(spatial), 0)):
         raise TransconvError(f"conv: output_padding only applies to a transposed convolution, got {output_padding!r}")
-    kernel = _per_axis(op, "kernel_size", kernel_size, len(spatial), 1)
+    kernel = per_axis(op, "kernel_size", kernel_size, len(spatial), 1)
     return validate_call(op, transposed, None, kernel, input_shape=spatial, plain=True, stride=stride, padding=padding,
                          dilation=dilation, output_padding=output_padding, padding_mode=padding_mode).spec
 
