@@ -72,6 +72,11 @@ def overlap_map(
     [2, 4, 4, 2]
     """
     counts, _ = _axis_counts("overlap_map", input_shape, kernel_size, stride, padding, output_padding, dilation)
+    return _outer(counts)
+
+
+def _outer(counts: list[np.ndarray]) -> np.ndarray:
+    """The map from its per-axis counts (the geometry is separable)."""
     result = counts[0]
     for c in counts[1:]:
         result = np.multiply.outer(result, c)
@@ -123,7 +128,7 @@ def overlap_diagnosis(
         raise TransconvError(f"{op}: stride {max(spec.stride)} has as many phases; the diagnosis lists at most "
                              f"{_MAX_PHASES} per axis")
     phases, interior, values = [], [], set()
-    full_map = overlap_map(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    full_map = _outer(counts)
     for c, n, k, s, d, (lo, _) in zip(counts, shape, spec.kernel_size, spec.stride, spec.dilation, spec.padding):
         k_eff = effective_kernel(k, d)
         # an uncropped position c_full is reached by every tap it could meet when

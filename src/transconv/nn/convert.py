@@ -19,7 +19,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import TransconvError
-from ..spec import effective_kernel
+from ..spec import ConvSpec, effective_kernel
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
@@ -400,6 +400,14 @@ def _zeros_mode(op: str, layer: Module) -> None:
         raise TransconvError(f"{op}: padding_mode={layer.padding_mode!r} is not expressible this way; only 'zeros' is exact")
 
 
+def _transposed_spec(op: str, layer: Any) -> ConvSpec:
+    """The spec of a ``ConvTranspose`` with zero padding, the layer the rewrites below accept."""
+    if not isinstance(layer, ConvTranspose):
+        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
+    _zeros_mode(op, layer)
+    return layer.spec
+
+
 def convtranspose_to_pixelshuffle(layer: ConvTranspose) -> Sequential:
     """A stride-``s`` transposed convolution as ``Conv`` (low resolution) + ``PixelShuffle(s)`` (+ ``Crop``).
 
@@ -426,10 +434,7 @@ def convtranspose_to_pixelshuffle(layer: ConvTranspose) -> Sequential:
     True
     """
     op = "convtranspose_to_pixelshuffle"
-    if not isinstance(layer, ConvTranspose):
-        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
-    _zeros_mode(op, layer)
-    spec = layer.spec
+    spec = _transposed_spec(op, layer)
     s = spec.stride[0]
     if any(v != s for v in spec.stride):
         raise TransconvError(f"{op}: PixelShuffle has one factor for all axes; stride {spec.stride} differs between axes")
@@ -563,10 +568,7 @@ def convtranspose_as_conv(layer: ConvTranspose) -> Sequential:
     True
     """
     op = "convtranspose_as_conv"
-    if not isinstance(layer, ConvTranspose):
-        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
-    _zeros_mode(op, layer)
-    spec = layer.spec
+    spec = _transposed_spec(op, layer)
     g, nd = layer.groups, spec.ndim
     cin_g, cout_g = layer.in_channels // g, layer.out_channels // g
     w = np.flip(layer.weight, axis=tuple(range(2, 2 + nd)))
