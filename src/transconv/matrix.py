@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -334,10 +334,7 @@ def _operator(op: str, layer: _Layer) -> spla.LinearOperator:
     spec, w = layer.spec, layer.w
     in_shape = (layer.c_in,) + layer.input_shape
     out_shape = (layer.c_out,) + layer.output_shape
-    # the transposed direction must give back exactly input_shape: the extra length a
-    # stride leaves unread is its output_padding (always < stride)
-    small = spec.transpose_output_shape(layer.output_shape)
-    spec_t = replace(spec, output_padding=tuple(i - t for i, t in zip(layer.input_shape, small)))
+    spec_t = spec.adjoint_for(layer.input_shape)  # the transposed direction gives back exactly input_shape
     plans: dict = {}
 
     def apply(transposed: bool, v: np.ndarray) -> np.ndarray:  # (n_in, k) -> (n_out, k), or back

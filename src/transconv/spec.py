@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -403,6 +403,18 @@ class ConvSpec:
                 input_shape, self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding
             )
         )
+
+    def adjoint_for(self, input_shape: Sequence[int]) -> "ConvSpec":
+        """This convolution's adjoint on ``input_shape``: the spec whose transposed convolution maps
+        the output back to exactly ``input_shape`` (what a stride leaves unread is its output_padding).
+
+        >>> conv_spec("conv", (6,), 3, stride=2).adjoint_for((6,)).output_padding
+        (1,)
+        """
+        out = self.conv_output_shape(input_shape)
+        fed = tuple(_transpose_length(o, k, s, p, d, 0)
+                    for o, k, s, p, d in zip(out, self.kernel_size, self.stride, self.padding, self.dilation))
+        return replace(self, output_padding=tuple(i - f for i, f in zip(input_shape, fed)))
 
 
 def _common(op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode):

@@ -19,9 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import TransconvError
-from ..ops.dispatch import conv, conv_transpose
+from ..ops.dispatch import run_spec
 from ..ops.weight_grad import conv_weight_grad
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from ..spec import ConvSpec, conv_spec, conv_transpose_spec, validate_call
 from . import init as _init
 from .module import Module, layer_dtype, layer_input, register_layer
 
@@ -235,11 +235,12 @@ class Conv(_ConvBase):
         return self.spec_for(input_shape).conv_output_shape(tuple(input_shape))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, unbatched = _batched(type(self).__name__, x, self.in_channels, self.ndim, self.dtype)
-        # validated on this input under the layer's name (the kernel must fit, "same" resolves here)
-        spec = conv_spec(type(self).__name__, x.shape[2:], self.kernel_size, self.stride, self._padding_arg,
-                         self.dilation, self.groups, self.padding_mode)
-        y = conv(x, self.weight, self.bias, spec.stride, spec.padding, spec.dilation, spec.groups, padding_mode=spec.padding_mode)
+        name = type(self).__name__
+        x, unbatched = _batched(name, x, self.in_channels, self.ndim, self.dtype)
+        # validated once, on this input, under the layer's name (the kernel must fit, "same" resolves here)
+        spec = validate_call(name, False, x.shape, self.weight.shape, stride=self.stride, padding=self._padding_arg,
+                             dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode, plain=False).spec
+        y = run_spec(name, False, spec, x, self.weight, self.bias)
         self._cache = (x, spec, unbatched, y.shape)
         return y[0] if unbatched else y
 
@@ -248,8 +249,7 @@ class Conv(_ConvBase):
         g = self._grad_out(grad_out, y_shape[1:] if unbatched else y_shape)
         if unbatched:
             g = g[None]
-        grad_x = conv_transpose(g, self.weight, None, spec.stride, spec.padding, 0, spec.groups, spec.dilation,
-                                output_size=x.shape[2:], padding_mode=spec.padding_mode)
+        grad_x = run_spec(type(self).__name__, True, spec.adjoint_for(x.shape[2:]), g, self.weight)
         self._accumulate("weight", conv_weight_grad(x, g, self.weight.shape, spec.stride, spec.padding, spec.dilation,
                                                     spec.groups, padding_mode=spec.padding_mode))
         self._bias_grad(g)
@@ -326,12 +326,14 @@ class ConvTranspose(_ConvBase):
         return self._spec.transpose_output_shape(tuple(input_shape))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, unbatched = _batched(type(self).__name__, x, self.in_channels, self.ndim, self.dtype)
+        name = type(self).__name__
+        x, unbatched = _batched(name, x, self.in_channels, self.ndim, self.dtype)
         s = self._spec
-        # re-validated on this input under the layer's name (cropping and reflect need room)
-        conv_transpose_spec(type(self).__name__, x.shape[2:], s.kernel_size, s.stride, s.padding, s.output_padding, s.groups, s.dilation, s.padding_mode)
-        y = conv_transpose(x, self.weight, self.bias, s.stride, s.padding, s.output_padding, s.groups, s.dilation,
-                           padding_mode=s.padding_mode)
+        # validated on this input under the layer's name (cropping and reflect need room)
+        validate_call(name, True, x.shape, self.weight.shape, stride=s.stride, padding=s.padding,
+                      output_padding=s.output_padding, groups=s.groups, dilation=s.dilation, padding_mode=s.padding_mode,
+                      plain=False)
+        y = run_spec(name, True, s, x, self.weight, self.bias)
         self._cache = (x, unbatched, y.shape)
         return y[0] if unbatched else y
 
@@ -341,7 +343,7 @@ class ConvTranspose(_ConvBase):
         g = self._grad_out(grad_out, y_shape[1:] if unbatched else y_shape)
         if unbatched:
             g = g[None]
-        grad_x = conv(g, self.weight, None, s.stride, s.padding, s.dilation, s.groups, padding_mode=s.padding_mode)
+        grad_x = run_spec(type(self).__name__, False, s, g, self.weight)
         # output_padding >= stride (allowed when dilation is larger) leaves conv rows no input fed
         grad_x = grad_x[(slice(None), slice(None)) + tuple(slice(0, n) for n in x.shape[2:])]
         self._accumulate("weight", conv_weight_grad(x, g, self.weight.shape, s.stride, s.padding, s.dilation, s.groups,

@@ -29,7 +29,7 @@ from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
 __all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
-           "Plan", "plan"]
+           "Plan", "plan", "run_spec"]
 
 
 @dataclass(frozen=True)
@@ -412,14 +412,21 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
     return Plan(chosen, problem)
 
 
-def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
+def run_spec(op: str, transposed: bool, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+             bias: Optional[np.ndarray] = None, method: Any = "auto") -> np.ndarray:
+    """The internal seam for callers that hold a validated spec and batched arrays ``(N, C, *spatial)``
+    (the layers, the public operators): plan, run in the compute dtype, add the bias, return the
+    result dtype.  Nothing here re-validates the geometry."""
     out_dtype, compute = compute_dtypes(x.dtype, w.dtype, None if bias is None else bias.dtype)
-    run = plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute, method)
-    out = run(np.ascontiguousarray(x.reshape(layout.x_shape), dtype=compute),
-              np.ascontiguousarray(w.reshape(layout.w_shape), dtype=compute))
+    run = plan(op, transposed, spec, x.shape, w.shape, compute, method)
+    out = run(np.ascontiguousarray(x, dtype=compute), np.ascontiguousarray(w, dtype=compute))
     if bias is not None:
         out += bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
-    out = out.astype(out_dtype, copy=False)
+    return out.astype(out_dtype, copy=False)
+
+
+def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
+    out = run_spec(op, layout.transposed, layout.spec, x.reshape(layout.x_shape), w.reshape(layout.w_shape), bias, method)
     return out.reshape(out.shape[layout.squeeze:])
 
 
