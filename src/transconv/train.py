@@ -127,8 +127,8 @@ def bicubic_kernel(scale: int, padding: int, kernel: int = 9) -> np.ndarray:
 def _bicubic_path_init(model: Any, scale: int, padding: int) -> None:
     """Channel 0 of every layer passes the input through unchanged and the up-sampling layer reads it
     with the bicubic kernel, so the untrained network starts near bicubic; the other channels keep
-    PyTorch's initialisation (the up-sampling layer's scaled by 0.1).  Training from PyTorch's plain
-    initialisation was measured 2.5 dB below bicubic after 750 steps; from this one, above it after 200."""
+    PyTorch's initialisation (the up-sampling layer's scaled by 0.1), so training starts near bicubic
+    instead of far below it (docs/upsampling.md has the measurement)."""
     convs = [layer for layer in model if hasattr(layer, "kernel_size")]
     for layer in convs[:-1]:
         w, b = layer.params["weight"], layer.params["bias"]

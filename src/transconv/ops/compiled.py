@@ -381,7 +381,7 @@ if numba is not None:
     @njit(**_serial, inline="always")
     def _deinterleave(src, base, big_width, stride, pitch, start, phases):  # pragma: no cover - compiled
         # phases[start + ph * pitch + m] = src[base + stride * m + ph]: a row split into its phases.
-        # One exit, no early returns: inlined with those, LLVM left the loops scalar (2x slower).
+        # One exit, no early returns: inlined with those, LLVM leaves the loops scalar.
         if stride == 1:
             for m in range(big_width):
                 phases[uintp(start + m)] = src[uintp(base + m)]
@@ -855,9 +855,9 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     fold = P < _FOLD_BELOW
     # The scatter, chosen once: whole phase planes when the output is stride x the input;
     # otherwise, while the inverse table is cache-sized, narrow outputs (rows of 4-8 element
-    # runs) and outputs reached by one tap each (kernel = stride) through the flat table
-    # (per block 0.43-0.77x the row runs' time, but 2.5x on a 32-wide k3 s2 output, whose
-    # long runs vectorise); otherwise the row runs.
+    # runs) and outputs reached by one tap each (kernel = stride) through the flat table,
+    # whose one load per contribution beats short runs' bookkeeping (docs/performance.md);
+    # otherwise the row runs, which vectorise on wide rows.
     mode = _TUNING.scatter
     planes = _transpose_planes(spec, small) if mode == "auto" and T * P <= _FLAT_TABLE_BYTES else None
     flat = None

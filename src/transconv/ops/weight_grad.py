@@ -178,11 +178,9 @@ _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_ge
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
     """The method ``"auto"`` picks: ``"gemm"``, for every call.
 
-    Measured single-threaded (docs/learning.md): on stride-1 layers with 1-56 channels on
-    16x48x48 the im2col GEMM took 0.2-1.0x the time of ``"shift"`` and 0.05-0.4x that of
-    ``"swap"``; on DCGAN 4x4 stride-2 layers shift does ``prod(stride)`` times the work and
-    swap was not faster.  ``"shift"`` (no column buffer: one copy of the input instead of
-    ``prod(kernel)``) and ``"swap"`` are there to ask for by name and to cross-check.
+    It was the fastest on every layer measured (docs/learning.md has the table); ``"shift"``
+    (no column buffer: one copy of the input instead of ``prod(kernel)``) and ``"swap"`` are
+    there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((8, 4, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
