@@ -204,8 +204,28 @@ def evaluate(model: Any, pairs: list[tuple[np.ndarray, np.ndarray]], scale: int)
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
-def _rng_state(rng: np.random.Generator) -> np.ndarray:
-    return _json_array(rng.bit_generator.state)
+def _save_checkpoint(path: Path, config: dict, model: Any, opt: Any, rng: np.random.Generator, step: int,
+                     losses: list, val: dict, wall: float) -> None:
+    """Everything a resumed run needs to continue bit for bit: weights, optimiser, generator, history."""
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    arrays.update(config=_json_array(config), rng=_json_array(rng.bit_generator.state), step=np.array(step),
+                  losses=np.array(losses), val=_json_array(val), wall=np.array(wall))
+    _atomic_savez(path, arrays)
+
+
+def _load_checkpoint(path: Path, config: dict, model: Any, opt: Any, rng: np.random.Generator) -> tuple:
+    """Restore what :func:`_save_checkpoint` wrote into ``model``, ``opt`` and ``rng``;
+    ``(step, losses, val, wall)``.  A checkpoint made with other settings is refused."""
+    with np.load(path, allow_pickle=False) as f:
+        saved = {k: f[k] for k in f.files}
+    if json.loads(str(saved["config"])) != config:
+        raise TransconvError(f"train: checkpoint {str(path)!r} was made with other settings: {str(saved['config'])}")
+    model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
+    opt.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("opt.")})
+    rng.bit_generator.state = json.loads(str(saved["rng"]))
+    val = {int(k): v for k, v in json.loads(str(saved["val"])).items()}
+    return int(saved["step"]), saved["losses"].tolist(), val, float(saved["wall"])
 
 
 def train(
@@ -280,18 +300,7 @@ def train(
     model = fsrcnn(scale, d, s, m, seed=seed)
     opt = nn.Adam(model, lr=lr)
     rng = np.random.default_rng(seed)
-    start, losses, val, wall_before = 0, [], {}, 0.0
-    if resume:
-        with np.load(ckpt_path, allow_pickle=False) as f:
-            saved = {k: f[k] for k in f.files}
-        if json.loads(str(saved["config"])) != config:
-            raise TransconvError(f"train: checkpoint {str(ckpt_path)!r} was made with other settings: {str(saved['config'])}")
-        model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
-        opt.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("opt.")})
-        rng.bit_generator.state = json.loads(str(saved["rng"]))
-        start, losses = int(saved["step"]), saved["losses"].tolist()
-        val = {int(k): v for k, v in json.loads(str(saved["val"])).items()}
-        wall_before = float(saved["wall"])
+    start, losses, val, wall_before = _load_checkpoint(ckpt_path, config, model, opt, rng) if resume else (0, [], {}, 0.0)
 
     sampler = PatchSampler(scale, patch, photos)
     pairs = _eval_pairs(scale, quick)
@@ -313,12 +322,7 @@ def train(
         if step % eval_every == 0 or step == steps:
             val[step] = evaluate(model, pairs, scale)[0]
             if ckpt_path is not None:
-                arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-                arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt.state_dict().items()})
-                arrays.update(config=_json_array(config), rng=_rng_state(rng), step=np.array(step),
-                              losses=np.array(losses), val=_json_array(val),
-                              wall=np.array(wall_before + time.perf_counter() - t0))
-                _atomic_savez(ckpt_path, arrays)
+                _save_checkpoint(ckpt_path, config, model, opt, rng, step, losses, val, wall_before + time.perf_counter() - t0)
         if bar is not None:
             bar.update(1)
             if step % 10 == 0 or step in val:
