@@ -41,7 +41,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS
+from .ops.dispatch import check_method
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
 from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, validate_call
@@ -256,8 +256,7 @@ def _validate(op, x, w, bias, chunks, method, arguments):
                            bias_shape=None if bias is None else bias.shape, **arguments)  # the in-memory errors
     out_dtype, _ = compute_dtypes(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
     call = _Call(w.reshape(layout.w_shape), None if bias is None else bias.reshape(layout.c_out), layout, out_dtype)
-    if method != "auto" and method not in METHODS:
-        raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    check_method(memory_op, method)
     floats = [(n, a.dtype) for n, a in (("w", call.w), ("bias", call.bias)) if a is not None and a.dtype.kind == "f"]
     if np.dtype(dtype).kind == "f":
         for name, other in floats:
@@ -267,7 +266,7 @@ def _validate(op, x, w, bias, chunks, method, arguments):
                     f"for the whole array: cast one of them ({name}.astype(x.dtype) or x.astype({name}.dtype))"
                 )
     batched_shape = call.problem.x_shape
-    out_bytes = int(np.prod((batched_shape[0], _out_channels(call)) + call.problem.output_spatial)) * call.out_dtype.itemsize
+    out_bytes = int(np.prod((batched_shape[0], call.problem.c_out) + call.problem.output_spatial)) * call.out_dtype.itemsize
     if not isinstance(x, da.Array):
         x = da.from_array(x, chunks=_unbatch(auto_chunks(batched_shape, x.dtype, out_bytes), call.squeeze))
     elif chunks is not None:
@@ -283,11 +282,6 @@ def _validate(op, x, w, bias, chunks, method, arguments):
 
 def _unbatch(chunks, squeeze):
     return tuple(chunks[squeeze:])
-
-
-def _out_channels(call: _Call) -> int:
-    w_shape, g = call.problem.w_shape, call.problem.spec.groups
-    return w_shape[1] * g if call.problem.transposed else w_shape[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -459,7 +453,7 @@ def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     plans = [_whole_plan(x.chunks[0]), _whole_plan(x.chunks[1])]
     for chunks, k, s, d, (lo, hi) in zip(x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding):
         plans.append(_conv_axis(chunks, k, s, d, lo, hi, mode if (lo or hi) else "zeros"))
-    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], call.problem.c_out, call.out_dtype)
     name = "transconv-conv-" + tokenize(x, call.w, call.bias, spec, method)
     plans[1] = [_Piece((0,), _Whole(op.c_out))]
     out = _graph(name, x, plans, partial(_conv_block, op), call.out_dtype)
@@ -595,12 +589,12 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     spec = call.problem.spec
     big = call.problem.output_spatial
     folds = [spec.padding_mode != "zeros" and (lo or hi) for lo, hi in spec.padding]
-    plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(_out_channels(call)))]]
+    plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(call.problem.c_out))]]
     for chunks, k, s, d, (lo, hi), a, b, f in zip(
         x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_padding, big, folds
     ):
         plans.append(_transpose_axis(chunks, k, s, d, lo, hi, a, b, f))
-    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], call.problem.c_out, call.out_dtype)
     token = tokenize(x, call.w, call.bias, spec, method)
     out = _graph("transconv-conv-transpose-" + token, x, plans, partial(_transpose_block, op), call.out_dtype)
     for axis, ((lo, hi), f) in enumerate(zip(spec.padding, folds), start=2):

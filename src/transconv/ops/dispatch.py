@@ -29,7 +29,7 @@ from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
 __all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
-           "Plan", "plan", "run_spec"]
+           "Plan", "plan", "run_spec", "check_method"]
 
 
 @dataclass(frozen=True)
@@ -391,6 +391,12 @@ def _padding_times_weight(out: np.ndarray, w: np.ndarray, problem: Problem) -> N
         out[:, co][..., on_padding] = np.nan
 
 
+def check_method(op: str, method: Any) -> None:
+    """Refuse a ``method=`` that is neither ``"auto"`` nor a registered method's name."""
+    if not isinstance(method, str) or method != "auto" and method not in METHODS:
+        raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+
+
 def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
          dtype: Any, method: Any = "auto") -> Plan:
     """The internal seam: run ``spec`` on these batched shapes with this method (``"auto"`` chooses).
@@ -399,8 +405,7 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
     the plan for every product, without re-validating keyword arguments.  The memory guard
     runs here, before any method is asked about the call.
     """
-    if not isinstance(method, str) or method != "auto" and method not in METHODS:
-        raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    check_method(op, method)
     problem = Problem(transposed, x_shape, w_shape, spec, np.dtype(dtype))
     check_allocation(op, "the result and its work buffers", _work_bytes(problem))
     if method == "auto":
