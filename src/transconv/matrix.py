@@ -66,6 +66,11 @@ class _Layer:
     def c_out(self) -> int:
         return self.w.shape[0]
 
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of C: outputs and inputs of one sample, channels included."""
+        return self.c_out * math.prod(self.output_shape), self.c_in * math.prod(self.input_shape)
+
 
 def _weight(op: str, w: Any) -> np.ndarray:
     """The weight as a float array scipy.sparse can hold (integer and bool weights as float64, float16 as float32)."""
@@ -585,8 +590,7 @@ def singular_values(
     """
     op = "singular_values"
     layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
-    rows = layer.c_out * math.prod(layer.output_shape)
-    cols = layer.c_in * math.prod(layer.input_shape)
+    rows, cols = layer.matrix_shape
     count = min(rows, cols)
     if k is not None:
         k_int = integer_or_none(k)
@@ -604,12 +608,18 @@ def singular_values(
             raise TransconvError(
                 f"{op}: C is {rows}x{cols}; a full SVD needs min(shape) <= 6000 (pass k for the k largest)"
             )
-        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
-        values = np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)
+        values = _dense_singular_values(op, layer)
         return values if k is None else values[:k]
     check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, k))
     values = spla.svds(_operator(op, layer), k=k, return_singular_vectors=False, random_state=0)
     return np.sort(values)[::-1]
+
+
+def _dense_singular_values(op: str, layer: _Layer) -> np.ndarray:
+    """Every singular value of C from the dense SVD (small C only)."""
+    rows, cols = layer.matrix_shape
+    check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
+    return np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)
 
 
 def _fft_bytes(layer: _Layer) -> int:
@@ -650,10 +660,8 @@ def operator_norm(
     if _circulant(layer):
         check_allocation(op, "the kernel's Fourier symbol", _fft_bytes(layer))
         return float(_fft_singular_values(layer)[0])
-    rows = layer.c_out * math.prod(layer.output_shape)
-    cols = layer.c_in * math.prod(layer.input_shape)
+    rows, cols = layer.matrix_shape
     if min(rows, cols) <= 64:
-        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
-        return float(np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)[0])
+        return float(_dense_singular_values(op, layer)[0])
     check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, 1))
     return float(spla.svds(_operator(op, layer), k=1, return_singular_vectors=False, random_state=0)[0])
