@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import transconv as tc
-from transconv.bench import _calls, sweep_layers
+from transconv.bench import layer_calls, sweep_layers
 
 
 def _best(fn, repeats: int = 3) -> float:
@@ -36,7 +36,7 @@ def main() -> None:
     losses = []
     for transposed in {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]:
         for layer in sweep_layers(args.count, args.seed):
-            x, w, _, _, choice = _calls(layer, transposed)
+            x, w, _, _, choice = layer_calls(layer, transposed)
             kw = layer.kwargs() if transposed else layer.conv_kwargs()
             run = tc.conv_transpose if transposed else tc.conv
             times = {m: _best(lambda: run(x, w, method=m, **kw)) for m in choice.costs}

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import choose_method, conv, conv_transpose
 
-__all__ = ["Layer", "SUITE", "alternating_blocks", "add_arguments", "run", "main"]
+__all__ = ["Layer", "SUITE", "layer_calls", "alternating_blocks", "add_arguments", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,17 @@ def _torch_funcs(ndim: int):
     return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
 
 
-def _calls(layer: Layer, transposed: bool, seed: int = 1):
-    """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv."""
+def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
+    """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv.
+
+    ``ours()`` runs transconv; ``torch_call(xt, wt)`` runs PyTorch on tensors of ``x`` and
+    ``w``; ``choice`` is what ``method="auto"`` picks.
+
+    >>> import numpy as np, torch
+    >>> x, w, ours, torch_call, choice = layer_calls(Layer("tiny", 1, 2, (5, 5), 3, 4, 2, 1), True)
+    >>> bool(np.allclose(ours(), torch_call(torch.from_numpy(x), torch.from_numpy(w)).numpy(), atol=1e-5))
+    True
+    """
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
     conv_fn, transpose_fn = _torch_funcs(len(layer.spatial))
@@ -159,7 +168,7 @@ def _calls(layer: Layer, transposed: bool, seed: int = 1):
 def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
     import torch
 
-    x, w, ours, torch_call, choice = _calls(layer, transposed)
+    x, w, ours, torch_call, choice = layer_calls(layer, transposed)
     out = ours()
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     expected = torch_call(xt, wt).numpy()
@@ -346,7 +355,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
         gt, reference_bytes = torch.from_numpy(g), g.nbytes
         torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
     else:
-        x, w, ours, torch_call, choice = _calls(layer, transposed)
+        x, w, ours, torch_call, choice = layer_calls(layer, transposed)
         method, reference_bytes = choice.method, None
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     result = ours()

@@ -97,8 +97,8 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     numba = None
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
-__all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
-           "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
+__all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "conv_row_plan", "transpose_row_plan", "phase_planes", "gemm_conv",
+           "gemm_conv_transpose", "direct_conv", "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -246,12 +246,24 @@ def zero_padded(transposed: bool):
 
 
 @lru_cache(maxsize=32)
-def _transpose_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
+def transpose_row_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
+    """The transposed convolution's :class:`RowPlan` on input ``small`` (cached), read off the connectivity.
+
+    >>> from transconv.spec import conv_transpose_spec
+    >>> transpose_row_plan(conv_transpose_spec("conv_transpose", (2, 2), 3), (2, 2)).outer.shape
+    (3, 2)
+    """
     return row_plan(transpose_axis_tap_indices(spec, small), spec.transpose_output_shape(small), spec.stride[-1])
 
 
 @lru_cache(maxsize=32)
-def _conv_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
+def conv_row_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
+    """The convolution's :class:`RowPlan` on input ``big`` (cached), read off the connectivity.
+
+    >>> from transconv.spec import conv_spec
+    >>> conv_row_plan(conv_spec("conv", (4, 4), 3), (4, 4)).outer.shape
+    (3, 2)
+    """
     return row_plan(axis_tap_indices(spec, big), big, spec.stride[-1])
 
 
@@ -845,7 +857,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     big = spec.transpose_output_shape(small)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
-    plan = _transpose_plan(spec, small)
+    plan = transpose_row_plan(spec, small)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
@@ -924,7 +936,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = spec.conv_output_shape(big)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
-    plan = _conv_plan(spec, big)
+    plan = conv_row_plan(spec, big)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
@@ -977,7 +989,7 @@ def direct_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     small = y.shape[2:]
     n, c_in = y.shape[:2]
     big = spec.transpose_output_shape(small)
-    plan = _transpose_plan(spec, small)
+    plan = transpose_row_plan(spec, small)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     c_out = w.shape[1] * spec.groups
     out = np.empty((n, c_out, math.prod(big)), dtype=y.dtype)
@@ -995,7 +1007,7 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, c_in = x.shape[:2]
     big = x.shape[2:]
     small = spec.conv_output_shape(big)
-    plan = _conv_plan(spec, big)
+    plan = conv_row_plan(spec, big)
     T = math.prod(spec.kernel_size)
     out = np.empty((n, w.shape[0], math.prod(small)), dtype=x.dtype)
     serial = SERIAL_ONLY or out.size * T * w.shape[1] < _SERIAL_BELOW
