@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from . import choose_method, conv, conv_transpose
+from .spec import conv_transpose_output_length, effective_kernel
 
 __all__ = ["Layer", "SUITE", "layer_calls", "alternating_blocks", "add_arguments", "run", "main"]
 
@@ -59,8 +60,8 @@ class Layer:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def out_spatial(self) -> tuple[int, ...]:
-        k_eff = self.dilation * (self.kernel - 1) + 1
-        return tuple((i - 1) * self.stride - 2 * self.padding + k_eff + self.output_padding for i in self.spatial)
+        return tuple(conv_transpose_output_length(i, self.kernel, self.stride, self.padding, self.dilation,
+                                                  self.output_padding) for i in self.spatial)
 
     @property
     def macs(self) -> int:
@@ -234,7 +235,7 @@ def sweep_layer(rng: np.random.Generator, index: int) -> Layer:
             kernel = min(kernel, 5)
         stride = int(rng.choice(_SWEEP_STRIDES))
         dilation = int(rng.choice((2, 3))) if kernel > 1 and rng.random() < 0.15 else 1
-        k_eff = dilation * (kernel - 1) + 1
+        k_eff = effective_kernel(kernel, dilation)
         padding = int(rng.integers(0, (k_eff - 1) // 2 + 1))
         output_padding = int(rng.integers(0, stride)) if rng.random() < 0.3 else 0
         # channels log-uniform in 1-256 (biased to small), the same on both sides half the time

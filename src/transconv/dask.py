@@ -44,7 +44,7 @@ from .errors import TransconvError
 from .ops.dispatch import check_method
 from .ops.dispatch import conv as _memory_conv
 from .ops.dispatch import conv_transpose as _memory_conv_transpose
-from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, validate_call
+from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, effective_kernel, validate_call
 
 __all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
 
@@ -360,7 +360,7 @@ class _Gather:
 
 def _conv_axis(chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, mode: str) -> list[_Piece]:
     n = int(sum(chunks))
-    k_eff = d * (k - 1) + 1
+    k_eff = effective_kernel(k, d)
     m = conv_output_length(n, k, s, (lo, hi), d)
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output o's window starts at input o*s - lo: chunk j owns the windows starting in it
@@ -492,7 +492,7 @@ def _transpose_axis(
     its input); pieces it cannot cover (the crops) take exactly their region.
     """
     m = int(sum(chunks))
-    k_eff = d * (k - 1) + 1
+    k_eff = effective_kernel(k, d)
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output chunk j is stride x input chunk j in padded coordinates, cropped at the edges
     edges = [0] + [min(big, max(0, int(e) * s - lo)) for e in starts[1:-1]] + [big]

@@ -85,7 +85,7 @@ from functools import lru_cache, wraps
 import numpy as np
 
 from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
-from ..spec import ConvSpec
+from ..spec import ConvSpec, transposed_as_direct_conv
 from .direct import pad, pad_adjoint
 
 try:  # numba is a core dependency; a broken install makes the methods decline, not the package fail
@@ -1172,9 +1172,8 @@ def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def flipped_conv_spec(spec: ConvSpec) -> ConvSpec:
     """The stride-1 convolution a stride-1 transposed convolution equals (kernel flipped,
-    channels swapped): padding ``dilation * (k - 1) - pad`` (plus output_padding high)."""
-    padding = tuple((d * (k - 1) - lo, d * (k - 1) - hi + a)
-                    for k, d, (lo, hi), a in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding))
+    channels swapped): the padding of :func:`transconv.spec.transposed_as_direct_conv`."""
+    padding = transposed_as_direct_conv(spec).padding
     return replace(spec, padding=padding, output_padding=(0,) * spec.ndim, padding_mode="zeros")
 
 
