@@ -20,6 +20,7 @@ import numpy as np
 from .data import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import TransconvError
 from .files import atomic_write
+from .spec import checked_int
 
 __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 
@@ -97,8 +98,7 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
     >>> tc.upsample(np.full((6, 6, 3), 0.5), 2).dtype
     dtype('float64')
     """
-    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
-        raise TransconvError(f"upsample: scale must be a positive integer, got {scale!r}")
+    scale = checked_int("upsample", "scale", scale, 1)
     image = np.asarray(image)
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise TransconvError(f"upsample: image must be (H, W) gray or (H, W, 3) RGB, got shape {image.shape}")

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import TransconvError
 from ..ops.dispatch import run_spec
 from ..ops.weight_grad import conv_weight_grad
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec, validate_call
+from ..spec import ConvSpec, checked_int, conv_spec, conv_transpose_spec, validate_call
 from . import init as _init
 from .module import Module, layer_dtype, layer_input, register_layer
 
@@ -44,12 +44,8 @@ def _ndim_of(kernel_size: Any, fixed: Optional[int], name: str) -> int:
 
 
 def _channels(name: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
-    values = []
-    for label, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-            raise TransconvError(f"{name}: {label} must be an integer >= 1, got {v!r}")
-        values.append(int(v))
-    c_in, c_out, g = values
+    c_in, c_out, g = (checked_int(name, label, v, 1) for label, v in
+                      (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
     for label, c in (("in_channels", c_in), ("out_channels", c_out)):
         if c % g:
             raise TransconvError(f"{name}: {label} ({c}) must be divisible by groups ({g})")
@@ -92,8 +88,8 @@ class _ConvBase(Module):
         self.ndim = len(self.kernel_size)
         if init not in _init.INITS:
             raise TransconvError(f"{name}: init must be one of {', '.join(map(repr, _init.INITS))}, got {init!r}")
-        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0):
-            raise TransconvError(f"{name}: seed must be None or an integer >= 0, got {seed!r}")
+        if seed is not None:
+            seed = checked_int(name, "seed", seed, 0)
         self.init, self.seed, self.icnr_scale = init, seed, icnr_scale
         if self.transposed:
             shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
@@ -112,9 +108,7 @@ class _ConvBase(Module):
         else:
             if self.transposed:
                 raise TransconvError(f"{name}: init='icnr' is for a Conv feeding PixelShuffle, not for transposed layers")
-            if not isinstance(icnr_scale, numbers.Integral) or isinstance(icnr_scale, bool) or icnr_scale < 1:
-                raise TransconvError(f"{name}: icnr_scale must be an integer >= 1, got {icnr_scale!r}")
-            w = _init.icnr_weight(name, rng, shape, int(icnr_scale), self.dtype)
+            w = _init.icnr_weight(name, rng, shape, checked_int(name, "icnr_scale", icnr_scale, 1), self.dtype)
         self._set_param("weight", w)
         if bias:
             self._set_param("bias", np.zeros(self.out_channels, self.dtype) if b is None else b.astype(self.dtype))

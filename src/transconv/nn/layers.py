@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TransconvError
+from ..spec import checked_int
 from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "Tanh", "Sigmoid", "PixelShuffle", "PixelUnshuffle", "Upsample"]
@@ -80,11 +81,9 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype: Any = np.float32) -> None:
         super().__init__()
         self.dtype = layer_dtype("PReLU", dtype)
-        if not isinstance(num_parameters, numbers.Integral) or isinstance(num_parameters, bool) or num_parameters < 1:
-            raise TransconvError(f"PReLU: num_parameters must be an integer >= 1, got {num_parameters!r}")
         if not isinstance(init, numbers.Real) or isinstance(init, bool):
             raise TransconvError(f"PReLU: init must be a number, got {init!r}")
-        self.num_parameters, self.init = int(num_parameters), float(init)
+        self.num_parameters, self.init = checked_int("PReLU", "num_parameters", num_parameters, 1), float(init)
         self._set_param("weight", np.full(self.num_parameters, init, dtype=self.dtype))
 
     @property
@@ -118,12 +117,6 @@ class PReLU(Module):
         return {"num_parameters": self.num_parameters, "init": self.init, "dtype": self.dtype.name}
 
 
-def _factor(name: str, value: Any, label: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise TransconvError(f"{name}: {label} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
 class _Rearrange(Module):
     """A pixel (un)shuffle: a permutation of the entries, so the backward is the inverse permutation."""
 
@@ -153,7 +146,7 @@ class PixelShuffle(_Rearrange):
 
     def __init__(self, upscale_factor: int) -> None:
         super().__init__()
-        self.upscale_factor = _factor("PixelShuffle", upscale_factor, "upscale_factor")
+        self.upscale_factor = checked_int("PixelShuffle", "upscale_factor", upscale_factor, 1)
 
     def _permute(self, x: np.ndarray, inverse: bool) -> np.ndarray:
         return (_unshuffle if inverse else _shuffle)(self._name(), x, self.upscale_factor)
@@ -168,7 +161,7 @@ class PixelUnshuffle(_Rearrange):
 
     def __init__(self, downscale_factor: int) -> None:
         super().__init__()
-        self.downscale_factor = _factor("PixelUnshuffle", downscale_factor, "downscale_factor")
+        self.downscale_factor = checked_int("PixelUnshuffle", "downscale_factor", downscale_factor, 1)
 
     def _permute(self, x: np.ndarray, inverse: bool) -> np.ndarray:
         return (_shuffle if inverse else _unshuffle)(self._name(), x, self.downscale_factor)
@@ -233,9 +226,9 @@ class Upsample(Module):
         if mode not in self.MODES:
             raise TransconvError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
         if isinstance(scale_factor, Sequence) and not isinstance(scale_factor, str):
-            self.scale_factor: Any = [_factor("Upsample", v, "scale_factor") for v in scale_factor]
+            self.scale_factor: Any = [checked_int("Upsample", f"scale_factor[{a}]", v, 1) for a, v in enumerate(scale_factor)]
         else:
-            self.scale_factor = _factor("Upsample", scale_factor, "scale_factor")
+            self.scale_factor = checked_int("Upsample", "scale_factor", scale_factor, 1)
         self.mode = mode
 
     def _scales(self, ndim: int) -> tuple[int, ...]:
