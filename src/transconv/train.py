@@ -26,6 +26,7 @@ import numpy as np
 from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, bicubic_resize, load_photo, lr_hr_pair, psnr
 from .errors import TransconvError
 from .files import atomic_write
+from .spec import checked_int
 
 __all__ = [
     "FSRCNN_SIZES",
@@ -56,8 +57,7 @@ def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
     >>> transpose_geometry(2), transpose_geometry(3), transpose_geometry(4)
     ((4, 1), (3, 0), (3, 1))
     """
-    if not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise TransconvError(f"transpose_geometry: scale must be a positive integer, got {scale!r}")
+    scale = checked_int("transpose_geometry", "scale", scale, 1)
     padding = -(-(kernel - scale) // 2)
     # output = (n - 1) * scale - 2 * padding + kernel + output_padding = scale * n
     output_padding = scale + 2 * padding - kernel
