@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 from .matrix import format_matrix
 
 from .errors import TransconvError
-from .files import atomic_write
+from .files import atomic_write, check_target
 
 __all__ = ["main", "build_parser"]
 
@@ -126,20 +125,9 @@ def _positive(name: str, value: float, largest: float) -> None:
         raise UsageError(f"{PROG}: error: {name} must be a number > 0 and <= {largest:g}, got {value}")
 
 
-def _target(path_text: str, force: bool) -> Path:
-    """An output file path, checked before any work: its folder exists, it is not a folder,
-    and it is only replaced with --force."""
-    path = Path(path_text)
-    if path.is_dir():
-        raise UsageError(f"{PROG}: error: {path} is a directory; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"{PROG}: error: the folder {folder} of {path} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{PROG}: error: cannot write into {folder}")
-    if path.exists() and not force:
-        raise UsageError(f"{PROG}: error: {path} exists; pass --force to overwrite it")
-    return path
+def _target(args, path_text: str) -> Path:
+    """An output file path, checked before any work (its folder, and --force to replace it)."""
+    return check_target(args.command, path_text, overwrite=args.force, how="pass --force to overwrite it")
 
 
 def _output_shape(spec, geo) -> tuple[int, ...]:
@@ -334,7 +322,7 @@ def cmd_matrix(args) -> int:
         suffix = Path(args.out).suffix.lower()
         if suffix not in (".npz", ".npy", ".csv", ".txt", ".png"):
             raise UsageError(f"{PROG}: error: -o must end in .npz, .npy, .csv, .txt or .png, got {args.out!r}")
-        path = _target(args.out, args.force)
+        path = _target(args, args.out)
         if suffix in (".npy", ".csv", ".txt"):
             check_allocation("matrix", f"the dense {rows}x{cols} matrix", 8 * rows * cols)
         if suffix == ".png":
@@ -399,7 +387,7 @@ def cmd_animate(args) -> int:
     _positive("--fps", args.fps, 100)
     if args.max_frames < 1:
         raise UsageError(f"{PROG}: error: --max-frames must be >= 1, got {args.max_frames}")
-    path = _target(args.out, args.force)
+    path = _target(args, args.out)
     # one step per output cell (direct view) or per input cell (scatter view): counted before any frame is built
     steps = math.prod(_output_shape(spec, geo) if args.view == "direct" else geo["input_shape"])
     if steps > args.max_frames:
@@ -447,7 +435,7 @@ def cmd_explore(args) -> int:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"{PROG}: error: --port must be from 0 to 65535, got {args.port}")
         return serve(explorer_html(config), args.port)
-    path = _target(args.out or "transconv-explorer.html", args.force)
+    path = _target(args, args.out or "transconv-explorer.html")
     html = explorer_html(config)
     with atomic_write(path) as temporary:
         temporary.write_text(html, encoding="utf-8")

@@ -13,9 +13,11 @@ from .errors import TransconvError
 __all__ = ["atomic_write", "check_target"]
 
 
-def check_target(op: str, path: Union[str, os.PathLike], *, overwrite: bool) -> str:
-    """``path`` as a string, once it is known that it may be written: its folder exists and an
-    existing file is replaced only with ``overwrite=True``.
+def check_target(op: str, path: Union[str, os.PathLike], *, overwrite: bool,
+                 how: str = "pass overwrite=True to replace it") -> Path:
+    """``path``, once it is known that a file may be written there, before any work: it is not a
+    folder, its folder exists and is writable, and an existing file is replaced only with
+    ``overwrite`` (``how`` says how the caller asks for that).
 
     >>> check_target("save", "/no/such/folder/m.npz", overwrite=False)
     Traceback (most recent call last):
@@ -23,12 +25,16 @@ def check_target(op: str, path: Union[str, os.PathLike], *, overwrite: bool) -> 
     transconv.errors.TransconvError: save: folder '/no/such/folder' for '/no/such/folder/m.npz' does not exist
     """
     target = os.fspath(path)
-    if not overwrite and os.path.exists(target):
-        raise TransconvError(f"{op}: {target!r} exists; pass overwrite=True to replace it")
+    if os.path.isdir(target):
+        raise TransconvError(f"{op}: {target!r} is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise TransconvError(f"{op}: folder {folder!r} for {target!r} does not exist")
-    return target
+    if not os.access(folder, os.W_OK):
+        raise TransconvError(f"{op}: cannot write into the folder {folder!r}")
+    if not overwrite and os.path.exists(target):
+        raise TransconvError(f"{op}: {target!r} exists; {how}")
+    return Path(target)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ import numpy as np
 
 from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, bicubic_resize, load_photo, lr_hr_pair, psnr
 from .errors import TransconvError
-from .files import atomic_write
+from .files import atomic_write, check_target
 from .spec import checked_int
 
 __all__ = [
@@ -283,10 +283,7 @@ def train(
     out_path = Path(out) if out is not None else None
     ckpt_path = out_path.with_name(out_path.name + ".ckpt.npz") if out_path is not None else None
     if out_path is not None:
-        if not out_path.parent.is_dir():
-            raise TransconvError(f"train: folder {str(out_path.parent)!r} of out does not exist")
-        if out_path.exists() and not (force or resume):
-            raise TransconvError(f"train: {str(out_path)!r} exists; pass force=True (--force) to overwrite it")
+        check_target("train", out_path, overwrite=force or resume, how="pass force=True (--force) to overwrite it")
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise TransconvError(f"train: resume needs a checkpoint, {str(ckpt_path)!r} does not exist")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import TransconvError
-from .files import atomic_write
+from .files import atomic_write, check_target
 from .spec import checked_int
 
 __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
@@ -144,10 +144,10 @@ def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():
         return _fail(f"input {str(src)!r} is not a file")
-    if dst.exists() and not args.force:
-        return _fail(f"output {str(dst)!r} exists; pass --force to overwrite it")
-    if not dst.parent.is_dir():
-        return _fail(f"folder {str(dst.parent)!r} of the output does not exist")
+    try:
+        check_target("output", dst, overwrite=args.force, how="pass --force to overwrite it")
+    except TransconvError as exc:
+        return _fail(str(exc))
     if dst.suffix.lower() not in Image.registered_extensions():
         return _fail(f"output {str(dst)!r}: unknown image extension {dst.suffix!r}")
     try:
