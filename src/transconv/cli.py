@@ -25,7 +25,6 @@ import importlib.util
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -56,25 +55,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 class Progress:
-    """A progress bar on stderr (only drawn on a terminal; silent in pipes and tests)."""
+    """A progress bar on stderr, the same tqdm bar ``transconv train`` draws (only on a terminal;
+    silent in pipes and tests).  ``bar(done)`` moves it to ``done`` of ``total``."""
 
     def __init__(self, label: str, total: int, stream=None):
-        self.label, self.total = label, max(1, total)
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        stream = stream or sys.stderr
+        drawn = hasattr(stream, "isatty") and stream.isatty()
+        self.bar = tqdm(total=max(1, total), desc=label, file=stream, disable=not drawn)
 
     def __call__(self, done: int, total: Optional[int] = None) -> None:
         if total:
-            self.total = total
-        if not self.tty:
-            return
-        width = 28
-        filled = int(width * done / self.total)
-        self.stream.write(f"\r{self.label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
-        if done >= self.total:
-            self.stream.write(f"  {time.perf_counter() - self.start:.1f} s\n")
-        self.stream.flush()
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= self.bar.total:
+            self.bar.close()
 
 
 def _ints(text: str, name: str) -> tuple[int, ...]:
@@ -615,7 +611,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: out of memory (lower the sizes, or see transconv.set_memory_limit)", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy"):
+        if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy", "tqdm"):
             package = {"PIL": "pillow", "skimage": "scikit-image"}.get(exc.name.split(".")[0], exc.name.split(".")[0])
             print(f"{PROG}: error: this command needs {package}: pip install 'transconv[viz]'", file=sys.stderr)
             return 1
