@@ -724,7 +724,7 @@ def _walk(op: str, layer: Any, x: da.Array, method: str) -> da.Array:
         out_chunks = (x.chunks[0], (x.shape[1] * r**spatial,)) + tuple(tuple(c // r for c in cs) for cs in x.chunks[2:])
         return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
     if isinstance(layer, nn.Upsample):
-        scales = layer._scales(spatial)
+        scales = layer.scales(spatial)
         out_chunks = x.chunks[:2] + tuple(tuple(c * r for c in cs) for cs, r in zip(x.chunks[2:], scales))
         if layer.mode == "nearest":
             return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)

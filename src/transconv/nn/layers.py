@@ -231,7 +231,8 @@ class Upsample(Module):
             self.scale_factor = checked_int("Upsample", "scale_factor", scale_factor, 1)
         self.mode = mode
 
-    def _scales(self, ndim: int) -> tuple[int, ...]:
+    def scales(self, ndim: int) -> tuple[int, ...]:
+        """The factor on each of ``ndim`` spatial axes (``tc.nn.Upsample(2).scales(3)`` is ``(2, 2, 2)``)."""
         if isinstance(self.scale_factor, list):
             if len(self.scale_factor) != ndim:
                 raise TransconvError(f"Upsample: scale_factor {self.scale_factor} has {len(self.scale_factor)} entries, the input has {ndim} spatial axes")
@@ -240,7 +241,7 @@ class Upsample(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = layer_input("Upsample", x, 3)
-        scales = self._scales(x.ndim - 2)
+        scales = self.scales(x.ndim - 2)
         y = x
         for axis, r in enumerate(scales, start=2):
             if self.mode == "nearest":
