@@ -183,7 +183,7 @@ def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
     Transposed: every row goes through :mod:`transconv.interop` (the library's translation)
     and shows the output size and the ``conv_transpose`` arguments that reproduce it.
     """
-    from .spec import conv_output_length, conv_transpose_output_length, effective_kernel
+    from .spec import conv_output_length, conv_transpose_output_length, same_padding
 
     shape, k, s, d, a = geo["input_shape"], geo["kernel_size"], geo["stride"], geo["dilation"], geo["output_padding"]
     pad = geo["padding"]
@@ -195,15 +195,16 @@ def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(dict(framework="PyTorch / ONNX / Caffe", padding=f"p={_x(explicit)}",
                              output=[conv_output_length(i, kk, ss, p, dd) for i, kk, ss, p, dd in zip(shape, k, s, explicit, d)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_*", padding="SAME",
-                         output=[-(-i // ss) for i, ss in zip(shape, s)]))
+                         output=[conv_output_length(i, kk, ss, same_padding(i, kk, ss, dd), dd)
+                                 for i, kk, ss, dd in zip(shape, k, s, d)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX", padding="VALID",
-                         output=[(i - effective_kernel(kk, dd)) // ss + 1 for i, kk, ss, dd in zip(shape, k, s, d)]))
+                         output=[conv_output_length(i, kk, ss, 0, dd) for i, kk, ss, dd in zip(shape, k, s, d)]))
         return rows
 
     from . import interop
 
     same_size = tuple(i * ss for i, ss in zip(shape, s))
-    valid_size = tuple((i - 1) * ss + effective_kernel(kk, dd) for i, kk, ss, dd in zip(shape, k, s, d))
+    valid_size = tuple(conv_transpose_output_length(i, kk, ss, 0, dd) for i, kk, ss, dd in zip(shape, k, s, d))
     calls = []
     if explicit is not None:
         calls += [
