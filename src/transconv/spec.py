@@ -730,11 +730,31 @@ def validate_call(
 
 def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, groups, padding_mode,
                    output_padding, output_size, plain, bias_shape, input_shape) -> Layout:
-    plain = _plain_flag(op, plain)
-    w_shape = tuple(w_shape)
+    x_shape, w_shape, squeeze = _read_shapes(op, x_shape, tuple(w_shape), _plain_flag(op, plain), input_shape)
+    spatial = spatial_shape(op, input_shape) if x_shape is None else x_shape[2:]
+    kernel = w_shape[2:]
+    if transposed:
+        spec = conv_transpose_spec(op, spatial, kernel, stride, padding, output_padding, groups, dilation,
+                                   padding_mode, output_size)
+    else:
+        spec = conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode)
+    c_in, c_out = _channels(op, transposed, x_shape, w_shape, spec.groups)
     if x_shape is None:
-        spatial = spatial_shape(op, input_shape)
-        d = len(spatial)
+        x_shape = (1, c_in) + spatial
+    if bias_shape is not None:
+        bias_shape = tuple(bias_shape)
+        if bias_shape != (c_out,) and not (squeeze == 2 and bias_shape in ((), (1,))):
+            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_shape}")
+    return Layout(spec, bool(transposed), x_shape, w_shape, c_in, c_out, squeeze)
+
+
+def _read_shapes(op, x_shape, w_shape, plain, input_shape) -> tuple:
+    """How the arrays are read: ``(x_shape batched or None, w_shape with channel axes, squeeze)``.
+
+    Without ``x_shape`` (the matrix functions) the spatial axes come from ``input_shape``
+    and the weight is plain when it has as many axes."""
+    if x_shape is None:
+        d = len(spatial_shape(op, input_shape))
         if plain is None:
             plain = len(w_shape) == d
         if plain and len(w_shape) != d or not plain and len(w_shape) != d + 2:
@@ -742,7 +762,6 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
                 f"{op}: w must have {d} axes (a plain kernel) or {d + 2} axes (C_a, C_b, *kernel) for an input_shape "
                 f"with {d} spatial axes, got w of shape {w_shape}"
             )
-        x_shape = None  # channels follow from the weight below
         squeeze = 2 if plain else 0
     else:
         x_shape = tuple(x_shape)
@@ -774,18 +793,15 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
             raise TransconvError(
                 f"{op}: x must have at least one channel and one sample per spatial axis, got shape {x_shape[squeeze:]}"
             )
-        spatial = x_shape[2:]
     if plain:
         w_shape = (1, 1) + w_shape
     if any(n < 1 for n in w_shape):
         raise TransconvError(f"{op}: w must have no empty axis, got shape {w_shape[2 if plain else 0:]}")
-    kernel = w_shape[2:]
-    if transposed:
-        spec = conv_transpose_spec(op, spatial, kernel, stride, padding, output_padding, groups, dilation,
-                                   padding_mode, output_size)
-    else:
-        spec = conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode)
-    g = spec.groups
+    return x_shape, w_shape, squeeze
+
+
+def _channels(op, transposed, x_shape, w_shape, g) -> tuple[int, int]:
+    """``(c_in, c_out)`` of the operation, checked against ``x`` and ``groups``."""
     if transposed:
         c_in, c_out = w_shape[0], w_shape[1] * g
         if x_shape is not None and x_shape[1] != c_in:
@@ -795,25 +811,19 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
             )
         if c_in % g:
             raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
-    else:
-        c_in, c_out = w_shape[1] * g, w_shape[0]
-        if x_shape is not None:
-            if x_shape[1] % g:
-                raise TransconvError(f"{op}: input channels ({x_shape[1]}) must be divisible by groups ({g})")
-            if x_shape[1] != c_in:
-                raise TransconvError(
-                    f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} with groups={g} expects "
-                    f"{c_in} (w is (C_out, C_in/groups, *kernel))"
-                )
-        if c_out % g:
-            raise TransconvError(f"{op}: output channels ({c_out}) must be divisible by groups ({g})")
-    if x_shape is None:
-        x_shape = (1, c_in) + spatial
-    if bias_shape is not None:
-        bias_shape = tuple(bias_shape)
-        if bias_shape != (c_out,) and not (plain and bias_shape in ((), (1,))):
-            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_shape}")
-    return Layout(spec, bool(transposed), x_shape, w_shape, c_in, c_out, squeeze)
+        return c_in, c_out
+    c_in, c_out = w_shape[1] * g, w_shape[0]
+    if x_shape is not None:
+        if x_shape[1] % g:
+            raise TransconvError(f"{op}: input channels ({x_shape[1]}) must be divisible by groups ({g})")
+        if x_shape[1] != c_in:
+            raise TransconvError(
+                f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} with groups={g} expects "
+                f"{c_in} (w is (C_out, C_in/groups, *kernel))"
+            )
+    if c_out % g:
+        raise TransconvError(f"{op}: output channels ({c_out}) must be divisible by groups ({g})")
+    return c_in, c_out
 
 
 # --------------------------------------------------------------------------------------
