@@ -134,6 +134,16 @@ def _torch_funcs(ndim: int):
     return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
 
 
+def _traced(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
+    """``fn()`` and the peak bytes Python's allocator saw during it (NumPy's arrays included)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
     """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv.
 
@@ -187,10 +197,7 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
     # blocking and allocation only); conv is not measured so (its GEMM would read an
     # unfilled buffer)
     t_gemm = _without_scatter(ours, repeats, budget) if transposed and choice.method == "gemm" else float("nan")
-    tracemalloc.start()
-    result = ours()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    result, peak = _traced(ours)
     flops = 2 * layer.macs
     moved = x.nbytes + w.nbytes + result.nbytes
     return {
@@ -364,10 +371,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
         expected = torch_call(xt, wt).numpy()
         error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
         t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds)
-    tracemalloc.start()
-    result = ours()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    result, peak = _traced(ours)
     ratios = [a / b for a, b in zip(t_ours, t_torch)]
     return {
         "layer": layer.name,

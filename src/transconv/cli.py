@@ -126,11 +126,6 @@ def _target(args, path_text: str) -> Path:
     return check_target(args.command, path_text, overwrite=args.force, how="pass --force to overwrite it")
 
 
-def _output_shape(spec, geo) -> tuple[int, ...]:
-    shape = geo["input_shape"]
-    return spec.transpose_output_shape(shape) if geo["transposed"] else spec.conv_output_shape(shape)
-
-
 def _x(shape: Sequence[int]) -> str:
     return "x".join(str(n) for n in shape)
 
@@ -265,7 +260,7 @@ def cmd_shape(args) -> int:
         return 0
     geo = _geometry(args)
     spec = _spec(geo)
-    out = _output_shape(spec, geo)
+    out = spec.output_shape(geo["input_shape"], geo["transposed"])
     op = "conv_transpose" if geo["transposed"] else "conv"
     formula = shape_formula(spec, geo["input_shape"], geo["transposed"])
     data = dict(operation=op, input_shape=list(geo["input_shape"]), output_shape=list(out),
@@ -312,7 +307,7 @@ def cmd_matrix(args) -> int:
     geo = _geometry(args)
     spec = _spec(geo)
     w = _kernel_values(args.kernel_values, spec.kernel_size)
-    out = _output_shape(spec, geo)
+    out = spec.output_shape(geo["input_shape"], geo["transposed"])
     rows, cols = math.prod(out), math.prod(geo["input_shape"])
     path = suffix = None
     if args.out:
@@ -386,7 +381,7 @@ def cmd_animate(args) -> int:
         raise UsageError(f"{PROG}: error: --max-frames must be >= 1, got {args.max_frames}")
     path = _target(args, args.out)
     # one step per output cell (direct view) or per input cell (scatter view): counted before any frame is built
-    steps = math.prod(_output_shape(spec, geo) if args.view == "direct" else geo["input_shape"])
+    steps = math.prod(spec.output_shape(geo["input_shape"], geo["transposed"]) if args.view == "direct" else geo["input_shape"])
     if steps > args.max_frames:
         raise UsageError(
             f"{PROG}: error: this animation has {steps} frames (more than --max-frames {args.max_frames}); "

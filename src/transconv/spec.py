@@ -404,6 +404,14 @@ class ConvSpec:
             )
         )
 
+    def output_shape(self, input_shape: Sequence[int], transposed: bool) -> tuple[int, ...]:
+        """Spatial output shape on ``input_shape`` of the convolution, or of the transposed one.
+
+        >>> conv_spec("conv", (4, 4), 3).output_shape((2, 2), transposed=True)
+        (4, 4)
+        """
+        return self.transpose_output_shape(input_shape) if transposed else self.conv_output_shape(input_shape)
+
     def adjoint_for(self, input_shape: Sequence[int]) -> "ConvSpec":
         """This convolution's adjoint on ``input_shape``: the spec whose transposed convolution maps
         the output back to exactly ``input_shape`` (what a stride leaves unread is its output_padding).
@@ -641,8 +649,7 @@ class Layout:
 
     @property
     def output_spatial(self) -> tuple[int, ...]:
-        s = self.x_shape[2:]
-        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+        return self.spec.output_shape(self.x_shape[2:], self.transposed)
 
     @property
     def output_shape(self) -> tuple[int, ...]:

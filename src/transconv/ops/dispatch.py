@@ -44,8 +44,7 @@ class Problem:
 
     @property
     def output_spatial(self) -> tuple[int, ...]:
-        s = self.x_shape[2:]
-        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+        return self.spec.output_shape(self.x_shape[2:], self.transposed)
 
     @property
     def macs(self) -> int:
