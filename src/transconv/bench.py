@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from . import choose_method, conv, conv_transpose
 from .spec import conv_transpose_output_length, effective_kernel
 
-__all__ = ["Layer", "SUITE", "layer_calls", "alternating_blocks", "add_arguments", "run", "main"]
+__all__ = ["Layer", "SUITE", "layer_calls", "best_time", "alternating_blocks", "with_peak_bytes", "add_arguments", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,12 @@ SUITE = [
 ]
 
 
-def _best(fn: Callable[[], object], repeats: int, budget: float) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` runs (fewer if they exceed ``budget`` seconds)."""
+def best_time(fn: Callable[[], object], repeats: int, budget: float = math.inf) -> float:
+    """Minimum wall time of ``fn`` over ``repeats`` runs after a warm-up (fewer runs if they exceed ``budget`` seconds).
+
+    >>> best_time(lambda: None, 3) >= 0
+    True
+    """
     fn()  # warm-up (compilation, caches, allocator)
     times = []
     start = time.perf_counter()
@@ -104,10 +109,10 @@ def machine_rates(threads: int) -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     b = rng.standard_normal((2048, 2048), dtype=np.float32)
-    gemm = 2 * 2048**3 / _best(lambda: a @ b, 5, 2.0)
+    gemm = 2 * 2048**3 / best_time(lambda: a @ b, 5, 2.0)
     src = np.ones(32 * 2**20 // 4, dtype=np.float32)
     dst = np.empty_like(src)
-    copy = 2 * src.nbytes / _best(lambda: np.copyto(dst, src), 10, 1.0)  # read + write
+    copy = 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), 10, 1.0)  # read + write
     info = {}
     try:
         from threadpoolctl import threadpool_info
@@ -125,7 +130,7 @@ def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> f
     from .ops import compiled
 
     with compiled.tuned(scatter="none"):
-        return _best(fn, repeats, budget)
+        return best_time(fn, repeats, budget)
 
 
 def _torch_funcs(ndim: int):
@@ -134,8 +139,12 @@ def _torch_funcs(ndim: int):
     return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
 
 
-def _traced(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
-    """``fn()`` and the peak bytes Python's allocator saw during it (NumPy's arrays included)."""
+def with_peak_bytes(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``fn()`` and the peak bytes Python's allocator saw during it (NumPy's arrays included).
+
+    >>> with_peak_bytes(lambda: np.zeros(10**6))[1] >= 8 * 10**6
+    True
+    """
     tracemalloc.start()
     try:
         result = fn()
@@ -184,20 +193,20 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     expected = torch_call(xt, wt).numpy()
     error = float(np.abs(out - expected).max() / max(1e-30, np.abs(expected).max()))
-    t_ours = _best(ours, repeats, budget)
+    t_ours = best_time(ours, repeats, budget)
     with torch.no_grad():
-        t_nchw = _best(lambda: torch_call(xt, wt), repeats, budget)
+        t_nchw = best_time(lambda: torch_call(xt, wt), repeats, budget)
         fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
         if fmt is not None:
             xc, wc = xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
-            t_cl = _best(lambda: torch_call(xc, wc), repeats, budget)
+            t_cl = best_time(lambda: torch_call(xc, wc), repeats, budget)
         else:
             t_cl = float("nan")
     # the floor of the gemm method: the same call with its scatter made a no-op (BLAS,
     # blocking and allocation only); conv is not measured so (its GEMM would read an
     # unfilled buffer)
     t_gemm = _without_scatter(ours, repeats, budget) if transposed and choice.method == "gemm" else float("nan")
-    result, peak = _traced(ours)
+    result, peak = with_peak_bytes(ours)
     flops = 2 * layer.macs
     moved = x.nbytes + w.nbytes + result.nbytes
     return {
@@ -371,7 +380,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
         expected = torch_call(xt, wt).numpy()
         error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
         t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds)
-    result, peak = _traced(ours)
+    result, peak = with_peak_bytes(ours)
     ratios = [a / b for a, b in zip(t_ours, t_torch)]
     return {
         "layer": layer.name,
