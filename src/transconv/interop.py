@@ -116,6 +116,17 @@ def _split_output_padding(op: str, axis: int, lo: int, hi: int, extra: int, s: i
     return (lo, hi), output_padding
 
 
+def _translated(op: str, stride, dilation, crops, extras, groups: Optional[int] = None) -> dict:
+    """Per-axis crops ``(lo, hi)`` and extra high-side samples, through :func:`_split_output_padding`,
+    as the dict every translator returns."""
+    pads, output_padding = [], []
+    for a, ((lo, hi), extra, s, d) in enumerate(zip(crops, extras, stride, dilation)):
+        pair, opad = _split_output_padding(op, a, lo, hi, extra, s, d)
+        pads.append(pair)
+        output_padding.append(opad)
+    return _result(stride, pads, output_padding, dilation, groups)
+
+
 def _result(stride, pads, output_padding, dilation, groups: Optional[int] = None) -> dict:
     out = {"stride": tuple(stride), "padding": tuple(pads), "output_padding": tuple(output_padding),
            "dilation": tuple(dilation)}
@@ -198,18 +209,16 @@ def from_tensorflow(
         conv_pads = list(_pairs(op, padding, ndim))
         if any(v < 0 for p in conv_pads for v in p):
             raise TransconvError(f"{op}: explicit padding must be >= 0, got {padding!r}")
-    pads, output_padding = [], []
-    for a, (i, o, k, s, d, (lo, hi)) in enumerate(zip(shape, out, kernel, stride, dilation, conv_pads)):
-        smallest = conv_transpose_output_length(i, k, s, (lo, hi), d, 0)
+    extras = []
+    for a, (i, o, k, s, d, pair) in enumerate(zip(shape, out, kernel, stride, dilation, conv_pads)):
+        smallest = conv_transpose_output_length(i, k, s, pair, d, 0)
         if not smallest <= o < smallest + s:
             raise TransconvError(
                 f"{op}: output_shape[{a}] = {o} is not an input length that a stride-{s} convolution with this "
                 f"padding maps to {i}; valid lengths are {smallest} to {smallest + s - 1}"
             )
-        pair, extra = _split_output_padding(op, a, lo, hi, o - smallest, s, d)
-        pads.append(pair)
-        output_padding.append(extra)
-    return _result(stride, pads, output_padding, dilation)
+        extras.append(o - smallest)
+    return _translated(op, stride, dilation, conv_pads, extras)
 
 
 def keras_output_length(i: int, kernel: int, padding: str, output_padding: Optional[int], stride: int, dilation: int = 1) -> int:
@@ -355,13 +364,11 @@ def from_jax(
 def _from_dilated_padding(op: str, kernel, stride, dilation, dilated_pads) -> dict:
     """Padding ``(pad_a, pad_b)`` on the stride-dilated input (JAX, Keras 3) as transconv's crop:
     a pad of ``k_eff - 1`` is no crop."""
-    pads, output_padding = [], []
-    for a, (k, s, d, (pa, pb)) in enumerate(zip(kernel, stride, dilation, dilated_pads)):
+    crops = []
+    for k, d, (pa, pb) in zip(kernel, dilation, dilated_pads):
         k_eff = effective_kernel(k, d)
-        pair, extra = _split_output_padding(op, a, k_eff - 1 - pa, k_eff - 1 - pb, 0, s, d)
-        pads.append(pair)
-        output_padding.append(extra)
-    return _result(stride, pads, output_padding, dilation)
+        crops.append((k_eff - 1 - pa, k_eff - 1 - pb))
+    return _translated(op, stride, dilation, crops, [0] * len(crops))
 
 
 def weight_from_jax(rhs: Any, transpose_kernel: bool = False) -> np.ndarray:
@@ -456,12 +463,7 @@ def from_onnx(
             raise TransconvError(f"{op}: pads must be {2 * ndim} integers >= 0 (all begins, then all ends), got {pads!r}")
         flat = [checked_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
         begin_end = list(zip(flat[:ndim], flat[ndim:]))
-    out_pads, out_extra = [], []
-    for a, ((lo, hi), e, s, d) in enumerate(zip(begin_end, extra, stride, dilation)):
-        pair, opad = _split_output_padding(op, a, lo, hi, e, s, d)
-        out_pads.append(pair)
-        out_extra.append(opad)
-    return _result(stride, out_pads, out_extra, dilation, int(group))
+    return _translated(op, stride, dilation, begin_end, extra, int(group))
 
 
 def weight_from_onnx(W: Any) -> np.ndarray:
@@ -519,22 +521,11 @@ def from_mxnet(
     d = _ints(op, "dilate", dilate, ndim, 1)
     if target_shape is None:
         p = _ints(op, "pad", pad, ndim, 0)
-        a = _ints(op, "adj", adj, ndim, 0)
-        pads, extras = [], []
-        for axis, (pp, aa, ss, dd) in enumerate(zip(p, a, s, d)):
-            pair, e = _split_output_padding(op, axis, pp, pp, aa, ss, dd)
-            pads.append(pair)
-            extras.append(e)
-        return _result(s, pads, extras, d)
+        return _translated(op, s, d, [(pp, pp) for pp in p], _ints(op, "adj", adj, ndim, 0))
     target = _last(op, "target_shape", target_shape, ndim)
-    pads, extras = [], []
-    for axis, (i, kk, ss, dd, t) in enumerate(zip(shape, k, s, d, target)):
-        total = conv_transpose_output_length(i, kk, ss, 0, dd, 0) - t
-        half = -(-total // 2)
-        pair, e = _split_output_padding(op, axis, half, half, 2 * half - total, ss, dd)
-        pads.append(pair)
-        extras.append(e)
-    return _result(s, pads, extras, d)
+    totals = [conv_transpose_output_length(i, kk, ss, 0, dd, 0) - t for i, kk, ss, dd, t in zip(shape, k, s, d, target)]
+    halves = [-(-total // 2) for total in totals]
+    return _translated(op, s, d, [(h, h) for h in halves], [2 * h - t for h, t in zip(halves, totals)])
 
 
 # --------------------------------------------------------------------------------------
