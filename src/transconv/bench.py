@@ -552,9 +552,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv bench", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.bench``: the same as ``transconv bench``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -104,12 +104,6 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=int, default=2, choices=(2, 4), help="which shipped model (default: 2)")
-    parser.add_argument("--blocks", type=int, default=7, help="alternating blocks per measurement (default: 7)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
@@ -122,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.bench_train``: the same as ``transconv bench --train``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench", "--train"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

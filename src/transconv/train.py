@@ -378,9 +378,10 @@ def _command_line(args: argparse.Namespace, out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.train``: the same as ``transconv train``."""
+    from .cli import main as cli_main
+
+    return cli_main(["train"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -170,9 +170,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv upsample", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.upsample``: the same as ``transconv upsample``."""
+    from .cli import main as cli_main
+
+    return cli_main(["upsample"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":
