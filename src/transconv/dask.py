@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import product
 from typing import Any, Optional, Sequence
@@ -41,9 +41,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import check_method
-from .ops.dispatch import conv as _memory_conv
-from .ops.dispatch import conv_transpose as _memory_conv_transpose
+from .ops.dispatch import check_method, run_spec
 from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, effective_kernel, validate_call
 
 __all__ = ["conv", "conv_transpose", "apply", "auto_chunks", "OUTPUT_CHUNK_BYTES", "bench", "bench_arguments"]
@@ -441,10 +439,9 @@ def _conv_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarray:
     else:
         for axis, g in enumerate(spatial, start=2):
             x = _take(x, g.index, axis)
-    spec = op.spec
-    return _memory_conv(
-        x, op.w, op.bias, spec.stride, 0, spec.dilation, spec.groups, method=op.method, plain=False
-    ).astype(op.dtype, copy=False)
+    # the block arrives padded (the padding mode applied through the global index)
+    spec = replace(op.spec, padding=((0, 0),) * op.spec.ndim, padding_mode="zeros")
+    return run_spec("conv", False, spec, x, op.w, op.bias, op.method).astype(op.dtype, copy=False)
 
 
 def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
@@ -534,11 +531,10 @@ def _transpose_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarra
         out = np.zeros((nb, op.c_out) + lengths, dtype=op.dtype)
     else:
         y = y[(slice(None), slice(None)) + tuple(t.index for t in spatial)]
-        spec = op.spec
-        out = _memory_conv_transpose(
-            y, op.w, None, spec.stride, tuple(t.padding for t in spatial), tuple(t.output_padding for t in spatial),
-            spec.groups, spec.dilation, method=op.method, plain=False,
-        ).astype(op.dtype, copy=False)
+        # this block's crop and output_padding; the padding mode is folded back afterwards (_fold_block)
+        spec = replace(op.spec, padding=tuple((int(t.padding[0]), int(t.padding[1])) for t in spatial),
+                       output_padding=tuple(int(t.output_padding) for t in spatial), padding_mode="zeros")
+        out = run_spec("conv_transpose", True, spec, y, op.w, None, op.method).astype(op.dtype, copy=False)
         out = out[(slice(None), slice(None)) + tuple(t.window for t in spatial)]
         if any(t.zeros != (0, 0) for t in spatial):
             out = np.pad(out, [(0, 0), (0, 0)] + [t.zeros for t in spatial])
