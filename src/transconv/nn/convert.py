@@ -19,7 +19,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import TransconvError
-from ..spec import ConvSpec, effective_kernel
+from ..ops.direct import flipped_weight
+from ..spec import ConvSpec, effective_kernel, transposed_as_direct_conv
 from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
@@ -569,13 +570,10 @@ def convtranspose_as_conv(layer: ConvTranspose) -> Sequential:
     """
     op = "convtranspose_as_conv"
     spec = _transposed_spec(op, layer)
-    g, nd = layer.groups, spec.ndim
-    cin_g, cout_g = layer.in_channels // g, layer.out_channels // g
-    w = np.flip(layer.weight, axis=tuple(range(2, 2 + nd)))
-    weight = (w.reshape((g, cin_g, cout_g) + w.shape[2:]).swapaxes(1, 2).reshape((layer.out_channels, cin_g) + w.shape[2:]))
-    pads = [[k - 1 - lo, k - 1 - hi + a] for k, (lo, hi), a in zip(spec.effective_kernel, spec.padding, spec.output_padding)]
-    conv = Conv(layer.in_channels, layer.out_channels, spec.kernel_size, 1, 0, spec.dilation, g, layer.bias is not None, dtype=layer.dtype)
-    state = {"weight": np.ascontiguousarray(weight)}
+    pads = [list(pair) for pair in transposed_as_direct_conv(spec).padding]
+    conv = Conv(layer.in_channels, layer.out_channels, spec.kernel_size, 1, 0, spec.dilation, layer.groups,
+                layer.bias is not None, dtype=layer.dtype)
+    state = {"weight": flipped_weight(layer.weight, layer.groups)}
     if layer.bias is not None:
         state["bias"] = layer.bias
     conv.load_state_dict(state)

@@ -86,7 +86,7 @@ import numpy as np
 
 from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
 from ..spec import ConvSpec, transposed_as_direct_conv
-from .direct import pad, pad_adjoint
+from .direct import flipped_weight, pad, pad_adjoint
 
 try:  # numba is a core dependency; a broken install makes the methods decline, not the package fail
     import numba
@@ -1183,11 +1183,7 @@ def shift_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     :func:`shift_conv`); needs ``pad <= dilation * (kernel - 1)`` on every side."""
     if all(k == 1 for k in spec.kernel_size):
         return _k1_conv_transpose(y, w, spec)
-    g = spec.groups
-    c_in, co_g = w.shape[:2]
-    k = w.shape[2:]
-    flipped = w.reshape((g, c_in // g, co_g) + k).swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
-    return shift_conv(y, np.ascontiguousarray(flipped).reshape((g * co_g, c_in // g) + k), flipped_conv_spec(spec))
+    return shift_conv(y, flipped_weight(w, spec.groups), flipped_conv_spec(spec))
 
 
 def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:
