@@ -27,7 +27,7 @@ from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["Conv", "ConvTranspose", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
-_PROBE = 10**6  # a spatial length every geometry fits: lets the spec validators check arguments before any input
+PROBE_LENGTH = 10**6  # a spatial length every geometry fits: lets the spec validators check arguments before any input
 
 
 def _ndim_of(kernel_size: Any, fixed: Optional[int], name: str) -> int:
@@ -202,7 +202,7 @@ class Conv(_ConvBase):
         super().__init__()
         name = type(self).__name__
         ndim = _ndim_of(kernel_size, self._fixed_ndim, name)
-        probe = conv_spec(name, (_PROBE,) * ndim, kernel_size, stride, padding, dilation, groups, padding_mode)
+        probe = conv_spec(name, (PROBE_LENGTH,) * ndim, kernel_size, stride, padding, dilation, groups, padding_mode)
         self.kernel_size, self.stride, self.dilation = probe.kernel_size, probe.stride, probe.dilation
         self.groups, self.padding_mode = probe.groups, probe.padding_mode
         self._padding_arg = padding.lower() if isinstance(padding, str) else probe.padding
@@ -299,7 +299,7 @@ class ConvTranspose(_ConvBase):
         super().__init__()
         name = type(self).__name__
         ndim = _ndim_of(kernel_size, self._fixed_ndim, name)
-        spec = conv_transpose_spec(name, (_PROBE,) * ndim, kernel_size, stride, padding, output_padding, groups, dilation, padding_mode)
+        spec = conv_transpose_spec(name, (PROBE_LENGTH,) * ndim, kernel_size, stride, padding, output_padding, groups, dilation, padding_mode)
         self._spec = spec
         self.kernel_size, self.stride, self.dilation = spec.kernel_size, spec.stride, spec.dilation
         self.output_padding, self.groups, self.padding_mode = spec.output_padding, spec.groups, spec.padding_mode

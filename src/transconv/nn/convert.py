@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import TransconvError
 from ..ops.direct import flipped_weight
 from ..spec import ConvSpec, effective_kernel, transposed_as_direct_conv
-from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .conv import PROBE_LENGTH, Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
 from .module import Module, Sequential
@@ -340,7 +340,7 @@ def _from_keras(layer: Any, where: str) -> list[Module]:
         if kind.endswith("DTranspose"):
             if padding not in ("same", "valid"):
                 raise TransconvError(f"from_keras: {label}: padding {padding!r} is not supported (same, valid)")
-            geometry = interop.from_keras((10**6,) * nd, k, strides, padding, cfg.get("output_padding"), dilation)
+            geometry = interop.from_keras((PROBE_LENGTH,) * nd, k, strides, padding, cfg.get("output_padding"), dilation)
             weight = interop.weight_from_tensorflow(kernel)
             conv: Module = _CONV_T[nd](weight.shape[0], weight.shape[1], k, geometry["stride"], geometry["padding"],
                                        geometry["output_padding"], 1, bias is not None, geometry["dilation"], dtype=dtype)
