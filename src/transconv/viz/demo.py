@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..data import psnr
+from ..nn.init import bilinear_kernel as _bilinear_line
 from .frames import WORKED_K, WORKED_X, WORKED_Y, frames, make_spec
 
 __all__ = ["run_demo", "bilinear_kernel", "psnr", "upsampling_comparison", "learned_comparison"]
@@ -27,9 +28,7 @@ def bilinear_kernel(factor: int = 2) -> np.ndarray:
     >>> (bilinear_kernel(2) * 16).astype(int)[0].tolist()
     [1, 3, 3, 1]
     """
-    size = 2 * factor
-    center = (size - 1) / 2
-    line = 1 - np.abs(np.arange(size) - center) / factor
+    line = _bilinear_line(2 * factor)
     return np.outer(line, line)
 
 
