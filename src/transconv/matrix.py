@@ -14,7 +14,6 @@ order (no COO sort).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -26,7 +25,7 @@ from .connectivity import forward_table
 from .errors import TransconvError
 from .limits import check_allocation
 from .ops.dispatch import plan
-from .spec import ConvSpec, integer_or_none, checked_int, as_numeric, compute_dtypes, spatial_shape, validate_call
+from .spec import ConvSpec, as_numeric, checked_int, checked_real, compute_dtypes, integer_or_none, spatial_shape, validate_call
 
 __all__ = [
     "conv_matrix",
@@ -469,8 +468,8 @@ def deconvolve(
     op = "deconvolve"
     y = as_numeric(op, "y", y)
     w = _weight(op, w)
-    damp = _real(op, "damp", damp)
-    atol, btol = _real(op, "atol", atol), _real(op, "btol", btol)
+    damp = checked_real(op, "damp", damp, 0.0)
+    atol, btol = checked_real(op, "atol", atol, 0.0), checked_real(op, "btol", btol, 0.0)
     if iter_lim is not None:
         iter_lim = checked_int(op, "iter_lim", iter_lim, 1)
     if not isinstance(full_output, (bool, np.bool_)):
@@ -511,13 +510,6 @@ def deconvolve(
     if lay_y.squeeze:
         return x, DeconvolveInfo(*(c[0] for c in columns))
     return x, DeconvolveInfo(*(np.array(c) for c in columns))
-
-
-def _real(op: str, name: str, value: Any) -> float:
-    """A finite real number >= 0 (damp and LSQR's tolerances)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise TransconvError(f"{op}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "compute_dtypes",
     "integer_or_none",
     "checked_int",
+    "checked_real",
     "per_axis_items",
     "per_axis",
     "describe_value",
@@ -120,6 +121,22 @@ def checked_int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
     if minimum is not None and number < minimum:
         raise TransconvError(f"{op}: {name} must be >= {minimum}, got {number}")
     return number
+
+
+def checked_real(op: str, name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                 high_open: bool = False) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` with ``high_open``), or a
+    :class:`TransconvError` naming ``op`` and ``name``.
+
+    >>> checked_real("Adam", "betas[0]", 0.9, 0.0, 1.0, high_open=True)
+    0.9
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
+        raise TransconvError(f"{op}: {name} must be a finite number, got {value!r}")
+    if value < low or value > high or (high_open and value >= high):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise TransconvError(f"{op}: {name} must be >= {low}" + (f" and {bound}" if high != math.inf else "") + f", got {value}")
+    return float(value)
 
 
 def per_axis_items(op: str, name: str, value: Any) -> list | None:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TransconvError
-from ..spec import checked_int
+from ..spec import checked_int, checked_real
 from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "Tanh", "Sigmoid", "PixelShuffle", "PixelUnshuffle", "Upsample"]
@@ -43,9 +43,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) or not np.isfinite(negative_slope):
-            raise TransconvError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = checked_real("LeakyReLU", "negative_slope", negative_slope)
 
     def _apply(self, x):
         slope = np.where(x > 0, 1.0, self.negative_slope).astype(x.dtype)
