@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ..errors import TransconvError
+from ..spec import as_numeric
 
 __all__ = ["Module", "Sequential", "LAYERS", "register_layer", "layer_dtype", "layer_input"]
 
@@ -41,9 +42,7 @@ def layer_dtype(name: str, dtype: Any) -> np.dtype:
 def layer_input(name: str, x: Any, min_ndim: int = 1) -> np.ndarray:
     """Validate a layer's input: a real numeric array of at least ``min_ndim`` axes, as float
     (integers and bools as float64)."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
+    array = as_numeric(name, "input", x)
     if array.ndim < min_ndim:
         raise TransconvError(f"{name}: input must have at least {min_ndim} axes, got shape {array.shape}")
     return array if array.dtype.kind == "f" else array.astype(np.float64)
@@ -80,11 +79,9 @@ class Module:
 
     def _checked_grad(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
         """``grad_out`` validated against the shape of the last output (its dtype kept)."""
-        g = np.asarray(grad_out)
+        g = as_numeric(self._name(), "grad_out", grad_out)
         if g.shape != tuple(shape):
             raise TransconvError(f"{self._name()}: grad_out must have the output's shape {tuple(shape)}, got {g.shape}")
-        if g.dtype.kind not in "biuf":
-            raise TransconvError(f"{self._name()}: grad_out must be a real numeric array, got dtype {g.dtype}")
         return g
 
     def _grad_out(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -147,13 +144,11 @@ class Module:
                 f"missing {missing}, unexpected {extra}"
             )
         for key, target in own.items():
-            value = np.asarray(state[key])
+            value = as_numeric(self._name(), f"load_state_dict[{key!r}]", state[key])
             if value.shape != target.shape:
                 raise TransconvError(
                     f"{self._name()}: load_state_dict[{key!r}] has shape {value.shape}, this layer needs {target.shape}"
                 )
-            if value.dtype.kind not in "biuf":
-                raise TransconvError(f"{self._name()}: load_state_dict[{key!r}] must be numeric, got dtype {value.dtype}")
         for key, target in own.items():
             target[...] = np.asarray(state[key])  # in place: the optimiser and other views keep the same arrays
 
