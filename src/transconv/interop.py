@@ -34,10 +34,11 @@ import numpy as np
 from .errors import TransconvError
 from .spec import (
     checked_int,
-    per_axis_items,
-    per_axis,
     conv_transpose_output_length,
     effective_kernel,
+    int_pairs,
+    per_axis,
+    per_axis_items,
     same_padding,
     spatial_shape,
 )
@@ -144,15 +145,6 @@ def _padding_string(op: str, padding: Any, allowed: Sequence[str]) -> Optional[s
     return None
 
 
-def _pairs(op: str, padding: Any, ndim: int) -> tuple[Pair, ...]:
-    items = per_axis_items(op, "padding", padding)
-    pairs = None if items is None else [per_axis_items(op, "padding", p) for p in items]
-    if pairs is None or len(pairs) != ndim or any(p is None or len(p) != 2 for p in pairs):
-        raise TransconvError(f"{op}: explicit padding must be {ndim} (lo, hi) pairs, got {padding!r}")
-    return tuple((checked_int(op, f"padding[{a}][0]", lo, None), checked_int(op, f"padding[{a}][1]", hi, None))
-                 for a, (lo, hi) in enumerate(pairs))
-
-
 # --------------------------------------------------------------------------------------
 # TensorFlow and Keras.
 # --------------------------------------------------------------------------------------
@@ -206,7 +198,7 @@ def from_tensorflow(
     elif key == "VALID":
         conv_pads = [(0, 0)] * ndim
     else:
-        conv_pads = list(_pairs(op, padding, ndim))
+        conv_pads = list(int_pairs(op, "padding", padding, None, ndim))
         if any(v < 0 for p in conv_pads for v in p):
             raise TransconvError(f"{op}: explicit padding must be >= 0, got {padding!r}")
     extras = []
@@ -357,7 +349,7 @@ def from_jax(
     if key is not None:
         dilated_pads = [jax_padding(k, s, key, d) for k, s, d in zip(kernel, stride, dilation)]
     else:
-        dilated_pads = list(_pairs(op, padding, ndim))
+        dilated_pads = list(int_pairs(op, "padding", padding, None, ndim))
     return _from_dilated_padding(op, kernel, stride, dilation, dilated_pads)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "checked_real",
     "per_axis_items",
     "per_axis",
+    "int_pairs",
     "describe_value",
     "PADDING_MODES",
     "conv_spec",
@@ -179,6 +180,21 @@ def per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[i
             f"got {tuple(items)!r} of length {len(items)}"
         )
     return tuple(checked_int(op, f"{name}[{a}]", v, minimum) for a, v in enumerate(items))
+
+
+def int_pairs(op: str, name: str, value: Any, minimum: Optional[int], ndim: Optional[int] = None) -> tuple[Pair, ...]:
+    """``value`` as ``(lo, hi)`` integer pairs ``>= minimum``, one per spatial axis (``ndim`` of them when given).
+
+    >>> int_pairs("ZeroInsert", "padding", [[1, -1], (0, 2)], None)
+    ((1, -1), (0, 2))
+    """
+    items = per_axis_items(op, name, value)
+    pairs = None if items is None else [per_axis_items(op, f"{name}[{a}]", p) for a, p in enumerate(items)]
+    if not pairs or (ndim is not None and len(pairs) != ndim) or any(p is None or len(p) != 2 for p in pairs):
+        count = "" if ndim is None else f"{ndim} "
+        raise TransconvError(f"{op}: {name} must be {count}(lo, hi) pairs of ints, one per spatial axis, got {value!r}")
+    return tuple((checked_int(op, f"{name}[{a}][0]", lo, minimum), checked_int(op, f"{name}[{a}][1]", hi, minimum))
+                 for a, (lo, hi) in enumerate(pairs))
 
 
 def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:

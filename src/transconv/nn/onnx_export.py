@@ -21,13 +21,13 @@ One node (or a few) per layer, in order, on a fixed input shape:
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import TransconvError
 from ..files import atomic_write, check_target
+from ..spec import checked_int, per_axis_items
 from .conv import Conv, ConvTranspose
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
@@ -230,13 +230,10 @@ def to_onnx(model: Module, path: Any, input_shape: Sequence[int], *, overwrite: 
     element = np.dtype(dtype)
     if element not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TransconvError(f"{op}: dtype must be float32 or float64, got {element}")
-    try:
-        shape = tuple(int(v) for v in input_shape)
-        valid = all(isinstance(v, numbers.Integral) and v >= 1 for v in input_shape) and len(shape) >= 3
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
+    items = per_axis_items(op, "input_shape", input_shape)
+    if items is None or len(items) < 3:
         raise TransconvError(f"{op}: input_shape must be (N, C, *spatial) with integers >= 1, got {input_shape!r}")
+    shape = tuple(checked_int(op, f"input_shape[{a}]", v, 1) for a, v in enumerate(items))
     target = check_target(op, path, overwrite=overwrite)
     graph = _Graph(onnx, element, shape)
     for label, layer in _flatten(model, ""):
