@@ -502,15 +502,15 @@ def run(args: argparse.Namespace) -> int:
         from .dask import bench as dask_bench
 
         return int(dask_bench([]) or 0)
-    if getattr(args, "train", False):
-        from .bench_train import run as run_train
-
-        return run_train(args)
     try:
         import torch
     except ImportError:
         print("transconv bench: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
         return 2
+    if getattr(args, "train", False):
+        from .bench_train import run as run_train
+
+        return run_train(args)
     try:
         import numba
 

@@ -105,11 +105,7 @@ def table(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("transconv bench --train: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
-        return 2
+    """``transconv bench --train`` (``transconv.bench.run`` has checked that PyTorch is there)."""
     r = bench(scale=getattr(args, "scale", 2), blocks=getattr(args, "blocks", 7))
     print(json.dumps(r, indent=2) if args.json else table(r))
     return 0
