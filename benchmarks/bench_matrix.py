@@ -8,12 +8,10 @@ result's own size (data + indices + indptr) is reported beside it.
 
 from __future__ import annotations
 
-import time
-import tracemalloc
-
 import numpy as np
 
 import transconv as tc
+from transconv.bench import best_time, with_peak_bytes
 
 CASES = [
     ("1x1 ch, 1024x1024, 3x3, no padding", np.ones((3, 3), np.float32), (1024, 1024), {}),
@@ -31,19 +29,10 @@ def main() -> None:
     for name, w, shape, kwargs in CASES:
         kwargs = dict(kwargs)
         build = tc.conv_transpose_matrix if kwargs.pop("transposed", False) else tc.conv_matrix
-        build(w, shape, **kwargs)  # warm the connectivity cache and numpy
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            C = build(w, shape, **kwargs)
-            times.append(time.perf_counter() - start)
-            del C
-        tracemalloc.start()
-        C = build(w, shape, **kwargs)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        seconds = best_time(lambda: build(w, shape, **kwargs), 3)  # after a warm-up of the connectivity cache
+        C, peak = with_peak_bytes(lambda: build(w, shape, **kwargs))
         size = (C.data.nbytes + C.indices.nbytes + C.indptr.nbytes) / 2**20
-        print(f"{name:48s} {str(C.shape):>24s} {C.nnz:>11,d} {min(times):8.3f} {size:10.1f} {peak / 2**20:9.1f}")
+        print(f"{name:48s} {str(C.shape):>24s} {C.nnz:>11,d} {seconds:8.3f} {size:10.1f} {peak / 2**20:9.1f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ calls; the figure is the median over blocks, printed as ms and as transconv / Py
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import transconv as tc
+from transconv.bench import alternating_blocks
 
 LAYERS = [
     ("conv 1->56 k5", dict(cls="conv", c_in=1, c_out=56, k=5, s=1, p=2, op=0)),
@@ -78,14 +78,7 @@ def _phases(spec: dict, batch: int, size: int):
 
 
 def _median_alternating(a, b, repeats: int) -> tuple[float, float]:
-    a(), b()  # warm-up (numba compilation, allocator)
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, ta), (b, tb)):
-            start = time.perf_counter()
-            for _ in range(3):
-                fn()
-            times.append((time.perf_counter() - start) / 3)
+    ta, tb = alternating_blocks([a, b], repeats, calls=3)
     return float(np.median(ta)), float(np.median(tb))
 
 

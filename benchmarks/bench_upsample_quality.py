@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 import transconv as tc
-from transconv.data import HELD_OUT_PHOTOS, PatchSampler, load_photo, lr_hr_pair
-from transconv.train import load_model, psnr
+from transconv.data import HELD_OUT_PHOTOS, PatchSampler, load_photo, lr_hr_pair, psnr
+from transconv.train import load_model
 from transconv.upsample import shipped_model_path
 
 
@@ -46,18 +46,7 @@ def torch_twin_trained(scale: int, meta: dict):
 
     train = importlib.import_module("transconv.train")
     net = train.fsrcnn(scale, meta["d"], meta["s"], meta["m"], seed=meta["seed"])
-    layers = []
-    for layer in net:
-        name = type(layer).__name__
-        if name == "Conv":
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding))
-        elif name == "ConvTranspose":
-            layers.append(torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                                                   padding=layer.padding, output_padding=layer.output_padding))
-        else:
-            layers.append(torch.nn.PReLU(layer.params["weight"].size))
-    twin = torch.nn.Sequential(*layers)
-    twin.load_state_dict({k: torch.tensor(v) for k, v in net.state_dict().items()})
+    twin = tc.nn.to_torch(net)
     opt = torch.optim.Adam(twin.parameters(), lr=meta["lr"])
     rng = np.random.default_rng(meta["seed"])
     sampler = PatchSampler(scale, meta["patch"], tuple(meta["train_photos"]))

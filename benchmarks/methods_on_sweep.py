@@ -9,22 +9,11 @@ pick and the cost model's estimates, and how much slower auto's pick is than the
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import transconv as tc
-from transconv.bench import _calls, sweep_layers
-
-
-def _best(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from transconv.bench import best_time, layer_calls, sweep_layers
 
 
 def main() -> None:
@@ -36,10 +25,10 @@ def main() -> None:
     losses = []
     for transposed in {"both": (True, False), "conv_transpose": (True,), "conv": (False,)}[args.op]:
         for layer in sweep_layers(args.count, args.seed):
-            x, w, _, _, choice = _calls(layer, transposed)
+            x, w, _, _, choice = layer_calls(layer, transposed)
             kw = layer.kwargs() if transposed else layer.conv_kwargs()
             run = tc.conv_transpose if transposed else tc.conv
-            times = {m: _best(lambda: run(x, w, method=m, **kw)) for m in choice.costs}
+            times = {m: best_time(lambda: run(x, w, method=m, **kw), 3) for m in choice.costs}
             fastest = min(times, key=times.get)
             loss = times[choice.method] / times[fastest]
             losses.append(loss)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import transconv as tc
 from transconv.cli import main
 from transconv.limits import ENV_VAR
-from transconv.spec import _conv_length, _transpose_length, effective_kernel
+from transconv.spec import conv_output_length, conv_transpose_output_length, effective_kernel
 
 
 @pytest.fixture
@@ -112,10 +112,10 @@ def _search(i, o, transposed, max_kernel, max_stride, max_dilation):
             for s in range(1, max_stride + 1):
                 for p in range(k_eff):
                     if transposed:
-                        a = o - _transpose_length(i, k, s, (p, p), d, 0)
+                        a = o - conv_transpose_output_length(i, k, s, (p, p), d, 0)
                         if 0 <= a < max(s, d):
                             found.add((k, s, p, a, d))
-                    elif i + 2 * p >= k_eff and _conv_length(i, k, s, (p, p), d) == o:
+                    elif i + 2 * p >= k_eff and conv_output_length(i, k, s, (p, p), d) == o:
                         found.add((k, s, p, 0, d))
     return found
 
@@ -135,9 +135,9 @@ def test_solver_is_bounded_for_huge_sizes(args, kwargs):
     choices = tc.solve_geometry(*args, **kwargs)
     assert choices and len(choices) < 1000
     c = choices[0]
-    length = (_transpose_length(args[0], c.kernel_size, c.stride, (c.padding, c.padding), c.dilation, c.output_padding)
+    length = (conv_transpose_output_length(args[0], c.kernel_size, c.stride, (c.padding, c.padding), c.dilation, c.output_padding)
               if kwargs.get("transposed", True) else
-              _conv_length(args[0], c.kernel_size, c.stride, (c.padding, c.padding), c.dilation))
+              conv_output_length(args[0], c.kernel_size, c.stride, (c.padding, c.padding), c.dilation))
     assert length == args[1]
 
 

@@ -53,13 +53,13 @@ def test_row_plan_is_the_connectivity(case, transposed):
         spec = conv_transpose_spec("conv_transpose", case.small, case.kernel, case.stride, case.padding,
                                    case.output_padding, case.groups, case.dilation)
         small, big = case.small, spec.transpose_output_shape(case.small)
-        plan = compiled._transpose_plan(spec, small)
+        plan = compiled.transpose_row_plan(spec, small)
         maps = transpose_axis_tap_indices(spec, small)
     else:
         spec = conv_spec("conv", case.big, case.kernel, case.stride, case.padding, case.dilation, case.groups)
         big = case.big
         small = spec.conv_output_shape(big)
-        plan = compiled._conv_plan(spec, big)
+        plan = compiled.conv_row_plan(spec, big)
         maps = axis_tap_indices(spec, big)
     # expected: the full table from the maps, as big flat positions
     grids = np.meshgrid(*[np.arange(k) for k in case.kernel], *[np.arange(n) for n in small], indexing="ij")
@@ -375,7 +375,7 @@ def test_phase_plane_scatter_agrees_with_the_reference(case):
     w = rng.standard_normal((2 * groups, 3) + kernel).astype(dtype)
     kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
     spec = conv_transpose_spec("conv_transpose", small, kernel, stride, padding, output_padding, groups, dilation)
-    assert compiled._transpose_planes(spec, small) is not None
+    assert compiled.phase_planes(spec, small) is not None
     expected = tc.conv_transpose(y, w, method="reference", **kwargs)
     rtol = 1e-4 if dtype == np.float32 else 1e-11
     for block_bytes in (compiled.Tuning().block_bytes, 1):

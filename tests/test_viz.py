@@ -370,9 +370,11 @@ def test_overlap_pictures_have_no_clipped_text(tmp_path, text_boxes):
 
 
 def test_the_text_box_check_catches_a_clipped_title(tmp_path, text_boxes):
-    from transconv.viz.render import _pyplot
+    import matplotlib
 
-    plt = _pyplot()
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.set_title("a title much too long for a two inch figure to hold")
     fig.savefig(tmp_path / "clipped.png")

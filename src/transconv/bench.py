@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from . import choose_method, conv, conv_transpose
+from .spec import conv_transpose_output_length, effective_kernel
 
-__all__ = ["Layer", "SUITE", "add_arguments", "run", "main"]
+__all__ = ["Layer", "SUITE", "layer_calls", "best_time", "alternating_blocks", "with_peak_bytes", "add_arguments", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ class Layer:
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
     def out_spatial(self) -> tuple[int, ...]:
-        k_eff = self.dilation * (self.kernel - 1) + 1
-        return tuple((i - 1) * self.stride - 2 * self.padding + k_eff + self.output_padding for i in self.spatial)
+        return tuple(conv_transpose_output_length(i, self.kernel, self.stride, self.padding, self.dilation,
+                                                  self.output_padding) for i in self.spatial)
 
     @property
     def macs(self) -> int:
@@ -84,8 +86,12 @@ SUITE = [
 ]
 
 
-def _best(fn: Callable[[], object], repeats: int, budget: float) -> float:
-    """Minimum wall time of ``fn`` over ``repeats`` runs (fewer if they exceed ``budget`` seconds)."""
+def best_time(fn: Callable[[], object], repeats: int, budget: float = math.inf) -> float:
+    """Minimum wall time of ``fn`` over ``repeats`` runs after a warm-up (fewer runs if they exceed ``budget`` seconds).
+
+    >>> best_time(lambda: None, 3) >= 0
+    True
+    """
     fn()  # warm-up (compilation, caches, allocator)
     times = []
     start = time.perf_counter()
@@ -103,10 +109,10 @@ def machine_rates(threads: int) -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     b = rng.standard_normal((2048, 2048), dtype=np.float32)
-    gemm = 2 * 2048**3 / _best(lambda: a @ b, 5, 2.0)
+    gemm = 2 * 2048**3 / best_time(lambda: a @ b, 5, 2.0)
     src = np.ones(32 * 2**20 // 4, dtype=np.float32)
     dst = np.empty_like(src)
-    copy = 2 * src.nbytes / _best(lambda: np.copyto(dst, src), 10, 1.0)  # read + write
+    copy = 2 * src.nbytes / best_time(lambda: np.copyto(dst, src), 10, 1.0)  # read + write
     info = {}
     try:
         from threadpoolctl import threadpool_info
@@ -124,7 +130,7 @@ def _without_scatter(fn: Callable[[], object], repeats: int, budget: float) -> f
     from .ops import compiled
 
     with compiled.tuned(scatter="none"):
-        return _best(fn, repeats, budget)
+        return best_time(fn, repeats, budget)
 
 
 def _torch_funcs(ndim: int):
@@ -133,8 +139,31 @@ def _torch_funcs(ndim: int):
     return {1: (F.conv1d, F.conv_transpose1d), 2: (F.conv2d, F.conv_transpose2d), 3: (F.conv3d, F.conv_transpose3d)}[ndim]
 
 
-def _calls(layer: Layer, transposed: bool, seed: int = 1):
-    """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv."""
+def with_peak_bytes(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``fn()`` and the peak bytes Python's allocator saw during it (NumPy's arrays included).
+
+    >>> with_peak_bytes(lambda: np.zeros(10**6))[1] >= 8 * 10**6
+    True
+    """
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
+    """``(x, w, ours, torch_call, choice)`` for the layer's conv_transpose or its mirrored conv.
+
+    ``ours()`` runs transconv; ``torch_call(xt, wt)`` runs PyTorch on tensors of ``x`` and
+    ``w``; ``choice`` is what ``method="auto"`` picks.
+
+    >>> import numpy as np, torch
+    >>> x, w, ours, torch_call, choice = layer_calls(Layer("tiny", 1, 2, (5, 5), 3, 4, 2, 1), True)
+    >>> bool(np.allclose(ours(), torch_call(torch.from_numpy(x), torch.from_numpy(w)).numpy(), atol=1e-5))
+    True
+    """
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
     conv_fn, transpose_fn = _torch_funcs(len(layer.spatial))
@@ -159,28 +188,25 @@ def _calls(layer: Layer, transposed: bool, seed: int = 1):
 def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
     import torch
 
-    x, w, ours, torch_call, choice = _calls(layer, transposed)
+    x, w, ours, torch_call, choice = layer_calls(layer, transposed)
     out = ours()
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     expected = torch_call(xt, wt).numpy()
     error = float(np.abs(out - expected).max() / max(1e-30, np.abs(expected).max()))
-    t_ours = _best(ours, repeats, budget)
+    t_ours = best_time(ours, repeats, budget)
     with torch.no_grad():
-        t_nchw = _best(lambda: torch_call(xt, wt), repeats, budget)
+        t_nchw = best_time(lambda: torch_call(xt, wt), repeats, budget)
         fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.ndim)
         if fmt is not None:
             xc, wc = xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
-            t_cl = _best(lambda: torch_call(xc, wc), repeats, budget)
+            t_cl = best_time(lambda: torch_call(xc, wc), repeats, budget)
         else:
             t_cl = float("nan")
     # the floor of the gemm method: the same call with its scatter made a no-op (BLAS,
     # blocking and allocation only); conv is not measured so (its GEMM would read an
     # unfilled buffer)
     t_gemm = _without_scatter(ours, repeats, budget) if transposed and choice.method == "gemm" else float("nan")
-    tracemalloc.start()
-    result = ours()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    result, peak = with_peak_bytes(ours)
     flops = 2 * layer.macs
     moved = x.nbytes + w.nbytes + result.nbytes
     return {
@@ -225,7 +251,7 @@ def sweep_layer(rng: np.random.Generator, index: int) -> Layer:
             kernel = min(kernel, 5)
         stride = int(rng.choice(_SWEEP_STRIDES))
         dilation = int(rng.choice((2, 3))) if kernel > 1 and rng.random() < 0.15 else 1
-        k_eff = dilation * (kernel - 1) + 1
+        k_eff = effective_kernel(kernel, dilation)
         padding = int(rng.integers(0, (k_eff - 1) // 2 + 1))
         output_padding = int(rng.integers(0, stride)) if rng.random() < 0.3 else 0
         # channels log-uniform in 1-256 (biased to small), the same on both sides half the time
@@ -270,18 +296,27 @@ def sweep_layers(count: int, seed: int) -> list[Layer]:
     return [sweep_layer(rng, i) for i in range(count)]
 
 
-def _alternating(fns: list[Callable[[], object]], rounds: int, block_seconds: float) -> list[list[float]]:
+def alternating_blocks(fns: list[Callable[[], object]], rounds: int, *, block_seconds: float = 0.0,
+                       calls: int = 0) -> list[list[float]]:
     """Per-call seconds of each function, in ``rounds`` rounds of alternating blocks.
 
-    Each block repeats one function for about ``block_seconds`` (at least one call), so
-    each side's thread pool runs warm, and the functions take turns block by block, so a
-    drift of the machine touches both; interleaving single calls would time the
-    hand-over between two spinning thread pools instead of the kernels."""
+    Each block repeats one function ``calls`` times, or for about ``block_seconds`` (at
+    least one call) when ``calls`` is 0, so each side's thread pool runs warm, and the
+    functions take turns block by block, so a drift of the machine touches both;
+    interleaving single calls would time the hand-over between two spinning thread pools
+    instead of the kernels.
+
+    >>> [len(t) for t in alternating_blocks([lambda: None, lambda: None], 3, calls=2)]
+    [3, 3]
+    """
     for fn in fns:  # warm-up: compilation, plans, allocator, thread pools
         fn()
         fn()
     per_block = []
     for fn in fns:
+        if calls:
+            per_block.append(calls)
+            continue
         t0 = time.perf_counter()
         fn()
         per_block.append(max(1, int(block_seconds / max(time.perf_counter() - t0, 1e-7))))
@@ -337,18 +372,15 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
         gt, reference_bytes = torch.from_numpy(g), g.nbytes
         torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
     else:
-        x, w, ours, torch_call, choice = _calls(layer, transposed)
+        x, w, ours, torch_call, choice = layer_calls(layer, transposed)
         method, reference_bytes = choice.method, None
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     result = ours()
     with torch.no_grad():
         expected = torch_call(xt, wt).numpy()
         error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
-        t_ours, t_torch = _alternating([ours, lambda: torch_call(xt, wt)], rounds, block_seconds)
-    tracemalloc.start()
-    result = ours()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+        t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds)
+    result, peak = with_peak_bytes(ours)
     ratios = [a / b for a, b in zip(t_ours, t_torch)]
     return {
         "layer": layer.name,
@@ -470,15 +502,15 @@ def run(args: argparse.Namespace) -> int:
         from .dask import bench as dask_bench
 
         return int(dask_bench([]) or 0)
-    if getattr(args, "train", False):
-        from .bench_train import run as run_train
-
-        return run_train(args)
     try:
         import torch
     except ImportError:
         print("transconv bench: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
         return 2
+    if getattr(args, "train", False):
+        from .bench_train import run as run_train
+
+        return run_train(args)
     try:
         import numba
 
@@ -520,9 +552,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv bench", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.bench``: the same as ``transconv bench``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -16,44 +16,17 @@ import importlib
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import transconv as tc
+from transconv.bench import alternating_blocks
 
 
 def _block_median(fns: dict, blocks: int, calls: int) -> dict:
     """Alternate blocks of ``calls`` calls of each function; per-call median over the blocks (ms)."""
-    times = {name: [] for name in fns}
-    for name, fn in fns.items():  # warm-up: compilation, BLAS buffers, allocator
-        for _ in range(2):
-            fn()
-    for _ in range(blocks):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times[name].append((time.perf_counter() - t0) / calls * 1e3)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def _torch_twin(net):
-    import torch
-
-    layers = []
-    for layer in net:
-        name = type(layer).__name__
-        if name == "Conv":
-            layers.append(torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding))
-        elif name == "ConvTranspose":
-            layers.append(torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                                                   padding=layer.padding, output_padding=layer.output_padding))
-        else:
-            layers.append(torch.nn.PReLU(layer.params["weight"].size))
-    twin = torch.nn.Sequential(*layers)
-    twin.load_state_dict({k: torch.tensor(v) for k, v in net.state_dict().items()})
-    return twin
+    times = alternating_blocks(list(fns.values()), blocks, calls=calls)
+    return {name: statistics.median(t) * 1e3 for name, t in zip(fns, times)}
 
 
 def bench(scale: int = 2, patch: int = 48, batch: int = 16, blocks: int = 7, calls: int = 3) -> dict:
@@ -67,7 +40,7 @@ def bench(scale: int = 2, patch: int = 48, batch: int = 16, blocks: int = 7, cal
 
     net = train.load_model(shipped_model_path(scale))[0]
     nn = tc.nn
-    twin = _torch_twin(net)
+    twin = tc.nn.to_torch(net)
     rng = np.random.default_rng(0)
     x = rng.random((batch, 1, patch, patch), dtype=np.float32)
     target = rng.random((batch, 1, patch * scale, patch * scale), dtype=np.float32)
@@ -131,27 +104,18 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=int, default=2, choices=(2, 4), help="which shipped model (default: 2)")
-    parser.add_argument("--blocks", type=int, default=7, help="alternating blocks per measurement (default: 7)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("transconv bench --train: PyTorch is needed as the reference (pip install 'transconv[torch]')", file=sys.stderr)
-        return 2
+    """``transconv bench --train`` (``transconv.bench.run`` has checked that PyTorch is there)."""
     r = bench(scale=getattr(args, "scale", 2), blocks=getattr(args, "blocks", 7))
     print(json.dumps(r, indent=2) if args.json else table(r))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.bench_train``: the same as ``transconv bench --train``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench", "--train"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,11 @@ padding (an int, ``a,b`` per axis, or ``same`` / ``valid``) and dilation,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
 import math
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -36,6 +33,7 @@ import numpy as np
 from .matrix import format_matrix
 
 from .errors import TransconvError
+from .files import atomic_write, check_target
 
 __all__ = ["main", "build_parser"]
 
@@ -57,61 +55,54 @@ class _Parser(argparse.ArgumentParser):
 
 
 class Progress:
-    """A progress bar on stderr (only drawn on a terminal; silent in pipes and tests)."""
+    """A progress bar on stderr, the same tqdm bar ``transconv train`` draws (only on a terminal;
+    silent in pipes and tests).  ``bar(done)`` moves it to ``done`` of ``total``."""
 
     def __init__(self, label: str, total: int, stream=None):
-        self.label, self.total = label, max(1, total)
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        stream = stream or sys.stderr
+        drawn = hasattr(stream, "isatty") and stream.isatty()
+        self.bar = tqdm(total=max(1, total), desc=label, file=stream, disable=not drawn)
 
     def __call__(self, done: int, total: Optional[int] = None) -> None:
         if total:
-            self.total = total
-        if not self.tty:
-            return
-        width = 28
-        filled = int(width * done / self.total)
-        self.stream.write(f"\r{self.label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
-        if done >= self.total:
-            self.stream.write(f"  {time.perf_counter() - self.start:.1f} s\n")
-        self.stream.flush()
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= self.bar.total:
+            self.bar.close()
 
 
-def _ints(text: str, name: str, minimum: int) -> tuple[int, ...]:
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    """A flag's integers, separated by ',' or 'x' (their ranges are checked by the library)."""
     parts = text.replace("x", ",").replace("X", ",").split(",")
     try:
-        values = tuple(int(p) for p in parts)
+        return tuple(int(p) for p in parts)
     except ValueError:
         raise UsageError(f"{PROG}: error: {name} must be an integer or integers separated by ',' or 'x', got {text!r}") from None
-    for v in values:
-        if v < minimum:
-            raise UsageError(f"{PROG}: error: {name} must be >= {minimum}, got {text!r}")
-    return values
 
 
-def _per_axis(values: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
-    if len(values) == 1:
-        return values * ndim
-    if len(values) != ndim:
-        raise UsageError(f"{PROG}: error: {name} needs 1 or {ndim} values (one per axis of the input), got {len(values)}")
-    return values
+def _per_axis(args, text: str, name: str, ndim: int, minimum: int) -> tuple[int, ...]:
+    """A geometry flag, one integer for every axis or one per axis, read by :func:`transconv.spec.per_axis`."""
+    from .spec import per_axis
+
+    values = _ints(text, name)
+    return per_axis(args.command, name, values[0] if len(values) == 1 else values, ndim, minimum)
 
 
 def _geometry(args) -> dict[str, Any]:
     """The geometry flags as keyword arguments of the library (validated there)."""
-    shape = _ints(args.input, "-i/--input", 1)
-    if len(shape) == 1:
-        shape = shape * args.ndim
+    given = _ints(args.input, "-i/--input")
+    shape = _per_axis(args, args.input, "-i/--input", args.ndim if len(given) == 1 else len(given), 1)
     ndim = len(shape)
-    kernel = _per_axis(_ints(args.kernel, "-k/--kernel", 1), ndim, "-k/--kernel")
-    stride = _per_axis(_ints(args.stride, "-s/--stride", 1), ndim, "-s/--stride")
-    dilation = _per_axis(_ints(args.dilation, "-d/--dilation", 1), ndim, "-d/--dilation")
-    out_pad = _per_axis(_ints(args.output_padding, "--output-padding", 0), ndim, "--output-padding")
+    kernel = _per_axis(args, args.kernel, "-k/--kernel", ndim, 1)
+    stride = _per_axis(args, args.stride, "-s/--stride", ndim, 1)
+    dilation = _per_axis(args, args.dilation, "-d/--dilation", ndim, 1)
+    out_pad = _per_axis(args, args.output_padding, "--output-padding", ndim, 0)
     if args.padding.lower() in ("same", "valid"):
         padding: Any = args.padding.lower()
     else:
-        padding = _per_axis(_ints(args.padding, "-p/--padding", 0), ndim, "-p/--padding")
+        padding = _per_axis(args, args.padding, "-p/--padding", ndim, 0)
     if any(out_pad) and not args.transposed:
         raise UsageError(f"{PROG}: error: --output-padding only applies with --transposed")
     return dict(input_shape=shape, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
@@ -120,12 +111,9 @@ def _geometry(args) -> dict[str, Any]:
 
 def _spec(geo: dict[str, Any]):
     """The geometry through the library's one boundary (its messages, its limits)."""
-    from .spec import validate_call
+    from .viz.frames import make_spec
 
-    op = "conv_transpose" if geo["transposed"] else "conv"
-    return validate_call(op, geo["transposed"], None, geo["kernel_size"], input_shape=geo["input_shape"], plain=True,
-                         stride=geo["stride"], padding=geo["padding"], dilation=geo["dilation"],
-                         output_padding=geo["output_padding"]).spec
+    return make_spec(**geo)
 
 
 def _positive(name: str, value: float, largest: float) -> None:
@@ -133,38 +121,9 @@ def _positive(name: str, value: float, largest: float) -> None:
         raise UsageError(f"{PROG}: error: {name} must be a number > 0 and <= {largest:g}, got {value}")
 
 
-def _target(path_text: str, force: bool) -> Path:
-    """An output file path, checked before any work: its folder exists, it is not a folder,
-    and it is only replaced with --force."""
-    path = Path(path_text)
-    if path.is_dir():
-        raise UsageError(f"{PROG}: error: {path} is a directory; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"{PROG}: error: the folder {folder} of {path} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{PROG}: error: cannot write into {folder}")
-    if path.exists() and not force:
-        raise UsageError(f"{PROG}: error: {path} exists; pass --force to overwrite it")
-    return path
-
-
-@contextlib.contextmanager
-def _writing(path: Path):
-    """Yield a temporary name next to ``path`` (same suffix); renamed onto ``path`` only when
-    the writer finished, so a failed write never leaves half a file in its place."""
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
-def _output_shape(spec, geo) -> tuple[int, ...]:
-    shape = geo["input_shape"]
-    return spec.transpose_output_shape(shape) if geo["transposed"] else spec.conv_output_shape(shape)
+def _target(args, path_text: str) -> Path:
+    """An output file path, checked before any work (its folder, and --force to replace it)."""
+    return check_target(args.command, path_text, overwrite=args.force, how="pass --force to overwrite it")
 
 
 def _x(shape: Sequence[int]) -> str:
@@ -219,7 +178,7 @@ def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
     Transposed: every row goes through :mod:`transconv.interop` (the library's translation)
     and shows the output size and the ``conv_transpose`` arguments that reproduce it.
     """
-    from .spec import conv_output_length, conv_transpose_output_length, effective_kernel
+    from .spec import conv_output_length, conv_transpose_output_length, same_padding
 
     shape, k, s, d, a = geo["input_shape"], geo["kernel_size"], geo["stride"], geo["dilation"], geo["output_padding"]
     pad = geo["padding"]
@@ -231,15 +190,16 @@ def _framework_table(geo: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(dict(framework="PyTorch / ONNX / Caffe", padding=f"p={_x(explicit)}",
                              output=[conv_output_length(i, kk, ss, p, dd) for i, kk, ss, p, dd in zip(shape, k, s, explicit, d)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX SAME_*", padding="SAME",
-                         output=[-(-i // ss) for i, ss in zip(shape, s)]))
+                         output=[conv_output_length(i, kk, ss, same_padding(i, kk, ss, dd), dd)
+                                 for i, kk, ss, dd in zip(shape, k, s, d)]))
         rows.append(dict(framework="TensorFlow / Keras / JAX / ONNX", padding="VALID",
-                         output=[(i - effective_kernel(kk, dd)) // ss + 1 for i, kk, ss, dd in zip(shape, k, s, d)]))
+                         output=[conv_output_length(i, kk, ss, 0, dd) for i, kk, ss, dd in zip(shape, k, s, d)]))
         return rows
 
     from . import interop
 
     same_size = tuple(i * ss for i, ss in zip(shape, s))
-    valid_size = tuple((i - 1) * ss + effective_kernel(kk, dd) for i, kk, ss, dd in zip(shape, k, s, d))
+    valid_size = tuple(conv_transpose_output_length(i, kk, ss, 0, dd) for i, kk, ss, dd in zip(shape, k, s, d))
     calls = []
     if explicit is not None:
         calls += [
@@ -282,10 +242,10 @@ def cmd_shape(args) -> int:
     from .viz.frames import shape_formula
 
     if args.to is not None:
-        geo_i = _ints(args.input, "-i/--input", 1)
-        target = _ints(args.to, "--to", 1)
+        geo_i, target = _ints(args.input, "-i/--input"), _ints(args.to, "--to")
         if len(geo_i) != 1 or len(target) != 1:
             raise UsageError(f"{PROG}: error: the solver works on one axis: give -i N --to M with single integers")
+        geo_i, target = _per_axis(args, args.input, "-i/--input", 1, 1), _per_axis(args, args.to, "--to", 1, 1)
         choices = solve_geometry(geo_i[0], target[0], transposed=args.transposed, max_kernel=args.max_kernel,
                                  max_stride=args.max_stride, max_dilation=args.max_dilation)
         op = "conv_transpose" if args.transposed else "conv"
@@ -300,7 +260,7 @@ def cmd_shape(args) -> int:
         return 0
     geo = _geometry(args)
     spec = _spec(geo)
-    out = _output_shape(spec, geo)
+    out = spec.output_shape(geo["input_shape"], geo["transposed"])
     op = "conv_transpose" if geo["transposed"] else "conv"
     formula = shape_formula(spec, geo["input_shape"], geo["transposed"])
     data = dict(operation=op, input_shape=list(geo["input_shape"]), output_shape=list(out),
@@ -347,14 +307,14 @@ def cmd_matrix(args) -> int:
     geo = _geometry(args)
     spec = _spec(geo)
     w = _kernel_values(args.kernel_values, spec.kernel_size)
-    out = _output_shape(spec, geo)
+    out = spec.output_shape(geo["input_shape"], geo["transposed"])
     rows, cols = math.prod(out), math.prod(geo["input_shape"])
     path = suffix = None
     if args.out:
         suffix = Path(args.out).suffix.lower()
         if suffix not in (".npz", ".npy", ".csv", ".txt", ".png"):
             raise UsageError(f"{PROG}: error: -o must end in .npz, .npy, .csv, .txt or .png, got {args.out!r}")
-        path = _target(args.out, args.force)
+        path = _target(args, args.out)
         if suffix in (".npy", ".csv", ".txt"):
             check_allocation("matrix", f"the dense {rows}x{cols} matrix", 8 * rows * cols)
         if suffix == ".png":
@@ -369,7 +329,7 @@ def cmd_matrix(args) -> int:
     name = "C^T" if geo["transposed"] else "C"
     op = "conv_transpose" if geo["transposed"] else "conv"
     if path is not None:
-        with _writing(path) as temporary:
+        with atomic_write(path) as temporary:
             if suffix == ".npz":
                 import scipy.sparse as sp
 
@@ -419,9 +379,9 @@ def cmd_animate(args) -> int:
     _positive("--fps", args.fps, 100)
     if args.max_frames < 1:
         raise UsageError(f"{PROG}: error: --max-frames must be >= 1, got {args.max_frames}")
-    path = _target(args.out, args.force)
+    path = _target(args, args.out)
     # one step per output cell (direct view) or per input cell (scatter view): counted before any frame is built
-    steps = math.prod(_output_shape(spec, geo) if args.view == "direct" else geo["input_shape"])
+    steps = math.prod(spec.output_shape(geo["input_shape"], geo["transposed"]) if args.view == "direct" else geo["input_shape"])
     if steps > args.max_frames:
         raise UsageError(
             f"{PROG}: error: this animation has {steps} frames (more than --max-frames {args.max_frames}); "
@@ -437,7 +397,7 @@ def cmd_animate(args) -> int:
     still = path.suffix.lower() == ".png"
     images = render_frames(anim, example_input(geo["input_shape"]), w, matrix=not (args.no_matrix or still),
                            compact=still, progress=Progress(f"rendering {len(anim.frames)} frames", len(anim.frames)))
-    with _writing(path) as temporary:
+    with atomic_write(path) as temporary:
         if still:
             save_grid(images, temporary, anim=anim)
         else:
@@ -467,9 +427,9 @@ def cmd_explore(args) -> int:
         if not 0 <= args.port <= 65535:
             raise UsageError(f"{PROG}: error: --port must be from 0 to 65535, got {args.port}")
         return serve(explorer_html(config), args.port)
-    path = _target(args.out or "transconv-explorer.html", args.force)
+    path = _target(args, args.out or "transconv-explorer.html")
     html = explorer_html(config)
-    with _writing(path) as temporary:
+    with atomic_write(path) as temporary:
         temporary.write_text(html, encoding="utf-8")
     print(f"wrote {path} ({len(html) // 1024} KiB, self-contained): open file://{path.resolve()} in a browser")
     return 0
@@ -647,7 +607,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: out of memory (lower the sizes, or see transconv.set_memory_limit)", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy"):
+        if exc.name and exc.name.split(".")[0] in ("matplotlib", "PIL", "skimage", "scipy", "tqdm"):
             package = {"PIL": "pillow", "skimage": "scikit-image"}.get(exc.name.split(".")[0], exc.name.split(".")[0])
             print(f"{PROG}: error: this command needs {package}: pip install 'transconv[viz]'", file=sys.stderr)
             return 1

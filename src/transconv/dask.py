@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import product
 from typing import Any, Optional, Sequence
@@ -41,11 +41,9 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .connectivity import pad_index
 from .errors import TransconvError
-from .ops.dispatch import METHODS, _compute_dtype
-from .ops.dispatch import conv as _memory_conv
-from .ops.dispatch import conv_transpose as _memory_conv_transpose
-from .spec import ConvSpec, Layout, as_numeric, conv_output_length, validate_call
+from .ops.dispatch import check_method, run_spec
 from .upsample import CHUNK_SIDE
+from .spec import ConvSpec, Layout, as_numeric, compute_dtypes, conv_output_length, effective_kernel, validate_call
 
 __all__ = ["conv", "conv_transpose", "apply", "upsample", "receptive_halo", "auto_chunks", "OUTPUT_CHUNK_BYTES",
            "UPSAMPLE_CHUNK", "bench", "bench_arguments"]
@@ -257,10 +255,9 @@ def _validate(op, x, w, bias, chunks, method, arguments):
     as_numeric(memory_op, "x", np.broadcast_to(np.zeros((), dtype), shape))  # the in-memory dtype message
     layout = validate_call(memory_op, memory_op == "conv_transpose", shape, w.shape,
                            bias_shape=None if bias is None else bias.shape, **arguments)  # the in-memory errors
-    out_dtype, _ = _compute_dtype(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
+    out_dtype, _ = compute_dtypes(np.dtype(dtype), w.dtype, None if bias is None else bias.dtype)
     call = _Call(w.reshape(layout.w_shape), None if bias is None else bias.reshape(layout.c_out), layout, out_dtype)
-    if method != "auto" and method not in METHODS:
-        raise TransconvError(f"{memory_op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    check_method(memory_op, method)
     floats = [(n, a.dtype) for n, a in (("w", call.w), ("bias", call.bias)) if a is not None and a.dtype.kind == "f"]
     if np.dtype(dtype).kind == "f":
         for name, other in floats:
@@ -270,7 +267,7 @@ def _validate(op, x, w, bias, chunks, method, arguments):
                     f"for the whole array: cast one of them ({name}.astype(x.dtype) or x.astype({name}.dtype))"
                 )
     batched_shape = call.problem.x_shape
-    out_bytes = int(np.prod((batched_shape[0], _out_channels(call)) + call.problem.output_spatial)) * call.out_dtype.itemsize
+    out_bytes = int(np.prod((batched_shape[0], call.problem.c_out) + call.problem.output_spatial)) * call.out_dtype.itemsize
     if not isinstance(x, da.Array):
         x = da.from_array(x, chunks=_unbatch(auto_chunks(batched_shape, x.dtype, out_bytes), call.squeeze))
     elif chunks is not None:
@@ -286,11 +283,6 @@ def _validate(op, x, w, bias, chunks, method, arguments):
 
 def _unbatch(chunks, squeeze):
     return tuple(chunks[squeeze:])
-
-
-def _out_channels(call: _Call) -> int:
-    w_shape, g = call.problem.w_shape, call.problem.spec.groups
-    return w_shape[1] * g if call.problem.transposed else w_shape[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -369,7 +361,7 @@ class _Gather:
 
 def _conv_axis(chunks: Sequence[int], k: int, s: int, d: int, lo: int, hi: int, mode: str) -> list[_Piece]:
     n = int(sum(chunks))
-    k_eff = d * (k - 1) + 1
+    k_eff = effective_kernel(k, d)
     m = conv_output_length(n, k, s, (lo, hi), d)
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output o's window starts at input o*s - lo: chunk j owns the windows starting in it
@@ -450,10 +442,9 @@ def _conv_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarray:
     else:
         for axis, g in enumerate(spatial, start=2):
             x = _take(x, g.index, axis)
-    spec = op.spec
-    return _memory_conv(
-        x, op.w, op.bias, spec.stride, 0, spec.dilation, spec.groups, method=op.method, plain=False
-    ).astype(op.dtype, copy=False)
+    # the block arrives padded (the padding mode applied through the global index)
+    spec = replace(op.spec, padding=((0, 0),) * op.spec.ndim, padding_mode="zeros")
+    return run_spec("conv", False, spec, x, op.w, op.bias, op.method).astype(op.dtype, copy=False)
 
 
 def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
@@ -462,7 +453,7 @@ def _conv_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     plans = [_whole_plan(x.chunks[0]), _whole_plan(x.chunks[1])]
     for chunks, k, s, d, (lo, hi) in zip(x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding):
         plans.append(_conv_axis(chunks, k, s, d, lo, hi, mode if (lo or hi) else "zeros"))
-    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], call.problem.c_out, call.out_dtype)
     name = "transconv-conv-" + tokenize(x, call.w, call.bias, spec, method)
     plans[1] = [_Piece((0,), _Whole(op.c_out))]
     out = _graph(name, x, plans, partial(_conv_block, op), call.out_dtype)
@@ -501,7 +492,7 @@ def _transpose_axis(
     its input); pieces it cannot cover (the crops) take exactly their region.
     """
     m = int(sum(chunks))
-    k_eff = d * (k - 1) + 1
+    k_eff = effective_kernel(k, d)
     starts = np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
     # output chunk j is stride x input chunk j in padded coordinates, cropped at the edges
     edges = [0] + [min(big, max(0, int(e) * s - lo)) for e in starts[1:-1]] + [big]
@@ -543,11 +534,10 @@ def _transpose_block(op: _Operator, blocks: list, wrapped: _Pieces) -> np.ndarra
         out = np.zeros((nb, op.c_out) + lengths, dtype=op.dtype)
     else:
         y = y[(slice(None), slice(None)) + tuple(t.index for t in spatial)]
-        spec = op.spec
-        out = _memory_conv_transpose(
-            y, op.w, None, spec.stride, tuple(t.padding for t in spatial), tuple(t.output_padding for t in spatial),
-            spec.groups, spec.dilation, method=op.method, plain=False,
-        ).astype(op.dtype, copy=False)
+        # this block's crop and output_padding; the padding mode is folded back afterwards (_fold_block)
+        spec = replace(op.spec, padding=tuple((int(t.padding[0]), int(t.padding[1])) for t in spatial),
+                       output_padding=tuple(int(t.output_padding) for t in spatial), padding_mode="zeros")
+        out = run_spec("conv_transpose", True, spec, y, op.w, None, op.method).astype(op.dtype, copy=False)
         out = out[(slice(None), slice(None)) + tuple(t.window for t in spatial)]
         if any(t.zeros != (0, 0) for t in spatial):
             out = np.pad(out, [(0, 0), (0, 0)] + [t.zeros for t in spatial])
@@ -598,12 +588,12 @@ def _conv_transpose_graph(x: da.Array, call: _Call, method: str) -> da.Array:
     spec = call.problem.spec
     big = call.problem.output_spatial
     folds = [spec.padding_mode != "zeros" and (lo or hi) for lo, hi in spec.padding]
-    plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(_out_channels(call)))]]
+    plans = [_whole_plan(x.chunks[0]), [_Piece((0,), _Whole(call.problem.c_out))]]
     for chunks, k, s, d, (lo, hi), a, b, f in zip(
         x.chunks[2:], spec.kernel_size, spec.stride, spec.dilation, spec.padding, spec.output_padding, big, folds
     ):
         plans.append(_transpose_axis(chunks, k, s, d, lo, hi, a, b, f))
-    op = _Operator(call.w, call.bias, spec, method, x.shape[1], _out_channels(call), call.out_dtype)
+    op = _Operator(call.w, call.bias, spec, method, x.shape[1], call.problem.c_out, call.out_dtype)
     token = tokenize(x, call.w, call.bias, spec, method)
     out = _graph("transconv-conv-transpose-" + token, x, plans, partial(_transpose_block, op), call.out_dtype)
     for axis, ((lo, hi), f) in enumerate(zip(spec.padding, folds), start=2):
@@ -762,7 +752,7 @@ def _walk(op: str, layer: Any, x: da.Array, method: str) -> da.Array:
         out_chunks = (x.chunks[0], (x.shape[1] * r**spatial,)) + tuple(tuple(c // r for c in cs) for cs in x.chunks[2:])
         return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)
     if isinstance(layer, nn.Upsample):
-        scales = layer._scales(spatial)
+        scales = layer.scales(spatial)
         out_chunks = x.chunks[:2] + tuple(tuple(c * r for c in cs) for cs, r in zip(x.chunks[2:], scales))
         if layer.mode == "nearest":
             return x.map_blocks(partial(_forward, layer), chunks=out_chunks, dtype=x.dtype)

@@ -12,6 +12,7 @@ too, so ``cat`` is in neither list.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "load_photo",
     "bicubic_resize",
     "lr_hr_pair",
+    "psnr",
     "PatchSampler",
 ]
 
@@ -122,6 +124,20 @@ def bicubic_resize(y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     img = Image.fromarray(np.ascontiguousarray(y, dtype=np.float32), mode="F")
     return np.asarray(img.resize((int(shape[1]), int(shape[0])), Image.BICUBIC), dtype=np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
+    """PSNR in dB of two images in [0, 1], ``border`` pixels cropped on every side.
+
+    Examples
+    --------
+    >>> round(psnr(np.zeros((4, 4)), np.full((4, 4), 0.1)), 3)
+    20.0
+    """
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def lr_hr_pair(y: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,11 +33,12 @@ import numpy as np
 
 from .errors import TransconvError
 from .spec import (
-    _int,
-    _items,
-    _per_axis,
+    checked_int,
     conv_transpose_output_length,
     effective_kernel,
+    int_pairs,
+    per_axis,
+    per_axis_items,
     same_padding,
     spatial_shape,
 )
@@ -71,14 +72,14 @@ def _ints(op: str, name: str, value: Any, ndim: int, minimum: int, default: Opti
         if default is None:
             raise TransconvError(f"{op}: {name} is required")
         value = default
-    if _items(op, name, value) is None:  # one value for every axis: messages name the entry, strides[0]
+    if per_axis_items(op, name, value) is None:  # one value for every axis: messages name the entry, strides[0]
         value = [value] * ndim
-    return _per_axis(op, name, value, ndim, minimum)
+    return per_axis(op, name, value, ndim, minimum)
 
 
 def _last(op: str, name: str, value: Any, ndim: int) -> tuple[int, ...]:
     """A spatial shape given alone or as the last ``ndim`` entries of a full shape."""
-    items = _items(op, name, value)
+    items = per_axis_items(op, name, value)
     return _ints(op, name, value if items is None else items[-ndim:], ndim, 1)
 
 
@@ -116,6 +117,17 @@ def _split_output_padding(op: str, axis: int, lo: int, hi: int, extra: int, s: i
     return (lo, hi), output_padding
 
 
+def _translated(op: str, stride, dilation, crops, extras, groups: Optional[int] = None) -> dict:
+    """Per-axis crops ``(lo, hi)`` and extra high-side samples, through :func:`_split_output_padding`,
+    as the dict every translator returns."""
+    pads, output_padding = [], []
+    for a, ((lo, hi), extra, s, d) in enumerate(zip(crops, extras, stride, dilation)):
+        pair, opad = _split_output_padding(op, a, lo, hi, extra, s, d)
+        pads.append(pair)
+        output_padding.append(opad)
+    return _result(stride, pads, output_padding, dilation, groups)
+
+
 def _result(stride, pads, output_padding, dilation, groups: Optional[int] = None) -> dict:
     out = {"stride": tuple(stride), "padding": tuple(pads), "output_padding": tuple(output_padding),
            "dilation": tuple(dilation)}
@@ -131,15 +143,6 @@ def _padding_string(op: str, padding: Any, allowed: Sequence[str]) -> Optional[s
             raise TransconvError(f"{op}: padding must be one of {', '.join(map(repr, allowed))} or explicit pairs, got {padding!r}")
         return key
     return None
-
-
-def _pairs(op: str, padding: Any, ndim: int) -> tuple[Pair, ...]:
-    items = _items(op, "padding", padding)
-    pairs = None if items is None else [_items(op, "padding", p) for p in items]
-    if pairs is None or len(pairs) != ndim or any(p is None or len(p) != 2 for p in pairs):
-        raise TransconvError(f"{op}: explicit padding must be {ndim} (lo, hi) pairs, got {padding!r}")
-    return tuple((_int(op, f"padding[{a}][0]", lo, None), _int(op, f"padding[{a}][1]", hi, None))
-                 for a, (lo, hi) in enumerate(pairs))
 
 
 # --------------------------------------------------------------------------------------
@@ -195,21 +198,19 @@ def from_tensorflow(
     elif key == "VALID":
         conv_pads = [(0, 0)] * ndim
     else:
-        conv_pads = list(_pairs(op, padding, ndim))
+        conv_pads = list(int_pairs(op, "padding", padding, None, ndim))
         if any(v < 0 for p in conv_pads for v in p):
             raise TransconvError(f"{op}: explicit padding must be >= 0, got {padding!r}")
-    pads, output_padding = [], []
-    for a, (i, o, k, s, d, (lo, hi)) in enumerate(zip(shape, out, kernel, stride, dilation, conv_pads)):
-        smallest = conv_transpose_output_length(i, k, s, (lo, hi), d, 0)
+    extras = []
+    for a, (i, o, k, s, d, pair) in enumerate(zip(shape, out, kernel, stride, dilation, conv_pads)):
+        smallest = conv_transpose_output_length(i, k, s, pair, d, 0)
         if not smallest <= o < smallest + s:
             raise TransconvError(
                 f"{op}: output_shape[{a}] = {o} is not an input length that a stride-{s} convolution with this "
                 f"padding maps to {i}; valid lengths are {smallest} to {smallest + s - 1}"
             )
-        pair, extra = _split_output_padding(op, a, lo, hi, o - smallest, s, d)
-        pads.append(pair)
-        output_padding.append(extra)
-    return _result(stride, pads, output_padding, dilation)
+        extras.append(o - smallest)
+    return _translated(op, stride, dilation, conv_pads, extras)
 
 
 def keras_output_length(i: int, kernel: int, padding: str, output_padding: Optional[int], stride: int, dilation: int = 1) -> int:
@@ -348,20 +349,18 @@ def from_jax(
     if key is not None:
         dilated_pads = [jax_padding(k, s, key, d) for k, s, d in zip(kernel, stride, dilation)]
     else:
-        dilated_pads = list(_pairs(op, padding, ndim))
+        dilated_pads = list(int_pairs(op, "padding", padding, None, ndim))
     return _from_dilated_padding(op, kernel, stride, dilation, dilated_pads)
 
 
 def _from_dilated_padding(op: str, kernel, stride, dilation, dilated_pads) -> dict:
     """Padding ``(pad_a, pad_b)`` on the stride-dilated input (JAX, Keras 3) as transconv's crop:
     a pad of ``k_eff - 1`` is no crop."""
-    pads, output_padding = [], []
-    for a, (k, s, d, (pa, pb)) in enumerate(zip(kernel, stride, dilation, dilated_pads)):
+    crops = []
+    for k, d, (pa, pb) in zip(kernel, dilation, dilated_pads):
         k_eff = effective_kernel(k, d)
-        pair, extra = _split_output_padding(op, a, k_eff - 1 - pa, k_eff - 1 - pb, 0, s, d)
-        pads.append(pair)
-        output_padding.append(extra)
-    return _result(stride, pads, output_padding, dilation)
+        crops.append((k_eff - 1 - pa, k_eff - 1 - pb))
+    return _translated(op, stride, dilation, crops, [0] * len(crops))
 
 
 def weight_from_jax(rhs: Any, transpose_kernel: bool = False) -> np.ndarray:
@@ -424,7 +423,7 @@ def from_onnx(
     stride = _ints(op, "strides", strides, ndim, 1, default=1)
     dilation = _ints(op, "dilations", dilations, ndim, 1, default=1)
     extra = _ints(op, "output_padding", output_padding, ndim, 0, default=0)
-    group = _int(op, "group", group, 1)
+    group = checked_int(op, "group", group, 1)
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise TransconvError(f"{op}: auto_pad must be 'NOTSET', 'SAME_UPPER', 'SAME_LOWER' or 'VALID', got {auto_pad!r}")
     if follow not in ("onnxruntime", "spec"):
@@ -451,17 +450,12 @@ def from_onnx(
     elif auto_pad == "VALID" or pads is None:
         begin_end = [(0, 0)] * ndim
     else:
-        flat = _items(op, "pads", pads)
+        flat = per_axis_items(op, "pads", pads)
         if flat is None or len(flat) != 2 * ndim:
             raise TransconvError(f"{op}: pads must be {2 * ndim} integers >= 0 (all begins, then all ends), got {pads!r}")
-        flat = [_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
+        flat = [checked_int(op, f"pads[{a}]", v, 0) for a, v in enumerate(flat)]
         begin_end = list(zip(flat[:ndim], flat[ndim:]))
-    out_pads, out_extra = [], []
-    for a, ((lo, hi), e, s, d) in enumerate(zip(begin_end, extra, stride, dilation)):
-        pair, opad = _split_output_padding(op, a, lo, hi, e, s, d)
-        out_pads.append(pair)
-        out_extra.append(opad)
-    return _result(stride, out_pads, out_extra, dilation, int(group))
+    return _translated(op, stride, dilation, begin_end, extra, int(group))
 
 
 def weight_from_onnx(W: Any) -> np.ndarray:
@@ -485,7 +479,7 @@ def from_caffe(kernel_size: Any, stride: Any = 1, pad: Any = 0, dilation: Any = 
     {'stride': (2, 2), 'padding': ((1, 1), (1, 1)), 'output_padding': (0, 0), 'dilation': (1, 1)}
     """
     op = "from_caffe"
-    ndim = _int(op, "ndim", ndim, 1)
+    ndim = checked_int(op, "ndim", ndim, 1)
     if ndim > _MAX_NDIM:
         raise TransconvError(f"{op}: ndim must be from 1 to {_MAX_NDIM} spatial axes, got {ndim}")
     stride_t = _ints(op, "stride", stride, ndim, 1)
@@ -519,22 +513,11 @@ def from_mxnet(
     d = _ints(op, "dilate", dilate, ndim, 1)
     if target_shape is None:
         p = _ints(op, "pad", pad, ndim, 0)
-        a = _ints(op, "adj", adj, ndim, 0)
-        pads, extras = [], []
-        for axis, (pp, aa, ss, dd) in enumerate(zip(p, a, s, d)):
-            pair, e = _split_output_padding(op, axis, pp, pp, aa, ss, dd)
-            pads.append(pair)
-            extras.append(e)
-        return _result(s, pads, extras, d)
+        return _translated(op, s, d, [(pp, pp) for pp in p], _ints(op, "adj", adj, ndim, 0))
     target = _last(op, "target_shape", target_shape, ndim)
-    pads, extras = [], []
-    for axis, (i, kk, ss, dd, t) in enumerate(zip(shape, k, s, d, target)):
-        total = conv_transpose_output_length(i, kk, ss, 0, dd, 0) - t
-        half = -(-total // 2)
-        pair, e = _split_output_padding(op, axis, half, half, 2 * half - total, ss, dd)
-        pads.append(pair)
-        extras.append(e)
-    return _result(s, pads, extras, d)
+    totals = [conv_transpose_output_length(i, kk, ss, 0, dd, 0) - t for i, kk, ss, dd, t in zip(shape, k, s, d, target)]
+    halves = [-(-total // 2) for total in totals]
+    return _translated(op, s, d, [(h, h) for h in halves], [2 * h - t for h, t in zip(halves, totals)])
 
 
 # --------------------------------------------------------------------------------------

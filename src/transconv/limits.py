@@ -35,7 +35,7 @@ _SUFFIX = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
 def _bytes(what: str, value: Any) -> int:
-    from .spec import _describe, _index
+    from .spec import describe_value, integer_or_none
 
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", value.upper())
@@ -43,9 +43,9 @@ def _bytes(what: str, value: Any) -> int:
             raise TransconvError(f"{what} must be a number of bytes, optionally with K, M, G or T, got {value!r}")
         number = int(float(match.group(1)) * _SUFFIX[match.group(2)])
     else:
-        number = _index(value)
+        number = integer_or_none(value)
         if number is None:
-            raise TransconvError(f"{what} must be an integer number of bytes or None, got {_describe(value)}")
+            raise TransconvError(f"{what} must be an integer number of bytes or None, got {describe_value(value)}")
     if number < 1:
         raise TransconvError(f"{what} must be at least 1 byte, got {value!r}")
     return number

@@ -14,8 +14,7 @@ order (no COO sort).
 from __future__ import annotations
 
 import math
-import numbers
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -25,8 +24,8 @@ import scipy.sparse.linalg as spla
 from .connectivity import forward_table
 from .errors import TransconvError
 from .limits import check_allocation
-from .ops.dispatch import _compute_dtype, plan
-from .spec import ConvSpec, _index, _int, as_numeric, spatial_shape, validate_call
+from .ops.dispatch import plan
+from .spec import ConvSpec, as_numeric, checked_int, checked_real, compute_dtypes, integer_or_none, spatial_shape, validate_call
 
 __all__ = [
     "conv_matrix",
@@ -65,6 +64,11 @@ class _Layer:
     @property
     def c_out(self) -> int:
         return self.w.shape[0]
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of C: outputs and inputs of one sample, channels included."""
+        return self.c_out * math.prod(self.output_shape), self.c_in * math.prod(self.input_shape)
 
 
 def _weight(op: str, w: Any) -> np.ndarray:
@@ -334,17 +338,14 @@ def _operator(op: str, layer: _Layer) -> spla.LinearOperator:
     spec, w = layer.spec, layer.w
     in_shape = (layer.c_in,) + layer.input_shape
     out_shape = (layer.c_out,) + layer.output_shape
-    # the transposed direction must give back exactly input_shape: the extra length a
-    # stride leaves unread is its output_padding (always < stride)
-    small = spec.transpose_output_shape(layer.output_shape)
-    spec_t = replace(spec, output_padding=tuple(i - t for i, t in zip(layer.input_shape, small)))
+    spec_t = spec.adjoint_for(layer.input_shape)  # the transposed direction gives back exactly input_shape
     plans: dict = {}
 
     def apply(transposed: bool, v: np.ndarray) -> np.ndarray:  # (n_in, k) -> (n_out, k), or back
         v = np.asarray(v)
         shape = out_shape if transposed else in_shape
         n = v.shape[1]
-        _, compute = _compute_dtype(v.dtype, w.dtype)
+        _, compute = compute_dtypes(v.dtype, w.dtype)
         key = (transposed, n, compute)
         if key not in plans:
             x_shape = (n,) + shape
@@ -467,10 +468,10 @@ def deconvolve(
     op = "deconvolve"
     y = as_numeric(op, "y", y)
     w = _weight(op, w)
-    damp = _real(op, "damp", damp)
-    atol, btol = _real(op, "atol", atol), _real(op, "btol", btol)
+    damp = checked_real(op, "damp", damp, 0.0)
+    atol, btol = checked_real(op, "atol", atol, 0.0), checked_real(op, "btol", btol, 0.0)
     if iter_lim is not None:
-        iter_lim = _int(op, "iter_lim", iter_lim, 1)
+        iter_lim = checked_int(op, "iter_lim", iter_lim, 1)
     if not isinstance(full_output, (bool, np.bool_)):
         raise TransconvError(f"{op}: full_output must be True or False, got {full_output!r}")
     # y is read as the input of the transposed convolution (same weight layout), whose
@@ -509,13 +510,6 @@ def deconvolve(
     if lay_y.squeeze:
         return x, DeconvolveInfo(*(c[0] for c in columns))
     return x, DeconvolveInfo(*(np.array(c) for c in columns))
-
-
-def _real(op: str, name: str, value: Any) -> float:
-    """A finite real number >= 0 (damp and LSQR's tolerances)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise TransconvError(f"{op}: {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -588,11 +582,10 @@ def singular_values(
     """
     op = "singular_values"
     layer = _conv_layer(op, w, input_shape, stride, padding, dilation, groups, padding_mode)
-    rows = layer.c_out * math.prod(layer.output_shape)
-    cols = layer.c_in * math.prod(layer.input_shape)
+    rows, cols = layer.matrix_shape
     count = min(rows, cols)
     if k is not None:
-        k_int = _index(k)
+        k_int = integer_or_none(k)
         if k_int is None or not 1 <= k_int <= count:
             raise TransconvError(f"{op}: k must be an integer from 1 to {count} (min of C's shape {rows}x{cols}), got {k!r}")
         k = k_int
@@ -607,12 +600,18 @@ def singular_values(
             raise TransconvError(
                 f"{op}: C is {rows}x{cols}; a full SVD needs min(shape) <= 6000 (pass k for the k largest)"
             )
-        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
-        values = np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)
+        values = _dense_singular_values(op, layer)
         return values if k is None else values[:k]
     check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, k))
     values = spla.svds(_operator(op, layer), k=k, return_singular_vectors=False, random_state=0)
     return np.sort(values)[::-1]
+
+
+def _dense_singular_values(op: str, layer: _Layer) -> np.ndarray:
+    """Every singular value of C from the dense SVD (small C only)."""
+    rows, cols = layer.matrix_shape
+    check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
+    return np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)
 
 
 def _fft_bytes(layer: _Layer) -> int:
@@ -653,10 +652,8 @@ def operator_norm(
     if _circulant(layer):
         check_allocation(op, "the kernel's Fourier symbol", _fft_bytes(layer))
         return float(_fft_singular_values(layer)[0])
-    rows = layer.c_out * math.prod(layer.output_shape)
-    cols = layer.c_in * math.prod(layer.input_shape)
+    rows, cols = layer.matrix_shape
     if min(rows, cols) <= 64:
-        check_allocation(op, "the dense matrix and its SVD", 2 * rows * cols * 8)
-        return float(np.linalg.svd(_build(op, layer).toarray(), compute_uv=False)[0])
+        return float(_dense_singular_values(op, layer)[0])
     check_allocation(op, "ARPACK's Lanczos vectors", _arpack_bytes(rows, cols, 1))
     return float(spla.svds(_operator(op, layer), k=1, return_singular_vectors=False, random_state=0)[0])

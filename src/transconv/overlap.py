@@ -23,7 +23,7 @@ import numpy as np
 from .connectivity import axis_inverse_csr
 from .errors import TransconvError
 from .limits import check_allocation
-from .spec import _items, _per_axis, effective_kernel, spatial_shape, validate_call
+from .spec import per_axis_items, per_axis, effective_kernel, spatial_shape, validate_call
 
 __all__ = ["overlap_map", "overlap_diagnosis", "OverlapDiagnosis"]
 
@@ -32,9 +32,9 @@ _MAX_PHASES = 10**6  # phase counts overlap_diagnosis lists per axis
 
 def _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, dilation) -> tuple[list[np.ndarray], Any]:
     # an int input_shape takes its number of axes from a sequence kernel_size (else one axis)
-    kernel_items = _items(op, "kernel_size", kernel_size)
+    kernel_items = per_axis_items(op, "kernel_size", kernel_size)
     shape = spatial_shape(op, input_shape, 1 if kernel_items is None else len(kernel_items))
-    kernel = _per_axis(op, "kernel_size", kernel_size, len(shape), 1)
+    kernel = per_axis(op, "kernel_size", kernel_size, len(shape), 1)
     lay = validate_call(op, True, None, kernel, input_shape=shape, plain=True, stride=stride, padding=padding,
                         output_padding=output_padding, dilation=dilation)
     spec, out = lay.spec, lay.output_spatial
@@ -72,6 +72,11 @@ def overlap_map(
     [2, 4, 4, 2]
     """
     counts, _ = _axis_counts("overlap_map", input_shape, kernel_size, stride, padding, output_padding, dilation)
+    return _outer(counts)
+
+
+def _outer(counts: list[np.ndarray]) -> np.ndarray:
+    """The map from its per-axis counts (the geometry is separable)."""
     result = counts[0]
     for c in counts[1:]:
         result = np.multiply.outer(result, c)
@@ -123,7 +128,7 @@ def overlap_diagnosis(
         raise TransconvError(f"{op}: stride {max(spec.stride)} has as many phases; the diagnosis lists at most "
                              f"{_MAX_PHASES} per axis")
     phases, interior, values = [], [], set()
-    full_map = overlap_map(input_shape, kernel_size, stride, padding, output_padding, dilation)
+    full_map = _outer(counts)
     for c, n, k, s, d, (lo, _) in zip(counts, shape, spec.kernel_size, spec.stride, spec.dilation, spec.padding):
         k_eff = effective_kernel(k, d)
         # an uncropped position c_full is reached by every tap it could meet when

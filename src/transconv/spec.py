@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -32,6 +32,14 @@ __all__ = [
     "Layout",
     "validate_call",
     "as_numeric",
+    "compute_dtypes",
+    "integer_or_none",
+    "checked_int",
+    "checked_real",
+    "per_axis_items",
+    "per_axis",
+    "int_pairs",
+    "describe_value",
     "PADDING_MODES",
     "conv_spec",
     "conv_transpose_spec",
@@ -53,13 +61,18 @@ Pair = tuple[int, int]
 
 
 # --------------------------------------------------------------------------------------
-# Small validators.  Each raises TransconvError naming op, parameter, value and range.
+# Small validators, the package's one way to read integers and per-axis arguments.
+# Each raises TransconvError naming op, parameter, value and range.
 # --------------------------------------------------------------------------------------
 
 
-def _index(value: Any) -> int | None:
+def integer_or_none(value: Any) -> int | None:
     """``value`` as a Python int if it is an integer (Python or NumPy int, 0-d integer array or
-    tensor, anything with ``__index__``) and not a bool; otherwise None."""
+    tensor, anything with ``__index__``) and not a bool; otherwise None.
+
+    >>> integer_or_none(np.int64(3)), integer_or_none(True), integer_or_none(3.0)
+    (3, None, None)
+    """
     if type(value) is int:
         return value
     if isinstance(value, (bool, np.bool_, np.ma.MaskedArray)) or "bool" in str(getattr(value, "dtype", "")):
@@ -73,11 +86,15 @@ def _index(value: Any) -> int | None:
 
 
 def _is_int(value: Any) -> bool:
-    return _index(value) is not None
+    return integer_or_none(value) is not None
 
 
-def _describe(value: Any) -> str:
-    """How a refused value is shown in a message: its repr, and what it is when that is the reason."""
+def describe_value(value: Any) -> str:
+    """How a refused value is shown in a message: its repr, and what it is when that is the reason.
+
+    >>> describe_value(2.5)
+    '2.5 (a non-integer)'
+    """
     if isinstance(value, np.ma.MaskedArray):
         return f"a masked array of shape {value.shape} (transconv applies no mask: pass value.filled(...) or value.data)"
     if isinstance(value, (bool, np.bool_)):
@@ -92,18 +109,43 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
-    number = _index(value)
+def checked_int(op: str, name: str, value: Any, minimum: Optional[int]) -> int:
+    """``value`` as an int ``>= minimum`` (no bound for None), or a :class:`TransconvError` naming ``op`` and ``name``.
+
+    >>> checked_int("conv", "groups", np.int32(2), 1)
+    2
+    """
+    number = integer_or_none(value)
     if number is None:
         bound = "" if minimum is None else f" >= {minimum}"
-        raise TransconvError(f"{op}: {name} must be an integer{bound}, got {_describe(value)}")
+        raise TransconvError(f"{op}: {name} must be an integer{bound}, got {describe_value(value)}")
     if minimum is not None and number < minimum:
         raise TransconvError(f"{op}: {name} must be >= {minimum}, got {number}")
     return number
 
 
-def _items(op: str, name: str, value: Any) -> list | None:
-    """The entries of a per-axis argument, or None when it is one value (checked by the caller)."""
+def checked_real(op: str, name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                 high_open: bool = False) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` with ``high_open``), or a
+    :class:`TransconvError` naming ``op`` and ``name``.
+
+    >>> checked_real("Adam", "betas[0]", 0.9, 0.0, 1.0, high_open=True)
+    0.9
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
+        raise TransconvError(f"{op}: {name} must be a finite number, got {value!r}")
+    if value < low or value > high or (high_open and value >= high):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise TransconvError(f"{op}: {name} must be >= {low}" + (f" and {bound}" if high != math.inf else "") + f", got {value}")
+    return float(value)
+
+
+def per_axis_items(op: str, name: str, value: Any) -> list | None:
+    """The entries of a per-axis argument, or None when it is one value (checked by the caller).
+
+    >>> per_axis_items("conv", "stride", (1, 2)), per_axis_items("conv", "stride", 2)
+    ([1, 2], None)
+    """
     if isinstance(value, (tuple, list)):
         return list(value)
     if isinstance(value, (str, bytes, set, frozenset, dict, np.ma.MaskedArray)):
@@ -114,18 +156,22 @@ def _items(op: str, name: str, value: Any) -> list | None:
         if value.ndim == 1:
             return list(value)
         raise TransconvError(f"{op}: {name} must be an int or a flat sequence of ints, got an array of shape {value.shape}")
-    if _index(value) is not None:
+    if integer_or_none(value) is not None:
         return None
     if hasattr(value, "__len__") and hasattr(value, "__getitem__"):  # torch.Size, 1-d tensors, ...
         return list(value)
     return None
 
 
-def _per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[int, ...]:
-    """An int (same on every axis) or a sequence of ``ndim`` ints."""
-    items = _items(op, name, value)
+def per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[int, ...]:
+    """An int (same on every axis) or a sequence of ``ndim`` ints, each ``>= minimum``.
+
+    >>> per_axis("conv", "stride", 2, 3, 1), per_axis("conv", "stride", [1, 2], 2, 1)
+    ((2, 2, 2), (1, 2))
+    """
+    items = per_axis_items(op, name, value)
     if items is None:
-        return (_int(op, name, value, minimum),) * ndim
+        return (checked_int(op, name, value, minimum),) * ndim
     if len(items) == 1 and ndim != 1:
         items = items * ndim
     if len(items) != ndim:
@@ -133,7 +179,22 @@ def _per_axis(op: str, name: str, value: Any, ndim: int, minimum: int) -> tuple[
             f"{op}: {name} must be an int or a sequence of {ndim} ints (one per spatial axis), "
             f"got {tuple(items)!r} of length {len(items)}"
         )
-    return tuple(_int(op, f"{name}[{a}]", v, minimum) for a, v in enumerate(items))
+    return tuple(checked_int(op, f"{name}[{a}]", v, minimum) for a, v in enumerate(items))
+
+
+def int_pairs(op: str, name: str, value: Any, minimum: Optional[int], ndim: Optional[int] = None) -> tuple[Pair, ...]:
+    """``value`` as ``(lo, hi)`` integer pairs ``>= minimum``, one per spatial axis (``ndim`` of them when given).
+
+    >>> int_pairs("ZeroInsert", "padding", [[1, -1], (0, 2)], None)
+    ((1, -1), (0, 2))
+    """
+    items = per_axis_items(op, name, value)
+    pairs = None if items is None else [per_axis_items(op, f"{name}[{a}]", p) for a, p in enumerate(items)]
+    if not pairs or (ndim is not None and len(pairs) != ndim) or any(p is None or len(p) != 2 for p in pairs):
+        count = "" if ndim is None else f"{ndim} "
+        raise TransconvError(f"{op}: {name} must be {count}(lo, hi) pairs of ints, one per spatial axis, got {value!r}")
+    return tuple((checked_int(op, f"{name}[{a}][0]", lo, minimum), checked_int(op, f"{name}[{a}][1]", hi, minimum))
+                 for a, (lo, hi) in enumerate(pairs))
 
 
 def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
@@ -145,9 +206,9 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
                 f"{op}: padding string must be 'same' or 'valid', got {padding!r}"
             )
         return key
-    items = _items(op, "padding", padding)
+    items = per_axis_items(op, "padding", padding)
     if items is None:
-        p = _int(op, "padding", padding, 0)
+        p = checked_int(op, "padding", padding, 0)
         return ((p, p),) * ndim
     if len(items) != ndim:
         raise TransconvError(
@@ -156,15 +217,15 @@ def _padding(op: str, padding: Any, ndim: int) -> tuple[Pair, ...] | str:
         )
     pairs = []
     for a, item in enumerate(items):
-        pair = _items(op, f"padding[{a}]", item)
+        pair = per_axis_items(op, f"padding[{a}]", item)
         if pair is not None:
             if len(pair) != 2:
                 raise TransconvError(
                     f"{op}: padding[{a}] must be an int or a (lo, hi) pair, got {tuple(pair)!r}"
                 )
-            pairs.append((_int(op, f"padding[{a}][0]", pair[0], 0), _int(op, f"padding[{a}][1]", pair[1], 0)))
+            pairs.append((checked_int(op, f"padding[{a}][0]", pair[0], 0), checked_int(op, f"padding[{a}][1]", pair[1], 0)))
         else:
-            p = _int(op, f"padding[{a}]", item, 0)
+            p = checked_int(op, f"padding[{a}]", item, 0)
             pairs.append((p, p))
     return tuple(pairs)
 
@@ -177,16 +238,16 @@ def spatial_shape(op: str, input_shape: Any, ndim: int | None = None) -> tuple[i
     >>> spatial_shape("overlap_map", 5, ndim=2)
     (5, 5)
     """
-    items = _items(op, "input_shape", input_shape)
+    items = per_axis_items(op, "input_shape", input_shape)
     if items is None:
         if not _is_int(input_shape):
             raise TransconvError(
-                f"{op}: input_shape must be an int or a sequence of ints, got {_describe(input_shape)}"
+                f"{op}: input_shape must be an int or a sequence of ints, got {describe_value(input_shape)}"
             )
         items = [input_shape] * (ndim or 1)
     if not items:
         raise TransconvError(f"{op}: input_shape must have at least one spatial axis, got {input_shape!r}")
-    return tuple(_int(op, f"input_shape[{a}]", n, 1) for a, n in enumerate(items))
+    return tuple(checked_int(op, f"input_shape[{a}]", n, 1) for a, n in enumerate(items))
 
 
 def _padding_mode(op: str, padding_mode: Any) -> str:
@@ -214,15 +275,15 @@ def effective_kernel(kernel: int, dilation: int = 1) -> int:
 def _length_args(op: str, i: Any, kernel: Any, stride: Any, padding: Any, dilation: Any,
                  names: Sequence[str] = ("i", "kernel", "stride", "padding", "dilation")) -> tuple[int, int, int, Pair, int]:
     """The scalar arguments of the one-axis length functions, validated (``names`` as the caller spells them)."""
-    items = _items(op, names[3], padding)
+    items = per_axis_items(op, names[3], padding)
     if items is None:
-        lo = hi = _int(op, names[3], padding, 0)
+        lo = hi = checked_int(op, names[3], padding, 0)
     elif len(items) == 2:
-        lo, hi = _int(op, f"{names[3]}[0]", items[0], 0), _int(op, f"{names[3]}[1]", items[1], 0)
+        lo, hi = checked_int(op, f"{names[3]}[0]", items[0], 0), checked_int(op, f"{names[3]}[1]", items[1], 0)
     else:
         raise TransconvError(f"{op}: {names[3]} must be an int or a (lo, hi) pair, got {padding!r}")
-    return (_int(op, names[0], i, None), _int(op, names[1], kernel, 1), _int(op, names[2], stride, 1), (lo, hi),
-            _int(op, names[4], dilation, 1))
+    return (checked_int(op, names[0], i, None), checked_int(op, names[1], kernel, 1), checked_int(op, names[2], stride, 1), (lo, hi),
+            checked_int(op, names[4], dilation, 1))
 
 
 def _conv_length(i: int, kernel: int, stride: int, padding: Pair, dilation: int) -> int:
@@ -260,7 +321,7 @@ def conv_transpose_output_length(
     6
     """
     op = "conv_transpose_output_length"
-    return _transpose_length(*_length_args(op, i, kernel, stride, padding, dilation), _int(op, "output_padding", output_padding, 0))
+    return _transpose_length(*_length_args(op, i, kernel, stride, padding, dilation), checked_int(op, "output_padding", output_padding, 0))
 
 
 def same_padding(i: int, kernel: int, stride: int = 1, dilation: int = 1) -> Pair:
@@ -376,15 +437,35 @@ class ConvSpec:
             )
         )
 
+    def output_shape(self, input_shape: Sequence[int], transposed: bool) -> tuple[int, ...]:
+        """Spatial output shape on ``input_shape`` of the convolution, or of the transposed one.
+
+        >>> conv_spec("conv", (4, 4), 3).output_shape((2, 2), transposed=True)
+        (4, 4)
+        """
+        return self.transpose_output_shape(input_shape) if transposed else self.conv_output_shape(input_shape)
+
+    def adjoint_for(self, input_shape: Sequence[int]) -> "ConvSpec":
+        """This convolution's adjoint on ``input_shape``: the spec whose transposed convolution maps
+        the output back to exactly ``input_shape`` (what a stride leaves unread is its output_padding).
+
+        >>> conv_spec("conv", (6,), 3, stride=2).adjoint_for((6,)).output_padding
+        (1,)
+        """
+        out = self.conv_output_shape(input_shape)
+        fed = tuple(_transpose_length(o, k, s, p, d, 0)
+                    for o, k, s, p, d in zip(out, self.kernel_size, self.stride, self.padding, self.dilation))
+        return replace(self, output_padding=tuple(i - f for i, f in zip(input_shape, fed)))
+
 
 def _common(op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode):
     """The arguments conv and conv_transpose share, validated in one place."""
     return (
-        _per_axis(op, "kernel_size", kernel_size, ndim, 1),
-        _per_axis(op, "stride", stride, ndim, 1),
-        _per_axis(op, "dilation", dilation, ndim, 1),
+        per_axis(op, "kernel_size", kernel_size, ndim, 1),
+        per_axis(op, "stride", stride, ndim, 1),
+        per_axis(op, "dilation", dilation, ndim, 1),
         _padding(op, padding, ndim),
-        _int(op, "groups", groups, 1),
+        checked_int(op, "groups", groups, 1),
         _padding_mode(op, padding_mode),
     )
 
@@ -449,7 +530,7 @@ def conv_transpose_spec(
     kernel, stride_t, dilation_t, pad, groups_i, mode = _common(
         op, ndim, kernel_size, stride, padding, dilation, groups, padding_mode
     )
-    out_pad = _per_axis(op, "output_padding", output_padding, ndim, 0)
+    out_pad = per_axis(op, "output_padding", output_padding, ndim, 0)
     if pad == "valid":
         pad = ((0, 0),) * ndim
     elif pad == "same":
@@ -485,15 +566,15 @@ def conv_transpose_spec(
 
 
 def _output_size(op: str, output_size: Any, ndim: int) -> tuple[int, ...]:
-    items = _items(op, "output_size", output_size)
+    items = per_axis_items(op, "output_size", output_size)
     if items is None:
-        return (_int(op, "output_size", output_size, 1),) * ndim
+        return (checked_int(op, "output_size", output_size, 1),) * ndim
     if len(items) < ndim or len(items) > ndim + 2:
         raise TransconvError(
             f"{op}: output_size must have {ndim} spatial entries (or {ndim + 2} with batch and channel), "
             f"got {tuple(items)!r}"
         )
-    return tuple(_int(op, f"output_size[{a}]", v, 1) for a, v in enumerate(items[-ndim:]))
+    return tuple(checked_int(op, f"output_size[{a}]", v, 1) for a, v in enumerate(items[-ndim:]))
 
 
 def _check_fits(op: str, spec: ConvSpec, input_shape: Sequence[int]) -> None:
@@ -532,7 +613,7 @@ def as_numeric(op: str, name: str, value: Any) -> np.ndarray:
     if type(value) is np.ndarray:
         array = value
     elif isinstance(value, np.ma.MaskedArray):
-        raise TransconvError(f"{op}: {name} is {_describe(value)}")
+        raise TransconvError(f"{op}: {name} is {describe_value(value)}")
     else:
         try:
             array = np.asarray(value)
@@ -544,6 +625,25 @@ def as_numeric(op: str, name: str, value: Any) -> np.ndarray:
             f"{op}: {name} must have a real numeric dtype (bool, int, float), got {kind} dtype {array.dtype}"
         )
     return array
+
+
+def compute_dtypes(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
+    """The result dtype of a call on arrays of these dtypes (None entries are skipped), and the dtype to compute in.
+
+    Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
+    does); integer and bool inputs give float64; float16 is computed in float32 and
+    returned as float16.
+
+    >>> compute_dtypes(np.dtype(np.float16), None)
+    (dtype('float16'), dtype('float32'))
+    >>> compute_dtypes(np.dtype(np.int64), np.dtype(np.float32))
+    (dtype('float64'), dtype('float64'))
+    """
+    result = np.result_type(*[d for d in dtypes if d is not None])
+    if result.kind != "f":
+        result = np.dtype(np.float64)
+    compute = np.dtype(np.float32) if result.itemsize < 4 else result
+    return result, compute
 
 
 @dataclass(frozen=True)
@@ -582,8 +682,7 @@ class Layout:
 
     @property
     def output_spatial(self) -> tuple[int, ...]:
-        s = self.x_shape[2:]
-        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+        return self.spec.output_shape(self.x_shape[2:], self.transposed)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -594,7 +693,7 @@ class Layout:
 def _plain_flag(op: str, plain: Any) -> Optional[bool]:
     if plain is None or isinstance(plain, (bool, np.bool_)):
         return None if plain is None else bool(plain)
-    raise TransconvError(f"{op}: plain must be True, False or None, got {_describe(plain)}")
+    raise TransconvError(f"{op}: plain must be True, False or None, got {describe_value(plain)}")
 
 
 _LAYOUTS: dict = {}  # validate_call's results for repeated identical arguments of plain ints and strings
@@ -671,11 +770,31 @@ def validate_call(
 
 def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, groups, padding_mode,
                    output_padding, output_size, plain, bias_shape, input_shape) -> Layout:
-    plain = _plain_flag(op, plain)
-    w_shape = tuple(w_shape)
+    x_shape, w_shape, squeeze = _read_shapes(op, x_shape, tuple(w_shape), _plain_flag(op, plain), input_shape)
+    spatial = spatial_shape(op, input_shape) if x_shape is None else x_shape[2:]
+    kernel = w_shape[2:]
+    if transposed:
+        spec = conv_transpose_spec(op, spatial, kernel, stride, padding, output_padding, groups, dilation,
+                                   padding_mode, output_size)
+    else:
+        spec = conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode)
+    c_in, c_out = _channels(op, transposed, x_shape, w_shape, spec.groups)
     if x_shape is None:
-        spatial = spatial_shape(op, input_shape)
-        d = len(spatial)
+        x_shape = (1, c_in) + spatial
+    if bias_shape is not None:
+        bias_shape = tuple(bias_shape)
+        if bias_shape != (c_out,) and not (squeeze == 2 and bias_shape in ((), (1,))):
+            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_shape}")
+    return Layout(spec, bool(transposed), x_shape, w_shape, c_in, c_out, squeeze)
+
+
+def _read_shapes(op, x_shape, w_shape, plain, input_shape) -> tuple:
+    """How the arrays are read: ``(x_shape batched or None, w_shape with channel axes, squeeze)``.
+
+    Without ``x_shape`` (the matrix functions) the spatial axes come from ``input_shape``
+    and the weight is plain when it has as many axes."""
+    if x_shape is None:
+        d = len(spatial_shape(op, input_shape))
         if plain is None:
             plain = len(w_shape) == d
         if plain and len(w_shape) != d or not plain and len(w_shape) != d + 2:
@@ -683,7 +802,6 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
                 f"{op}: w must have {d} axes (a plain kernel) or {d + 2} axes (C_a, C_b, *kernel) for an input_shape "
                 f"with {d} spatial axes, got w of shape {w_shape}"
             )
-        x_shape = None  # channels follow from the weight below
         squeeze = 2 if plain else 0
     else:
         x_shape = tuple(x_shape)
@@ -715,18 +833,15 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
             raise TransconvError(
                 f"{op}: x must have at least one channel and one sample per spatial axis, got shape {x_shape[squeeze:]}"
             )
-        spatial = x_shape[2:]
     if plain:
         w_shape = (1, 1) + w_shape
     if any(n < 1 for n in w_shape):
         raise TransconvError(f"{op}: w must have no empty axis, got shape {w_shape[2 if plain else 0:]}")
-    kernel = w_shape[2:]
-    if transposed:
-        spec = conv_transpose_spec(op, spatial, kernel, stride, padding, output_padding, groups, dilation,
-                                   padding_mode, output_size)
-    else:
-        spec = conv_spec(op, spatial, kernel, stride, padding, dilation, groups, padding_mode)
-    g = spec.groups
+    return x_shape, w_shape, squeeze
+
+
+def _channels(op, transposed, x_shape, w_shape, g) -> tuple[int, int]:
+    """``(c_in, c_out)`` of the operation, checked against ``x`` and ``groups``."""
     if transposed:
         c_in, c_out = w_shape[0], w_shape[1] * g
         if x_shape is not None and x_shape[1] != c_in:
@@ -736,25 +851,19 @@ def _validate_call(op, transposed, x_shape, w_shape, stride, padding, dilation, 
             )
         if c_in % g:
             raise TransconvError(f"{op}: input channels ({c_in}) must be divisible by groups ({g})")
-    else:
-        c_in, c_out = w_shape[1] * g, w_shape[0]
-        if x_shape is not None:
-            if x_shape[1] % g:
-                raise TransconvError(f"{op}: input channels ({x_shape[1]}) must be divisible by groups ({g})")
-            if x_shape[1] != c_in:
-                raise TransconvError(
-                    f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} with groups={g} expects "
-                    f"{c_in} (w is (C_out, C_in/groups, *kernel))"
-                )
-        if c_out % g:
-            raise TransconvError(f"{op}: output channels ({c_out}) must be divisible by groups ({g})")
-    if x_shape is None:
-        x_shape = (1, c_in) + spatial
-    if bias_shape is not None:
-        bias_shape = tuple(bias_shape)
-        if bias_shape != (c_out,) and not (plain and bias_shape in ((), (1,))):
-            raise TransconvError(f"{op}: bias must have shape ({c_out},) (one per output channel), got {bias_shape}")
-    return Layout(spec, bool(transposed), x_shape, w_shape, c_in, c_out, squeeze)
+        return c_in, c_out
+    c_in, c_out = w_shape[1] * g, w_shape[0]
+    if x_shape is not None:
+        if x_shape[1] % g:
+            raise TransconvError(f"{op}: input channels ({x_shape[1]}) must be divisible by groups ({g})")
+        if x_shape[1] != c_in:
+            raise TransconvError(
+                f"{op}: x has {x_shape[1]} channels but w of shape {w_shape} with groups={g} expects "
+                f"{c_in} (w is (C_out, C_in/groups, *kernel))"
+            )
+    if c_out % g:
+        raise TransconvError(f"{op}: output channels ({c_out}) must be divisible by groups ({g})")
+    return c_in, c_out
 
 
 # --------------------------------------------------------------------------------------
@@ -774,11 +883,11 @@ def dumoulin(relationship: int, i: int, k: int, s: int = 1, p: int = 0, d: int =
     5
     """
     op = "dumoulin"
-    if _index(relationship) is None or not 1 <= _index(relationship) <= 15:
-        raise TransconvError(f"{op}: relationship must be an integer from 1 to 15, got {_describe(relationship)}")
-    relationship = _index(relationship)
+    if integer_or_none(relationship) is None or not 1 <= integer_or_none(relationship) <= 15:
+        raise TransconvError(f"{op}: relationship must be an integer from 1 to 15, got {describe_value(relationship)}")
+    relationship = integer_or_none(relationship)
     i, k, s, (p, _), d = _length_args(op, i, k, s, p, d, ("i", "k", "s", "p", "d"))
-    a = _int(op, "a", a, 0)
+    a = checked_int(op, "a", a, 0)
     if relationship == 1:
         return i - k + 1
     if relationship == 2:
@@ -904,13 +1013,13 @@ def solve_geometry(
     'kernel_size=2, stride=2, padding=0  [even overlap]'
     """
     op = "solve_geometry"
-    i = _int(op, "input_size", input_size, 1)
-    o = _int(op, "output_size", output_size, 1)
-    max_kernel = _int(op, "max_kernel", max_kernel, 1)
-    max_dilation = _int(op, "max_dilation", max_dilation, 1)
+    i = checked_int(op, "input_size", input_size, 1)
+    o = checked_int(op, "output_size", output_size, 1)
+    max_kernel = checked_int(op, "max_kernel", max_kernel, 1)
+    max_dilation = checked_int(op, "max_dilation", max_dilation, 1)
     if max_stride is None:
         max_stride = max(2, (o // i + 1) if transposed else (i // o + 1))
-    max_stride = _int(op, "max_stride", max_stride, 1)
+    max_stride = checked_int(op, "max_stride", max_stride, 1)
     # (dilation, kernel, padding) triples are enumerated; the strides of each form one
     # interval, solved in closed form, so max_stride costs nothing
     triples = max_dilation * max_kernel * effective_kernel(max_kernel, max_dilation)

@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, load_photo, lr_hr_pair, bicubic_resize
+from .data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, PatchSampler, bicubic_resize, load_photo, lr_hr_pair, psnr
 from .errors import TransconvError
+from .files import atomic_write, check_target
+from .spec import checked_int
 
 __all__ = [
     "FSRCNN_SIZES",
@@ -66,8 +68,7 @@ def transpose_geometry(scale: int, kernel: int = 9) -> tuple[int, int]:
     >>> transpose_geometry(2), transpose_geometry(3), transpose_geometry(4)
     ((4, 1), (3, 0), (3, 1))
     """
-    if not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise TransconvError(f"transpose_geometry: scale must be a positive integer, got {scale!r}")
+    scale = checked_int("transpose_geometry", "scale", scale, 1)
     padding = -(-(kernel - scale) // 2)
     # output = (n - 1) * scale - 2 * padding + kernel + output_padding = scale * n
     output_padding = scale + 2 * padding - kernel
@@ -172,8 +173,7 @@ def _bicubic_path_init(model: Any, scale: int, head: str = "k9") -> None:
     """Channel 0 of every layer passes the input through unchanged and the up-sampling layer reads it
     with the bicubic kernel, so the untrained network starts near bicubic; the other channels keep
     their initialisation (PyTorch's; ICNR's for the sub-pixel head), the up-sampling layer's scaled by 0.1.
-    Training from PyTorch's plain initialisation was measured 2.5 dB below bicubic after 750 steps;
-    from this one, above it after 200.  The resize head's channel 0 gets [1, 2, 1] / 4, which after
+    Training starts near bicubic instead of far below it (docs/upsampling.md has the measurement).  The resize head's channel 0 gets [1, 2, 1] / 4, which after
     nearest up-sampling by 2 is bilinear interpolation."""
     convs = [layer for layer in model if hasattr(layer, "kernel_size")]
     for layer in convs[:-1]:
@@ -199,16 +199,9 @@ def _bicubic_path_init(model: Any, scale: int, head: str = "k9") -> None:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
 
 
 def _json_array(obj: Any) -> np.ndarray:
@@ -228,12 +221,10 @@ def save_model(model: Any, path: str | os.PathLike, fsrcnn_config: dict, metadat
     >>> load_model(path)[1]["scale"]
     2
     """
-    from .nn.io import architecture
+    from .nn.io import architecture, write_archive
 
     arch = dict(architecture(model), fsrcnn=fsrcnn_config, metadata=metadata or {})
-    arrays = {k: np.asarray(v) for k, v in model.state_dict().items()}
-    arrays["__architecture__"] = _json_array(arch)
-    _atomic_savez(Path(path), arrays)
+    write_archive(path, model.state_dict(), arch, op="save_model", overwrite=True)
 
 
 def load_model(path: str | os.PathLike) -> tuple[Any, dict, dict]:
@@ -250,20 +241,6 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict, dict]:
     if not isinstance(arch.get("fsrcnn"), dict) or "scale" not in arch["fsrcnn"]:
         raise TransconvError(f"load_model: {str(path)!r} is a transconv.nn model but not an up-sampler (no 'fsrcnn' entry)")
     return model, arch["fsrcnn"], arch.get("metadata", {})
-
-
-def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
-    """PSNR in dB of two images in [0, 1], ``border`` pixels cropped on every side.
-
-    Examples
-    --------
-    >>> round(psnr(np.zeros((4, 4)), np.full((4, 4), 0.1)), 3)
-    20.0
-    """
-    if border:
-        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def _eval_pairs(scale: int, quick: bool) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -283,8 +260,28 @@ def evaluate(model: Any, pairs: list[tuple[np.ndarray, np.ndarray]], scale: int)
     return float(np.mean(ours)), float(np.mean(bicubic))
 
 
-def _rng_state(rng: np.random.Generator) -> np.ndarray:
-    return _json_array(rng.bit_generator.state)
+def _save_checkpoint(path: Path, config: dict, model: Any, opt: Any, rng: np.random.Generator, step: int,
+                     losses: list, val: dict, wall: float) -> None:
+    """Everything a resumed run needs to continue bit for bit: weights, optimiser, generator, history."""
+    arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
+    arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    arrays.update(config=_json_array(config), rng=_json_array(rng.bit_generator.state), step=np.array(step),
+                  losses=np.array(losses), val=_json_array(val), wall=np.array(wall))
+    _atomic_savez(path, arrays)
+
+
+def _load_checkpoint(path: Path, config: dict, model: Any, opt: Any, rng: np.random.Generator) -> tuple:
+    """Restore what :func:`_save_checkpoint` wrote into ``model``, ``opt`` and ``rng``;
+    ``(step, losses, val, wall)``.  A checkpoint made with other settings is refused."""
+    with np.load(path, allow_pickle=False) as f:
+        saved = {k: f[k] for k in f.files}
+    if json.loads(str(saved["config"])) != config:
+        raise TransconvError(f"train: checkpoint {str(path)!r} was made with other settings: {str(saved['config'])}")
+    model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
+    opt.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("opt.")})
+    rng.bit_generator.state = json.loads(str(saved["rng"]))
+    val = {int(k): v for k, v in json.loads(str(saved["val"])).items()}
+    return int(saved["step"]), saved["losses"].tolist(), val, float(saved["wall"])
 
 
 def train(
@@ -353,10 +350,7 @@ def train(
     out_path = Path(out) if out is not None else None
     ckpt_path = out_path.with_name(out_path.name + ".ckpt.npz") if out_path is not None else None
     if out_path is not None:
-        if not out_path.parent.is_dir():
-            raise TransconvError(f"train: folder {str(out_path.parent)!r} of out does not exist")
-        if out_path.exists() and not (force or resume):
-            raise TransconvError(f"train: {str(out_path)!r} exists; pass force=True (--force) to overwrite it")
+        check_target("train", out_path, overwrite=force or resume, how="pass force=True (--force) to overwrite it")
     if resume and (ckpt_path is None or not ckpt_path.is_file()):
         raise TransconvError(f"train: resume needs a checkpoint, {str(ckpt_path)!r} does not exist")
 
@@ -373,18 +367,7 @@ def train(
     model = fsrcnn(scale, d, s, m, seed=seed, head=head, init=init)
     opt = nn.Adam(model, lr=lr)
     rng = np.random.default_rng(seed)
-    start, losses, val, wall_before = 0, [], {}, 0.0
-    if resume:
-        with np.load(ckpt_path, allow_pickle=False) as f:
-            saved = {k: f[k] for k in f.files}
-        if json.loads(str(saved["config"])) != config:
-            raise TransconvError(f"train: checkpoint {str(ckpt_path)!r} was made with other settings: {str(saved['config'])}")
-        model.load_state_dict({k[6:]: v for k, v in saved.items() if k.startswith("model.")})
-        opt.load_state_dict({k[4:]: v for k, v in saved.items() if k.startswith("opt.")})
-        rng.bit_generator.state = json.loads(str(saved["rng"]))
-        start, losses = int(saved["step"]), saved["losses"].tolist()
-        val = {int(k): v for k, v in json.loads(str(saved["val"])).items()}
-        wall_before = float(saved["wall"])
+    start, losses, val, wall_before = _load_checkpoint(ckpt_path, config, model, opt, rng) if resume else (0, [], {}, 0.0)
 
     sampler = PatchSampler(scale, patch, photos)
     pairs = _eval_pairs(scale, quick)
@@ -406,12 +389,7 @@ def train(
         if step % eval_every == 0 or step == steps:
             val[step] = evaluate(model, pairs, scale)[0]
             if ckpt_path is not None:
-                arrays = {f"model.{k}": v for k, v in model.state_dict().items()}
-                arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt.state_dict().items()})
-                arrays.update(config=_json_array(config), rng=_rng_state(rng), step=np.array(step),
-                              losses=np.array(losses), val=_json_array(val),
-                              wall=np.array(wall_before + time.perf_counter() - t0))
-                _atomic_savez(ckpt_path, arrays)
+                _save_checkpoint(ckpt_path, config, model, opt, rng, step, losses, val, wall_before + time.perf_counter() - t0)
         if bar is not None:
             bar.update(1)
             if step % 10 == 0 or step in val:
@@ -478,9 +456,10 @@ def _command_line(args: argparse.Namespace, out: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.train``: the same as ``transconv train``."""
+    from .cli import main as cli_main
+
+    return cli_main(["train"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from .data import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import TransconvError
+from .spec import checked_int
 
 __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
 
@@ -108,8 +109,7 @@ def upsample(image: np.ndarray, scale: int = 2, *, model: Any = None) -> np.ndar
     >>> tc.upsample(np.full((6, 6, 3), 0.5), 2).dtype
     dtype('float64')
     """
-    if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
-        raise TransconvError(f"upsample: scale must be a positive integer, got {scale!r}")
+    scale = checked_int("upsample", "scale", scale, 1)
     image = np.asarray(image)
     _check_image("upsample", image.shape, image.dtype)
     out_pixels = image.shape[0] * image.shape[1] * scale * scale
@@ -366,9 +366,10 @@ def _bands(lazy: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="transconv upsample", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m transconv.upsample``: the same as ``transconv upsample``."""
+    from .cli import main as cli_main
+
+    return cli_main(["upsample"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

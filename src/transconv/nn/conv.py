@@ -19,15 +19,15 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import TransconvError
-from ..ops.dispatch import conv, conv_transpose
+from ..ops.dispatch import run_spec
 from ..ops.weight_grad import conv_weight_grad
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from ..spec import ConvSpec, checked_int, conv_spec, conv_transpose_spec, validate_call
 from . import init as _init
-from .module import Module, layer_dtype, register_layer
+from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["Conv", "ConvTranspose", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
-_PROBE = 10**6  # a spatial length every geometry fits: lets the spec validators check arguments before any input
+PROBE_LENGTH = 10**6  # a spatial length every geometry fits: lets the spec validators check arguments before any input
 
 
 def _ndim_of(kernel_size: Any, fixed: Optional[int], name: str) -> int:
@@ -44,12 +44,8 @@ def _ndim_of(kernel_size: Any, fixed: Optional[int], name: str) -> int:
 
 
 def _channels(name: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
-    values = []
-    for label, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-            raise TransconvError(f"{name}: {label} must be an integer >= 1, got {v!r}")
-        values.append(int(v))
-    c_in, c_out, g = values
+    c_in, c_out, g = (checked_int(name, label, v, 1) for label, v in
+                      (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)))
     for label, c in (("in_channels", c_in), ("out_channels", c_out)):
         if c % g:
             raise TransconvError(f"{name}: {label} ({c}) must be divisible by groups ({g})")
@@ -66,9 +62,7 @@ def _json_padding(spec_padding: tuple[tuple[int, int], ...], raw: Any) -> Any:
 
 def _batched(name: str, x: Any, channels: int, ndim: int, dtype: np.dtype) -> tuple[np.ndarray, bool]:
     """Validate a layer input ``(N, C, *spatial)`` or ``(C, *spatial)``; return it batched, in the layer dtype."""
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
+    array = layer_input(name, x)
     if array.ndim not in (ndim + 1, ndim + 2):
         raise TransconvError(
             f"{name}: input must have shape (N, C, *spatial) or (C, *spatial) with {ndim} spatial axes, got {array.shape}"
@@ -94,8 +88,8 @@ class _ConvBase(Module):
         self.ndim = len(self.kernel_size)
         if init not in _init.INITS:
             raise TransconvError(f"{name}: init must be one of {', '.join(map(repr, _init.INITS))}, got {init!r}")
-        if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0):
-            raise TransconvError(f"{name}: seed must be None or an integer >= 0, got {seed!r}")
+        if seed is not None:
+            seed = checked_int(name, "seed", seed, 0)
         self.init, self.seed, self.icnr_scale = init, seed, icnr_scale
         if self.transposed:
             shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
@@ -114,9 +108,7 @@ class _ConvBase(Module):
         else:
             if self.transposed:
                 raise TransconvError(f"{name}: init='icnr' is for a Conv feeding PixelShuffle, not for transposed layers")
-            if not isinstance(icnr_scale, numbers.Integral) or isinstance(icnr_scale, bool) or icnr_scale < 1:
-                raise TransconvError(f"{name}: icnr_scale must be an integer >= 1, got {icnr_scale!r}")
-            w = _init.icnr_weight(name, rng, shape, int(icnr_scale), self.dtype)
+            w = _init.icnr_weight(name, rng, shape, checked_int(name, "icnr_scale", icnr_scale, 1), self.dtype)
         self._set_param("weight", w)
         if bias:
             self._set_param("bias", np.zeros(self.out_channels, self.dtype) if b is None else b.astype(self.dtype))
@@ -210,7 +202,7 @@ class Conv(_ConvBase):
         super().__init__()
         name = type(self).__name__
         ndim = _ndim_of(kernel_size, self._fixed_ndim, name)
-        probe = conv_spec(name, (_PROBE,) * ndim, kernel_size, stride, padding, dilation, groups, padding_mode)
+        probe = conv_spec(name, (PROBE_LENGTH,) * ndim, kernel_size, stride, padding, dilation, groups, padding_mode)
         self.kernel_size, self.stride, self.dilation = probe.kernel_size, probe.stride, probe.dilation
         self.groups, self.padding_mode = probe.groups, probe.padding_mode
         self._padding_arg = padding.lower() if isinstance(padding, str) else probe.padding
@@ -237,11 +229,12 @@ class Conv(_ConvBase):
         return self.spec_for(input_shape).conv_output_shape(tuple(input_shape))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, unbatched = _batched(type(self).__name__, x, self.in_channels, self.ndim, self.dtype)
-        # validated on this input under the layer's name (the kernel must fit, "same" resolves here)
-        spec = conv_spec(type(self).__name__, x.shape[2:], self.kernel_size, self.stride, self._padding_arg,
-                         self.dilation, self.groups, self.padding_mode)
-        y = conv(x, self.weight, self.bias, spec.stride, spec.padding, spec.dilation, spec.groups, padding_mode=spec.padding_mode)
+        name = type(self).__name__
+        x, unbatched = _batched(name, x, self.in_channels, self.ndim, self.dtype)
+        # validated once, on this input, under the layer's name (the kernel must fit, "same" resolves here)
+        spec = validate_call(name, False, x.shape, self.weight.shape, stride=self.stride, padding=self._padding_arg,
+                             dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode, plain=False).spec
+        y = run_spec(name, False, spec, x, self.weight, self.bias)
         self._cache = (x, spec, unbatched, y.shape)
         return y[0] if unbatched else y
 
@@ -250,8 +243,7 @@ class Conv(_ConvBase):
         g = self._grad_out(grad_out, y_shape[1:] if unbatched else y_shape)
         if unbatched:
             g = g[None]
-        grad_x = conv_transpose(g, self.weight, None, spec.stride, spec.padding, 0, spec.groups, spec.dilation,
-                                output_size=x.shape[2:], padding_mode=spec.padding_mode)
+        grad_x = run_spec(type(self).__name__, True, spec.adjoint_for(x.shape[2:]), g, self.weight)
         self._accumulate("weight", conv_weight_grad(x, g, self.weight.shape, spec.stride, spec.padding, spec.dilation,
                                                     spec.groups, padding_mode=spec.padding_mode))
         self._bias_grad(g)
@@ -307,7 +299,7 @@ class ConvTranspose(_ConvBase):
         super().__init__()
         name = type(self).__name__
         ndim = _ndim_of(kernel_size, self._fixed_ndim, name)
-        spec = conv_transpose_spec(name, (_PROBE,) * ndim, kernel_size, stride, padding, output_padding, groups, dilation, padding_mode)
+        spec = conv_transpose_spec(name, (PROBE_LENGTH,) * ndim, kernel_size, stride, padding, output_padding, groups, dilation, padding_mode)
         self._spec = spec
         self.kernel_size, self.stride, self.dilation = spec.kernel_size, spec.stride, spec.dilation
         self.output_padding, self.groups, self.padding_mode = spec.output_padding, spec.groups, spec.padding_mode
@@ -328,12 +320,14 @@ class ConvTranspose(_ConvBase):
         return self._spec.transpose_output_shape(tuple(input_shape))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x, unbatched = _batched(type(self).__name__, x, self.in_channels, self.ndim, self.dtype)
+        name = type(self).__name__
+        x, unbatched = _batched(name, x, self.in_channels, self.ndim, self.dtype)
         s = self._spec
-        # re-validated on this input under the layer's name (cropping and reflect need room)
-        conv_transpose_spec(type(self).__name__, x.shape[2:], s.kernel_size, s.stride, s.padding, s.output_padding, s.groups, s.dilation, s.padding_mode)
-        y = conv_transpose(x, self.weight, self.bias, s.stride, s.padding, s.output_padding, s.groups, s.dilation,
-                           padding_mode=s.padding_mode)
+        # validated on this input under the layer's name (cropping and reflect need room)
+        validate_call(name, True, x.shape, self.weight.shape, stride=s.stride, padding=s.padding,
+                      output_padding=s.output_padding, groups=s.groups, dilation=s.dilation, padding_mode=s.padding_mode,
+                      plain=False)
+        y = run_spec(name, True, s, x, self.weight, self.bias)
         self._cache = (x, unbatched, y.shape)
         return y[0] if unbatched else y
 
@@ -343,7 +337,7 @@ class ConvTranspose(_ConvBase):
         g = self._grad_out(grad_out, y_shape[1:] if unbatched else y_shape)
         if unbatched:
             g = g[None]
-        grad_x = conv(g, self.weight, None, s.stride, s.padding, s.dilation, s.groups, padding_mode=s.padding_mode)
+        grad_x = run_spec(type(self).__name__, False, s, g, self.weight)
         # output_padding >= stride (allowed when dilation is larger) leaves conv rows no input fed
         grad_x = grad_x[(slice(None), slice(None)) + tuple(slice(0, n) for n in x.shape[2:])]
         self._accumulate("weight", conv_weight_grad(x, g, self.weight.shape, s.stride, s.padding, s.dilation, s.groups,

@@ -14,15 +14,14 @@ See ``docs/learning-interop.md``.
 
 from __future__ import annotations
 
-import itertools
-import numbers
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import TransconvError
-from ..spec import effective_kernel
-from .conv import Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from ..ops.direct import flipped_weight
+from ..spec import ConvSpec, effective_kernel, transposed_as_direct_conv
+from .conv import PROBE_LENGTH, Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
 from .module import Module, Sequential
@@ -341,7 +340,7 @@ def _from_keras(layer: Any, where: str) -> list[Module]:
         if kind.endswith("DTranspose"):
             if padding not in ("same", "valid"):
                 raise TransconvError(f"from_keras: {label}: padding {padding!r} is not supported (same, valid)")
-            geometry = interop.from_keras((10**6,) * nd, k, strides, padding, cfg.get("output_padding"), dilation)
+            geometry = interop.from_keras((PROBE_LENGTH,) * nd, k, strides, padding, cfg.get("output_padding"), dilation)
             weight = interop.weight_from_tensorflow(kernel)
             conv: Module = _CONV_T[nd](weight.shape[0], weight.shape[1], k, geometry["stride"], geometry["padding"],
                                        geometry["output_padding"], 1, bias is not None, geometry["dilation"], dtype=dtype)
@@ -402,6 +401,14 @@ def _zeros_mode(op: str, layer: Module) -> None:
         raise TransconvError(f"{op}: padding_mode={layer.padding_mode!r} is not expressible this way; only 'zeros' is exact")
 
 
+def _transposed_spec(op: str, layer: Any) -> ConvSpec:
+    """The spec of a ``ConvTranspose`` with zero padding, the layer the rewrites below accept."""
+    if not isinstance(layer, ConvTranspose):
+        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
+    _zeros_mode(op, layer)
+    return layer.spec
+
+
 def convtranspose_to_pixelshuffle(layer: ConvTranspose) -> Sequential:
     """A stride-``s`` transposed convolution as ``Conv`` (low resolution) + ``PixelShuffle(s)`` (+ ``Crop``).
 
@@ -428,10 +435,7 @@ def convtranspose_to_pixelshuffle(layer: ConvTranspose) -> Sequential:
     True
     """
     op = "convtranspose_to_pixelshuffle"
-    if not isinstance(layer, ConvTranspose):
-        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
-    _zeros_mode(op, layer)
-    spec = layer.spec
+    spec = _transposed_spec(op, layer)
     s = spec.stride[0]
     if any(v != s for v in spec.stride):
         raise TransconvError(f"{op}: PixelShuffle has one factor for all axes; stride {spec.stride} differs between axes")
@@ -565,17 +569,11 @@ def convtranspose_as_conv(layer: ConvTranspose) -> Sequential:
     True
     """
     op = "convtranspose_as_conv"
-    if not isinstance(layer, ConvTranspose):
-        raise TransconvError(f"{op}: layer must be a transconv.nn.ConvTranspose, got {type(layer).__name__}")
-    _zeros_mode(op, layer)
-    spec = layer.spec
-    g, nd = layer.groups, spec.ndim
-    cin_g, cout_g = layer.in_channels // g, layer.out_channels // g
-    w = np.flip(layer.weight, axis=tuple(range(2, 2 + nd)))
-    weight = (w.reshape((g, cin_g, cout_g) + w.shape[2:]).swapaxes(1, 2).reshape((layer.out_channels, cin_g) + w.shape[2:]))
-    pads = [[k - 1 - lo, k - 1 - hi + a] for k, (lo, hi), a in zip(spec.effective_kernel, spec.padding, spec.output_padding)]
-    conv = Conv(layer.in_channels, layer.out_channels, spec.kernel_size, 1, 0, spec.dilation, g, layer.bias is not None, dtype=layer.dtype)
-    state = {"weight": np.ascontiguousarray(weight)}
+    spec = _transposed_spec(op, layer)
+    pads = [list(pair) for pair in transposed_as_direct_conv(spec).padding]
+    conv = Conv(layer.in_channels, layer.out_channels, spec.kernel_size, 1, 0, spec.dilation, layer.groups,
+                layer.bias is not None, dtype=layer.dtype)
+    state = {"weight": flipped_weight(layer.weight, layer.groups)}
     if layer.bias is not None:
         state["bias"] = layer.bias
     conv.load_state_dict(state)

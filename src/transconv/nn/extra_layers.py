@@ -6,45 +6,22 @@ Both are linear and parameter-free; each backward is the adjoint of its forward
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from ..errors import TransconvError
-from .module import Module, register_layer
+from ..spec import checked_int, int_pairs, per_axis_items
+from .module import Module, layer_input, register_layer
 
 __all__ = ["Crop", "ZeroInsert"]
 
 
-def _pairs(name: str, value: Any, allow_negative: bool) -> list[list[int]]:
-    """``value`` as a list of ``[lo, hi]`` integer pairs, one per spatial axis."""
-    try:
-        pairs = [[int(lo), int(hi)] for lo, hi in value]
-        exact = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for p in value for v in p)
-    except (TypeError, ValueError):
-        raise TransconvError(f"{name}: expected one (lo, hi) pair of ints per spatial axis, got {value!r}") from None
-    if not pairs or not exact:
-        raise TransconvError(f"{name}: expected one (lo, hi) pair of ints per spatial axis, got {value!r}")
-    if not allow_negative and any(v < 0 for p in pairs for v in p):
-        raise TransconvError(f"{name}: crop amounts must be >= 0, got {value!r}")
-    return pairs
-
-
 def _input(name: str, x: Any, ndim: int) -> np.ndarray:
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
+    array = layer_input(name, x)
     if array.ndim != ndim + 2:
         raise TransconvError(f"{name}: input must be (N, C, *spatial) with {ndim} spatial axes, got shape {array.shape}")
-    return array if array.dtype.kind == "f" else array.astype(np.float64)
-
-
-def _grad(name: str, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
-    g = np.asarray(grad_out)
-    if g.shape != shape:
-        raise TransconvError(f"{name}: grad_out must have the output's shape {shape}, got {g.shape}")
-    return g
+    return array
 
 
 @register_layer
@@ -61,7 +38,7 @@ class Crop(Module):
 
     def __init__(self, crop: Any) -> None:
         super().__init__()
-        self.crop = _pairs("Crop", crop, allow_negative=False)
+        self.crop = [list(p) for p in int_pairs("Crop", "crop", crop, 0)]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _input("Crop", x, len(self.crop))
@@ -76,7 +53,7 @@ class Crop(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         shape, dtype, index, y_shape = self._cached()
         grad_x = np.zeros(shape, dtype)
-        grad_x[index] = _grad("Crop", grad_out, y_shape)
+        grad_x[index] = self._checked_grad(grad_out, y_shape)
         return grad_x
 
     def config(self) -> dict[str, Any]:
@@ -101,14 +78,11 @@ class ZeroInsert(Module):
 
     def __init__(self, stride: Any, padding: Any) -> None:
         super().__init__()
-        try:
-            strides = [int(s) for s in stride]
-        except (TypeError, ValueError):
-            raise TransconvError(f"ZeroInsert: stride must be one int per spatial axis, got {stride!r}") from None
-        if not strides or any(s < 1 for s in strides):
-            raise TransconvError(f"ZeroInsert: stride must hold integers >= 1, got {stride!r}")
-        self.stride = strides
-        self.padding = _pairs("ZeroInsert", padding, allow_negative=True)
+        items = per_axis_items("ZeroInsert", "stride", stride)
+        if not items:
+            raise TransconvError(f"ZeroInsert: stride must be one int per spatial axis, got {stride!r}")
+        self.stride = [checked_int("ZeroInsert", f"stride[{a}]", s, 1) for a, s in enumerate(items)]
+        self.padding = [list(p) for p in int_pairs("ZeroInsert", "padding", padding, None)]
         if len(self.padding) != len(self.stride):
             raise TransconvError(f"ZeroInsert: stride {stride!r} and padding {padding!r} must have one entry per spatial axis each")
 
@@ -134,7 +108,7 @@ class ZeroInsert(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         shape, src, dst, y_shape = self._cached()
-        g = _grad("ZeroInsert", grad_out, y_shape)
+        g = self._checked_grad(grad_out, y_shape)
         grad_x = np.zeros(shape, g.dtype if g.dtype.kind == "f" else np.float64)
         grad_x[src] = g[dst]
         return grad_x

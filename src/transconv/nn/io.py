@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any, Union
 
 import numpy as np
 
 from ..errors import TransconvError
+from ..files import atomic_write, check_target
 from .module import LAYERS, Module, Sequential
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -91,27 +91,17 @@ def save(model: Module, path: PathLike, *, overwrite: bool = False) -> None:
     state = model.state_dict()
     if _ARCH_KEY in state:
         raise TransconvError(f"save: a parameter is named {_ARCH_KEY!r}, which the file format reserves")
-    target = os.fspath(path)
-    if not overwrite and os.path.exists(target):
-        raise TransconvError(f"save: {target!r} exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise TransconvError(f"save: folder {folder!r} for {target!r} does not exist")
+    target = check_target("save", path, overwrite=overwrite)
+    write_archive(target, state, arch, op="save", overwrite=overwrite)
+
+
+def write_archive(path: PathLike, state: dict[str, Any], arch: dict[str, Any], *, op: str, overwrite: bool) -> None:
+    """The ``.npz`` file :func:`load` reads: the arrays of ``state`` and ``arch`` as JSON, written atomically."""
     arrays = {key: np.ascontiguousarray(value) for key, value in state.items()}
     arrays[_ARCH_KEY] = np.array(json.dumps(arch))
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_write(path, op=op, overwrite=overwrite) as temporary:
+        with open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not overwrite and os.path.exists(target):
-            raise TransconvError(f"save: {target!r} appeared while writing; pass overwrite=True to replace it")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _build(node: Any, where: str, path: str) -> Module:

@@ -8,37 +8,24 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TransconvError
-from .module import Module, layer_dtype, register_layer
+from ..spec import checked_int, checked_real
+from .module import Module, layer_dtype, layer_input, register_layer
 
 __all__ = ["ReLU", "LeakyReLU", "PReLU", "Tanh", "Sigmoid", "PixelShuffle", "PixelUnshuffle", "Upsample"]
-
-
-def _array(name: str, x: Any, min_ndim: int = 1) -> np.ndarray:
-    array = np.asarray(x)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{name}: input must be a real numeric array, got dtype {array.dtype}")
-    if array.ndim < min_ndim:
-        raise TransconvError(f"{name}: input must have at least {min_ndim} axes, got shape {array.shape}")
-    if array.dtype.kind != "f":
-        array = array.astype(np.float64)
-    return array
 
 
 class _Elementwise(Module):
     """An activation: ``backward`` multiplies by the derivative computed in ``forward``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _array(self._name(), x)
+        x = layer_input(self._name(), x)
         y, slope = self._apply(x)
-        self._cache = (slope, y.shape)
+        self._cache = slope
         return y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        slope, shape = self._cached()
-        g = np.asarray(grad_out)
-        if g.shape != shape:
-            raise TransconvError(f"{self._name()}: grad_out must have the output's shape {shape}, got {g.shape}")
-        return (g * slope).astype(slope.dtype, copy=False)
+        slope = self._cached()
+        return (self._checked_grad(grad_out, slope.shape) * slope).astype(slope.dtype, copy=False)
 
 
 @register_layer
@@ -56,9 +43,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) or not np.isfinite(negative_slope):
-            raise TransconvError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = checked_real("LeakyReLU", "negative_slope", negative_slope)
 
     def _apply(self, x):
         slope = np.where(x > 0, 1.0, self.negative_slope).astype(x.dtype)
@@ -94,11 +79,9 @@ class PReLU(Module):
     def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype: Any = np.float32) -> None:
         super().__init__()
         self.dtype = layer_dtype("PReLU", dtype)
-        if not isinstance(num_parameters, numbers.Integral) or isinstance(num_parameters, bool) or num_parameters < 1:
-            raise TransconvError(f"PReLU: num_parameters must be an integer >= 1, got {num_parameters!r}")
         if not isinstance(init, numbers.Real) or isinstance(init, bool):
             raise TransconvError(f"PReLU: init must be a number, got {init!r}")
-        self.num_parameters, self.init = int(num_parameters), float(init)
+        self.num_parameters, self.init = checked_int("PReLU", "num_parameters", num_parameters, 1), float(init)
         self._set_param("weight", np.full(self.num_parameters, init, dtype=self.dtype))
 
     @property
@@ -111,7 +94,7 @@ class PReLU(Module):
         return self.weight.reshape((-1,) + (1,) * (ndim - 2))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _array("PReLU", x).astype(self.dtype, copy=False)
+        x = layer_input("PReLU", x).astype(self.dtype, copy=False)
         if self.num_parameters > 1 and (x.ndim < 2 or x.shape[1] != self.num_parameters):
             raise TransconvError(f"PReLU: num_parameters={self.num_parameters} needs {self.num_parameters} channels on axis 1, got shape {x.shape}")
         positive = x > 0
@@ -132,14 +115,23 @@ class PReLU(Module):
         return {"num_parameters": self.num_parameters, "init": self.init, "dtype": self.dtype.name}
 
 
-def _factor(name: str, value: Any, label: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise TransconvError(f"{name}: {label} must be an integer >= 1, got {value!r}")
-    return int(value)
+class _Rearrange(Module):
+    """A pixel (un)shuffle: a permutation of the entries, so the backward is the inverse permutation."""
+
+    def _permute(self, x: np.ndarray, inverse: bool) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self._permute(layer_input(self._name(), x, 3), inverse=False)
+        self._cache = y.shape
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        return self._permute(self._checked_grad(grad_out, self._cached()), inverse=True)
 
 
 @register_layer
-class PixelShuffle(Module):
+class PixelShuffle(_Rearrange):
     """``(N, C r^d, *s) -> (N, C, *(s r))``, PyTorch's channel order (``c r^d + offset``, offsets row-major).
 
     Also N-d (PyTorch's is 2-d).  The backward is the inverse permutation, :class:`PixelUnshuffle`.
@@ -152,45 +144,25 @@ class PixelShuffle(Module):
 
     def __init__(self, upscale_factor: int) -> None:
         super().__init__()
-        self.upscale_factor = _factor("PixelShuffle", upscale_factor, "upscale_factor")
+        self.upscale_factor = checked_int("PixelShuffle", "upscale_factor", upscale_factor, 1)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _array("PixelShuffle", x, 3)
-        y = _shuffle("PixelShuffle", x, self.upscale_factor)
-        self._cache = (x.shape, y.shape)
-        return y
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, y_shape = self._cached()
-        g = np.asarray(grad_out)
-        if g.shape != y_shape:
-            raise TransconvError(f"PixelShuffle: grad_out must have the output's shape {y_shape}, got {g.shape}")
-        return _unshuffle("PixelShuffle", g, self.upscale_factor)
+    def _permute(self, x: np.ndarray, inverse: bool) -> np.ndarray:
+        return (_unshuffle if inverse else _shuffle)(self._name(), x, self.upscale_factor)
 
     def config(self) -> dict[str, Any]:
         return {"upscale_factor": self.upscale_factor}
 
 
 @register_layer
-class PixelUnshuffle(Module):
+class PixelUnshuffle(_Rearrange):
     """``(N, C, *(s r)) -> (N, C r^d, *s)``, the inverse of :class:`PixelShuffle`."""
 
     def __init__(self, downscale_factor: int) -> None:
         super().__init__()
-        self.downscale_factor = _factor("PixelUnshuffle", downscale_factor, "downscale_factor")
+        self.downscale_factor = checked_int("PixelUnshuffle", "downscale_factor", downscale_factor, 1)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _array("PixelUnshuffle", x, 3)
-        y = _unshuffle("PixelUnshuffle", x, self.downscale_factor)
-        self._cache = (x.shape, y.shape)
-        return y
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        x_shape, y_shape = self._cached()
-        g = np.asarray(grad_out)
-        if g.shape != y_shape:
-            raise TransconvError(f"PixelUnshuffle: grad_out must have the output's shape {y_shape}, got {g.shape}")
-        return _shuffle("PixelUnshuffle", g, self.downscale_factor)
+    def _permute(self, x: np.ndarray, inverse: bool) -> np.ndarray:
+        return (_shuffle if inverse else _unshuffle)(self._name(), x, self.downscale_factor)
 
     def config(self) -> dict[str, Any]:
         return {"downscale_factor": self.downscale_factor}
@@ -252,12 +224,13 @@ class Upsample(Module):
         if mode not in self.MODES:
             raise TransconvError(f"Upsample: mode must be one of {self.MODES}, got {mode!r}")
         if isinstance(scale_factor, Sequence) and not isinstance(scale_factor, str):
-            self.scale_factor: Any = [_factor("Upsample", v, "scale_factor") for v in scale_factor]
+            self.scale_factor: Any = [checked_int("Upsample", f"scale_factor[{a}]", v, 1) for a, v in enumerate(scale_factor)]
         else:
-            self.scale_factor = _factor("Upsample", scale_factor, "scale_factor")
+            self.scale_factor = checked_int("Upsample", "scale_factor", scale_factor, 1)
         self.mode = mode
 
-    def _scales(self, ndim: int) -> tuple[int, ...]:
+    def scales(self, ndim: int) -> tuple[int, ...]:
+        """The factor on each of ``ndim`` spatial axes (``tc.nn.Upsample(2).scales(3)`` is ``(2, 2, 2)``)."""
         if isinstance(self.scale_factor, list):
             if len(self.scale_factor) != ndim:
                 raise TransconvError(f"Upsample: scale_factor {self.scale_factor} has {len(self.scale_factor)} entries, the input has {ndim} spatial axes")
@@ -265,8 +238,8 @@ class Upsample(Module):
         return (self.scale_factor,) * ndim
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = _array("Upsample", x, 3)
-        scales = self._scales(x.ndim - 2)
+        x = layer_input("Upsample", x, 3)
+        scales = self.scales(x.ndim - 2)
         y = x
         for axis, r in enumerate(scales, start=2):
             if self.mode == "nearest":
@@ -279,9 +252,7 @@ class Upsample(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         x_shape, y_shape, scales = self._cached()
-        g = np.asarray(grad_out)
-        if g.shape != y_shape:
-            raise TransconvError(f"Upsample: grad_out must have the output's shape {y_shape}, got {g.shape}")
+        g = self._checked_grad(grad_out, y_shape)
         for axis, r in enumerate(scales, start=2):
             if self.mode == "nearest":
                 shape = g.shape[:axis] + (x_shape[axis], r) + g.shape[axis + 1 :]

@@ -8,15 +8,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransconvError
+from ..spec import as_numeric
 
 __all__ = ["mse_loss", "l1_loss", "charbonnier_loss"]
 
 
 def _pair(name: str, pred: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
-    p, t = np.asarray(pred), np.asarray(target)
-    for label, a in (("pred", p), ("target", t)):
-        if a.dtype.kind not in "biuf":
-            raise TransconvError(f"{name}: {label} must be a real numeric array, got dtype {a.dtype}")
+    p, t = as_numeric(name, "pred", pred), as_numeric(name, "target", target)
     if p.shape != t.shape:
         raise TransconvError(f"{name}: pred and target must have the same shape, got {p.shape} and {t.shape}")
     if p.size == 0:

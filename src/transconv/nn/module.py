@@ -13,8 +13,9 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ..errors import TransconvError
+from ..spec import as_numeric
 
-__all__ = ["Module", "Sequential", "LAYERS", "register_layer"]
+__all__ = ["Module", "Sequential", "LAYERS", "register_layer", "layer_dtype", "layer_input"]
 
 LAYERS: dict[str, type] = {}
 
@@ -36,6 +37,15 @@ def layer_dtype(name: str, dtype: Any) -> np.dtype:
     if resolved not in _DTYPES:
         raise TransconvError(f"{name}: dtype must be float32 or float64, got {resolved}")
     return resolved
+
+
+def layer_input(name: str, x: Any, min_ndim: int = 1) -> np.ndarray:
+    """Validate a layer's input: a real numeric array of at least ``min_ndim`` axes, as float
+    (integers and bools as float64)."""
+    array = as_numeric(name, "input", x)
+    if array.ndim < min_ndim:
+        raise TransconvError(f"{name}: input must have at least {min_ndim} axes, got shape {array.shape}")
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
 class Module:
@@ -67,13 +77,16 @@ class Module:
             raise TransconvError(f"{self._name()}: backward called before forward (nothing cached to differentiate)")
         return self._cache
 
-    def _grad_out(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
-        g = np.asarray(grad_out)
+    def _checked_grad(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """``grad_out`` validated against the shape of the last output (its dtype kept)."""
+        g = as_numeric(self._name(), "grad_out", grad_out)
         if g.shape != tuple(shape):
             raise TransconvError(f"{self._name()}: grad_out must have the output's shape {tuple(shape)}, got {g.shape}")
-        if g.dtype.kind not in "biuf":
-            raise TransconvError(f"{self._name()}: grad_out must be a real numeric array, got dtype {g.dtype}")
-        return g.astype(self.dtype, copy=False)
+        return g
+
+    def _grad_out(self, grad_out: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """``grad_out`` validated and cast to the layer's parameter dtype."""
+        return self._checked_grad(grad_out, shape).astype(self.dtype, copy=False)
 
     def _accumulate(self, name: str, value: np.ndarray) -> None:
         self._grads[name] += value.astype(self.dtype, copy=False)
@@ -131,13 +144,11 @@ class Module:
                 f"missing {missing}, unexpected {extra}"
             )
         for key, target in own.items():
-            value = np.asarray(state[key])
+            value = as_numeric(self._name(), f"load_state_dict[{key!r}]", state[key])
             if value.shape != target.shape:
                 raise TransconvError(
                     f"{self._name()}: load_state_dict[{key!r}] has shape {value.shape}, this layer needs {target.shape}"
                 )
-            if value.dtype.kind not in "biuf":
-                raise TransconvError(f"{self._name()}: load_state_dict[{key!r}] must be numeric, got dtype {value.dtype}")
         for key, target in own.items():
             target[...] = np.asarray(state[key])  # in place: the optimiser and other views keep the same arrays
 

@@ -21,14 +21,13 @@ One node (or a few) per layer, in order, on a fixed input shape:
 
 from __future__ import annotations
 
-import numbers
-import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import TransconvError
+from ..files import atomic_write, check_target
+from ..spec import checked_int, per_axis_items
 from .conv import Conv, ConvTranspose
 from .extra_layers import Crop, ZeroInsert
 from .layers import LeakyReLU, PixelShuffle, PixelUnshuffle, PReLU, ReLU, Sigmoid, Tanh, Upsample
@@ -98,46 +97,52 @@ def _shuffle_nodes(graph: _Graph, r: int, shuffle: bool, out_shape: tuple[int, .
     graph.node("Reshape", [graph.const("shape", np.array(out_shape, np.int64))], out_shape)
 
 
+def _add_conv(graph: _Graph, layer: Conv | ConvTranspose, out_shape: tuple[int, ...], name: str) -> None:
+    """A Conv or ConvTranspose node, with the Pad / Add nodes ONNX needs around it."""
+    nd = len(graph.shape) - 2
+    spec = layer.spec_for(graph.shape[2:])
+    weight = graph.const("weight", layer.weight.astype(graph.dtype))
+    inputs = [weight] + ([graph.const("bias", layer.bias.astype(graph.dtype))] if layer.bias is not None else [])
+    pads = [lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding]
+    attrs = dict(kernel_shape=list(spec.kernel_size), strides=list(spec.stride), dilations=list(spec.dilation), group=spec.groups)
+    if isinstance(layer, ConvTranspose):
+        if spec.padding_mode != "zeros":
+            raise TransconvError(
+                f"to_onnx: {name} has padding_mode={spec.padding_mode!r}; ONNX ConvTranspose only pads with zeros "
+                f"and the adjoint of {spec.padding_mode!r} padding has no ONNX operator (use padding_mode='zeros')"
+            )
+        # onnxruntime refuses output_padding >= stride (allowed with a larger dilation): output index o is
+        # full index o + pad_begin whatever the end, so the excess first shortens the end crop, then zeros + bias follow
+        output_padding, tail = [], []
+        for a, (extra, stride) in enumerate(zip(spec.output_padding, spec.stride)):
+            excess = max(extra - (stride - 1), 0)
+            taken = min(excess, pads[nd + a])
+            pads[nd + a] -= taken
+            output_padding.append(extra - excess)
+            tail.append(excess - taken)
+        if not any(tail):
+            graph.node("ConvTranspose", inputs, out_shape, pads=pads, output_padding=output_padding, **attrs)
+            return
+        short = out_shape[:2] + tuple(n - t for n, t in zip(out_shape[2:], tail))
+        graph.node("ConvTranspose", inputs[:1], short, pads=pads, output_padding=output_padding, **attrs)
+        graph.node("Pad", [graph.const("pads", np.array([0] * (nd + 2) + [0, 0] + tail, np.int64))], out_shape, mode="constant")
+        if layer.bias is not None:
+            graph.node("Add", [graph.const("bias", layer.bias.reshape((-1,) + (1,) * nd).astype(graph.dtype))], out_shape)
+        return
+    if spec.padding_mode != "zeros":
+        padded = graph.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(graph.shape[2:], spec.padding))
+        graph.node("Pad", [graph.const("pads", np.array([0, 0] + pads[:nd] + [0, 0] + pads[nd:], np.int64))], padded,
+                   mode=_PAD_MODES[spec.padding_mode])
+        pads = [0] * (2 * nd)
+    graph.node("Conv", inputs, out_shape, pads=pads, **attrs)
+
+
 def _add_layer(graph: _Graph, layer: Module, label: str) -> None:
     out_shape = _probe(layer, graph.shape, graph.dtype, label)
     nd = len(graph.shape) - 2
     name = f"layer {label} ({type(layer).__name__})"
     if isinstance(layer, Conv | ConvTranspose):
-        spec = layer.spec_for(graph.shape[2:])
-        weight = graph.const("weight", layer.weight.astype(graph.dtype))
-        inputs = [weight] + ([graph.const("bias", layer.bias.astype(graph.dtype))] if layer.bias is not None else [])
-        pads = [lo for lo, _ in spec.padding] + [hi for _, hi in spec.padding]
-        attrs = dict(kernel_shape=list(spec.kernel_size), strides=list(spec.stride), dilations=list(spec.dilation), group=spec.groups)
-        if isinstance(layer, ConvTranspose):
-            if spec.padding_mode != "zeros":
-                raise TransconvError(
-                    f"to_onnx: {name} has padding_mode={spec.padding_mode!r}; ONNX ConvTranspose only pads with zeros "
-                    f"and the adjoint of {spec.padding_mode!r} padding has no ONNX operator (use padding_mode='zeros')"
-                )
-            # onnxruntime refuses output_padding >= stride (allowed with a larger dilation): output index o is
-            # full index o + pad_begin whatever the end, so the excess first shortens the end crop, then zeros + bias follow
-            output_padding, tail = [], []
-            for a, (extra, stride) in enumerate(zip(spec.output_padding, spec.stride)):
-                excess = max(extra - (stride - 1), 0)
-                taken = min(excess, pads[nd + a])
-                pads[nd + a] -= taken
-                output_padding.append(extra - excess)
-                tail.append(excess - taken)
-            if not any(tail):
-                graph.node("ConvTranspose", inputs, out_shape, pads=pads, output_padding=output_padding, **attrs)
-                return
-            short = out_shape[:2] + tuple(n - t for n, t in zip(out_shape[2:], tail))
-            graph.node("ConvTranspose", inputs[:1], short, pads=pads, output_padding=output_padding, **attrs)
-            graph.node("Pad", [graph.const("pads", np.array([0] * (nd + 2) + [0, 0] + tail, np.int64))], out_shape, mode="constant")
-            if layer.bias is not None:
-                graph.node("Add", [graph.const("bias", layer.bias.reshape((-1,) + (1,) * nd).astype(graph.dtype))], out_shape)
-            return
-        if spec.padding_mode != "zeros":
-            padded = graph.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(graph.shape[2:], spec.padding))
-            graph.node("Pad", [graph.const("pads", np.array([0, 0] + pads[:nd] + [0, 0] + pads[nd:], np.int64))], padded,
-                       mode=_PAD_MODES[spec.padding_mode])
-            pads = [0] * (2 * nd)
-        graph.node("Conv", inputs, out_shape, pads=pads, **attrs)
+        _add_conv(graph, layer, out_shape, name)
     elif isinstance(layer, PixelShuffle):
         if nd == 2:
             graph.node("DepthToSpace", [], out_shape, blocksize=layer.upscale_factor, mode="CRD")
@@ -225,19 +230,11 @@ def to_onnx(model: Module, path: Any, input_shape: Sequence[int], *, overwrite: 
     element = np.dtype(dtype)
     if element not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TransconvError(f"{op}: dtype must be float32 or float64, got {element}")
-    try:
-        shape = tuple(int(v) for v in input_shape)
-        valid = all(isinstance(v, numbers.Integral) and v >= 1 for v in input_shape) and len(shape) >= 3
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
+    items = per_axis_items(op, "input_shape", input_shape)
+    if items is None or len(items) < 3:
         raise TransconvError(f"{op}: input_shape must be (N, C, *spatial) with integers >= 1, got {input_shape!r}")
-    target = os.fspath(path)
-    if not overwrite and os.path.exists(target):
-        raise TransconvError(f"{op}: {target!r} exists; pass overwrite=True to replace it")
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise TransconvError(f"{op}: folder {folder!r} for {target!r} does not exist")
+    shape = tuple(checked_int(op, f"input_shape[{a}]", v, 1) for a, v in enumerate(items))
+    target = check_target(op, path, overwrite=overwrite)
     graph = _Graph(onnx, element, shape)
     for label, layer in _flatten(model, ""):
         _add_layer(graph, layer, label)
@@ -252,16 +249,5 @@ def to_onnx(model: Module, path: Any, input_shape: Sequence[int], *, overwrite: 
     )
     onnx_model = onnx.helper.make_model(proto, opset_imports=[onnx.helper.make_opsetid("", OPSET)], producer_name="transconv")
     onnx.checker.check_model(onnx_model, full_check=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(onnx_model.SerializeToString())
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not overwrite and os.path.exists(target):
-            raise TransconvError(f"{op}: {target!r} appeared while writing; pass overwrite=True to replace it")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, op=op, overwrite=overwrite) as temporary:
+        temporary.write_bytes(onnx_model.SerializeToString())

@@ -9,18 +9,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransconvError
+from ..spec import checked_real
 from .module import Module
 
 __all__ = ["SGD", "Adam"]
-
-
-def _number(name: str, label: str, value: Any, low: float, high: float = math.inf, high_open: bool = False) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise TransconvError(f"{name}: {label} must be a finite number, got {value!r}")
-    if value < low or value > high or (high_open and value >= high):
-        bound = f"< {high}" if high_open else f"<= {high}"
-        raise TransconvError(f"{name}: {label} must be >= {low}" + (f" and {bound}" if high != math.inf else "") + f", got {value}")
-    return float(value)
 
 
 class _Optimizer:
@@ -72,9 +64,9 @@ class SGD(_Optimizer):
 
     def __init__(self, model: Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         super().__init__(model)
-        self.lr = _number("SGD", "lr", lr, 0.0)
-        self.momentum = _number("SGD", "momentum", momentum, 0.0)
-        self.weight_decay = _number("SGD", "weight_decay", weight_decay, 0.0)
+        self.lr = checked_real("SGD", "lr", lr, 0.0)
+        self.momentum = checked_real("SGD", "momentum", momentum, 0.0)
+        self.weight_decay = checked_real("SGD", "weight_decay", weight_decay, 0.0)
 
     def step(self) -> None:
         for name, p, g in self._pairs():
@@ -101,14 +93,14 @@ class Adam(_Optimizer):
     def __init__(self, model: Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
         super().__init__(model)
-        self.lr = _number("Adam", "lr", lr, 0.0)
+        self.lr = checked_real("Adam", "lr", lr, 0.0)
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
             raise TransconvError(f"Adam: betas must be a pair of numbers in [0, 1), got {betas!r}") from None
-        self.betas = (_number("Adam", "betas[0]", b1, 0.0, 1.0, True), _number("Adam", "betas[1]", b2, 0.0, 1.0, True))
-        self.eps = _number("Adam", "eps", eps, 0.0)
-        self.weight_decay = _number("Adam", "weight_decay", weight_decay, 0.0)
+        self.betas = (checked_real("Adam", "betas[0]", b1, 0.0, 1.0, True), checked_real("Adam", "betas[1]", b2, 0.0, 1.0, True))
+        self.eps = checked_real("Adam", "eps", eps, 0.0)
+        self.weight_decay = checked_real("Adam", "weight_decay", weight_decay, 0.0)
 
     def step(self) -> None:
         self.steps += 1

@@ -86,8 +86,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
-from ..spec import ConvSpec
-from .direct import pad, pad_adjoint
+from ..spec import ConvSpec, transposed_as_direct_conv
+from .direct import flipped_weight, pad, pad_adjoint
 
 try:  # numba is a core dependency; a broken install makes the methods decline, not the package fail
     import numba
@@ -98,8 +98,8 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     numba = None
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
-__all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "gemm_conv", "gemm_conv_transpose", "direct_conv",
-           "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
+__all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "conv_row_plan", "transpose_row_plan", "phase_planes", "gemm_conv",
+           "gemm_conv_transpose", "direct_conv", "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -252,12 +252,24 @@ def zero_padded(transposed: bool):
 
 
 @lru_cache(maxsize=32)
-def _transpose_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
+def transpose_row_plan(spec: ConvSpec, small: tuple[int, ...]) -> RowPlan:
+    """The transposed convolution's :class:`RowPlan` on input ``small`` (cached), read off the connectivity.
+
+    >>> from transconv.spec import conv_transpose_spec
+    >>> transpose_row_plan(conv_transpose_spec("conv_transpose", (2, 2), 3), (2, 2)).outer.shape
+    (3, 2)
+    """
     return row_plan(transpose_axis_tap_indices(spec, small), spec.transpose_output_shape(small), spec.stride[-1])
 
 
 @lru_cache(maxsize=32)
-def _conv_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
+def conv_row_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
+    """The convolution's :class:`RowPlan` on input ``big`` (cached), read off the connectivity.
+
+    >>> from transconv.spec import conv_spec
+    >>> conv_row_plan(conv_spec("conv", (4, 4), 3), (4, 4)).outer.shape
+    (3, 2)
+    """
     return row_plan(axis_tap_indices(spec, big), big, spec.stride[-1])
 
 
@@ -387,7 +399,7 @@ if numba is not None:
     @njit(**_serial, inline="always")
     def _deinterleave(src, base, big_width, stride, pitch, start, phases):  # pragma: no cover - compiled
         # phases[start + ph * pitch + m] = src[base + stride * m + ph]: a row split into its phases.
-        # One exit, no early returns: inlined with those, LLVM left the loops scalar (2x slower).
+        # One exit, no early returns: inlined with those, LLVM leaves the loops scalar.
         if stride == 1:
             for m in range(big_width):
                 phases[uintp(start + m)] = src[uintp(base + m)]
@@ -857,7 +869,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     big = spec.transpose_output_shape(small)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
-    plan = _transpose_plan(spec, small)
+    plan = transpose_row_plan(spec, small)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
@@ -867,9 +879,9 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     fold = P < _FOLD_BELOW
     # The scatter, chosen once: whole phase planes when the output is stride x the input;
     # otherwise, while the inverse table is cache-sized, narrow outputs (rows of 4-8 element
-    # runs) and outputs reached by one tap each (kernel = stride) through the flat table
-    # (per block 0.43-0.77x the row runs' time, but 2.5x on a 32-wide k3 s2 output, whose
-    # long runs vectorise); otherwise the row runs.
+    # runs) and outputs reached by one tap each (kernel = stride) through the flat table,
+    # whose one load per contribution beats short runs' bookkeeping (docs/performance.md);
+    # otherwise the row runs, which vectorise on wide rows.
     mode = _TUNING.scatter
     planes = _transpose_planes(spec, small) if mode == "auto" and T * P <= _FLAT_TABLE_BYTES else None
     flat = None
@@ -936,7 +948,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = spec.conv_output_shape(big)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
-    plan = _conv_plan(spec, big)
+    plan = conv_row_plan(spec, big)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
@@ -1016,7 +1028,7 @@ class _DirectCall(NamedTuple):
 def _direct_transpose_call(spec: ConvSpec, y_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
     (n, c_in), small = y_shape[:2], y_shape[2:]
     big = spec.transpose_output_shape(small)
-    plan = _transpose_plan(spec, small)
+    plan = transpose_row_plan(spec, small)
     T, P, co_g = math.prod(w_shape[2:]), math.prod(small), w_shape[1]
     c_out = co_g * spec.groups
     leading = (spec.groups, plan.ptr, plan.pair_tap, plan.pair_row, *_runs(plan), plan.small_width, plan.big_rows,
@@ -1030,7 +1042,7 @@ def _direct_transpose_call(spec: ConvSpec, y_shape: tuple[int, ...], w_shape: tu
 def _direct_conv_call(spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _DirectCall:
     (n, c_in), big = x_shape[:2], x_shape[2:]
     small = spec.conv_output_shape(big)
-    plan = _conv_plan(spec, big)
+    plan = conv_row_plan(spec, big)
     T, P, c_out = math.prod(w_shape[2:]), math.prod(small), w_shape[0]
     leading = (spec.groups, plan.outer, *_runs(plan), plan.small_width, plan.big_width, plan.stride)
     return _DirectCall((n, c_in, math.prod(big)), (c_out, w_shape[1], T), (n, c_out, P), (n, c_out) + small, leading,
@@ -1218,9 +1230,8 @@ def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def flipped_conv_spec(spec: ConvSpec) -> ConvSpec:
     """The stride-1 convolution a stride-1 transposed convolution equals (kernel flipped,
-    channels swapped): padding ``dilation * (k - 1) - pad`` (plus output_padding high)."""
-    padding = tuple((d * (k - 1) - lo, d * (k - 1) - hi + a)
-                    for k, d, (lo, hi), a in zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding))
+    channels swapped): the padding of :func:`transconv.spec.transposed_as_direct_conv`."""
+    padding = transposed_as_direct_conv(spec).padding
     return replace(spec, padding=padding, output_padding=(0,) * spec.ndim, padding_mode="zeros")
 
 
@@ -1230,11 +1241,7 @@ def shift_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     :func:`shift_conv`); needs ``pad <= dilation * (kernel - 1)`` on every side."""
     if all(k == 1 for k in spec.kernel_size):
         return _k1_conv_transpose(y, w, spec)
-    g = spec.groups
-    c_in, co_g = w.shape[:2]
-    k = w.shape[2:]
-    flipped = w.reshape((g, c_in // g, co_g) + k).swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
-    return shift_conv(y, np.ascontiguousarray(flipped).reshape((g * co_g, c_in // g) + k), flipped_conv_spec(spec))
+    return shift_conv(y, flipped_weight(w, spec.groups), flipped_conv_spec(spec))
 
 
 def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:

@@ -21,9 +21,23 @@ import numpy as np
 from ..connectivity import pad_index
 from ..spec import ConvSpec
 
-__all__ = ["pad", "pad_adjoint", "conv_direct", "conv_transpose_direct", "tap_slices"]
+__all__ = ["pad", "pad_adjoint", "conv_direct", "conv_transpose_direct", "tap_slices", "flipped_weight"]
 
 _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def flipped_weight(w: np.ndarray, groups: int) -> np.ndarray:
+    """A transposed convolution's weight ``(C_in, C_out/g, *k)`` as the weight ``(C_out, C_in/g, *k)`` of the
+    stride-1 convolution it equals over the zero-inserted input: channels swapped within each
+    group and every tap flipped (the padding is :func:`transconv.spec.transposed_as_direct_conv`'s).
+
+    >>> flipped_weight(np.arange(6.0).reshape(2, 1, 3), 1)[0].tolist()
+    [[2.0, 1.0, 0.0], [5.0, 4.0, 3.0]]
+    """
+    c_in, co_g = w.shape[:2]
+    k = w.shape[2:]
+    swapped = w.reshape((groups, c_in // groups, co_g) + k).swapaxes(1, 2)[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+    return np.ascontiguousarray(swapped).reshape((groups * co_g, c_in // groups) + k)
 
 
 def pad(x: np.ndarray, spec: ConvSpec) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -21,15 +20,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import TransconvError
+from ..files import atomic_write
 from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
-from ..spec import ConvSpec, Layout, _index, as_numeric, validate_call
+from ..spec import ConvSpec, Layout, integer_or_none, as_numeric, compute_dtypes, validate_call
 from . import compiled
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
 __all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
-           "Plan", "plan"]
+           "Plan", "plan", "run_spec", "check_method"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ class Problem:
 
     @cached_property
     def output_spatial(self) -> tuple[int, ...]:
-        s = self.x_shape[2:]
-        return self.spec.transpose_output_shape(s) if self.transposed else self.spec.conv_output_shape(s)
+        return self.spec.output_shape(self.x_shape[2:], self.transposed)
 
     @property
     def macs(self) -> int:
@@ -117,9 +116,8 @@ def save_machine_rates(measured: dict) -> Path:
     path = rates_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {k: float(measured[k]) for k in _FITTED_ON}
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(record, handle)
-    os.replace(handle.name, path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(record))
     cost_rates.cache_clear()
     _forget_plans()
     return path
@@ -337,20 +335,6 @@ def _choose_cached(problem: Problem) -> MethodChoice:
 # --------------------------------------------------------------------------------------
 
 
-def _compute_dtype(*dtypes: Optional[np.dtype]) -> tuple[np.dtype, np.dtype]:
-    """Result dtype and the dtype to compute in.
-
-    Float inputs keep their dtype (mixed float32/float64 promote to float64, as NumPy
-    does); integer and bool inputs give float64; float16 is computed in float32 and
-    returned as float16.
-    """
-    result = np.result_type(*[d for d in dtypes if d is not None])
-    if result.kind != "f":
-        result = np.dtype(np.float64)
-    compute = np.dtype(np.float32) if result.itemsize < 4 else result
-    return result, compute
-
-
 def _work_bytes(problem: Problem) -> int:
     """Estimated peak bytes of one call: the result, a work buffer of up to 1.5 times it
     (the compiled methods' cap), the inputs' copies in the compute dtype, and the padded
@@ -420,6 +404,12 @@ def _padding_times_weight(out: np.ndarray, w: np.ndarray, problem: Problem) -> N
         out[:, co][..., on_padding] = np.nan
 
 
+def check_method(op: str, method: Any) -> None:
+    """Refuse a ``method=`` that is neither ``"auto"`` nor a registered method's name."""
+    if not isinstance(method, str) or method != "auto" and method not in METHODS:
+        raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+
+
 def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
          dtype: Any, method: Any = "auto") -> Plan:
     """The internal seam: run ``spec`` on these batched shapes with this method (``"auto"`` chooses).
@@ -428,8 +418,7 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
     the plan for every product, without re-validating keyword arguments.  The memory guard
     runs here, before any method is asked about the call.
     """
-    if not isinstance(method, str) or method != "auto" and method not in METHODS:
-        raise TransconvError(f"{op}: method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+    check_method(op, method)
     problem = Problem(transposed, x_shape, w_shape, spec, np.dtype(dtype))
     work_bytes = _work_bytes(problem)
     check_allocation(op, "the result and its work buffers", work_bytes)
@@ -462,7 +451,7 @@ def _call_plan(op: str, layout: Layout, x_dtype: np.dtype, w_dtype: np.dtype, bi
     found = _CALLS.get(key) if key is not None else None
     if found is not None and found[0] is layout:
         return found
-    out_dtype, compute = _compute_dtype(x_dtype, w_dtype, bias_dtype)
+    out_dtype, compute = compute_dtypes(x_dtype, w_dtype, bias_dtype)
     found = (layout, out_dtype, plan(op, layout.transposed, layout.spec, layout.x_shape, layout.w_shape, compute,
                                      method))
     if key is not None:
@@ -470,6 +459,19 @@ def _call_plan(op: str, layout: Layout, x_dtype: np.dtype, w_dtype: np.dtype, bi
             _CALLS.clear()
         _CALLS[key] = found
     return found
+
+
+def run_spec(op: str, transposed: bool, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+             bias: Optional[np.ndarray] = None, method: Any = "auto") -> np.ndarray:
+    """The internal seam for callers that hold a validated spec and batched arrays ``(N, C, *spatial)``
+    (the layers, the public operators): plan, run in the compute dtype, add the bias, return the
+    result dtype.  Nothing here re-validates the geometry."""
+    out_dtype, compute = compute_dtypes(x.dtype, w.dtype, None if bias is None else bias.dtype)
+    run = plan(op, transposed, spec, x.shape, w.shape, compute, method)
+    out = run(np.ascontiguousarray(x, dtype=compute), np.ascontiguousarray(w, dtype=compute))
+    if bias is not None:
+        out += bias.astype(compute).reshape((1, -1) + (1,) * (out.ndim - 2))
+    return out.astype(out_dtype, copy=False)
 
 
 def _execute(op: str, layout: Layout, x: np.ndarray, w: np.ndarray, bias: Optional[np.ndarray], method: Any) -> np.ndarray:
@@ -663,8 +665,8 @@ def choose_method(
     op = "choose_method"
 
     def shape_and_dtype(name, value):
-        if isinstance(value, tuple) and all(_index(v) is not None for v in value):
-            return tuple(_index(v) for v in value), None
+        if isinstance(value, tuple) and all(integer_or_none(v) is not None for v in value):
+            return tuple(integer_or_none(v) for v in value), None
         array = as_numeric(op, name, value)
         return array.shape, array.dtype
 
@@ -679,12 +681,12 @@ def choose_method(
     if not isinstance(transposed, (bool, np.bool_)):
         raise TransconvError(f"{op}: transposed must be True or False, got {transposed!r}")
     transposed = bool(transposed)
-    if not transposed and (not (output_padding is None or _index(output_padding) == 0) or output_size is not None):
+    if not transposed and (not (output_padding is None or integer_or_none(output_padding) == 0) or output_size is not None):
         raise TransconvError(f"{op}: output_padding and output_size apply only with transposed=True")
     layout = validate_call(op, transposed, x_shape, w_shape, stride=stride, padding=padding,
                            output_padding=output_padding if transposed else 0, groups=groups, dilation=dilation,
                            output_size=output_size, padding_mode=padding_mode, plain=plain,
                            bias_shape=None if bias_arr is None else bias_arr.shape)
-    _, compute = _compute_dtype(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
+    _, compute = compute_dtypes(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
     choice = _choose(Problem(layout.transposed, layout.x_shape, layout.w_shape, layout.spec, compute))
     return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined))

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..connectivity import axis_tap_indices
 from ..errors import TransconvError
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec
+from ..spec import ConvSpec, checked_int, per_axis_items, as_numeric, compute_dtypes, validate_call
 from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
@@ -43,13 +43,6 @@ WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
 _PER_SAMPLE_POSITIONS = 1024  # from here one GEMM per sample is long enough to skip folding the batch
-
-
-def _as_float(op: str, name: str, value: Any) -> np.ndarray:
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise TransconvError(f"{op}: {name} must be a real numeric array, got dtype {array.dtype}")
-    return array
 
 
 def _weight_grad_reference(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -185,11 +178,9 @@ _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_ge
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
     """The method ``"auto"`` picks: ``"gemm"``, for every call.
 
-    Measured single-threaded (docs/learning.md): on stride-1 layers with 1-56 channels on
-    16x48x48 the im2col GEMM took 0.2-1.0x the time of ``"shift"`` and 0.05-0.4x that of
-    ``"swap"``; on DCGAN 4x4 stride-2 layers shift does ``prod(stride)`` times the work and
-    swap was not faster.  ``"shift"`` (no column buffer: one copy of the input instead of
-    ``prod(kernel)``) and ``"swap"`` are there to ask for by name and to cross-check.
+    It was the fastest on every layer measured (docs/learning.md has the table); ``"shift"``
+    (no column buffer: one copy of the input instead of ``prod(kernel)``) and ``"swap"`` are
+    there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((8, 4, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
@@ -253,15 +244,13 @@ def conv_weight_grad(
            [42., 46., 50.]])
     """
     op = "conv_weight_grad"
-    x = _as_float(op, "x", x)
-    g = _as_float(op, "grad_out", grad_out)
-    try:
-        weight_shape = tuple(int(v) for v in weight_shape)
-    except TypeError:
-        raise TransconvError(f"{op}: weight_shape must be a sequence of ints, got {weight_shape!r}") from None
+    x = as_numeric(op, "x", x)
+    g = as_numeric(op, "grad_out", grad_out)
+    items = per_axis_items(op, "weight_shape", weight_shape)
+    if items is None or len(items) < 3:
+        raise TransconvError(f"{op}: weight_shape must be (C_a, C_b, *kernel) with entries >= 1, got {weight_shape!r}")
+    weight_shape = tuple(checked_int(op, f"weight_shape[{a}]", v, 1) for a, v in enumerate(items))
     ndim = len(weight_shape) - 2
-    if ndim < 1 or any(v < 1 for v in weight_shape):
-        raise TransconvError(f"{op}: weight_shape must be (C_a, C_b, *kernel) with entries >= 1, got {weight_shape}")
     if x.ndim != ndim + 2 or g.ndim != ndim + 2:
         raise TransconvError(
             f"{op}: x and grad_out must be batched (N, C, *spatial) with {ndim} spatial axes for weight_shape "
@@ -269,23 +258,15 @@ def conv_weight_grad(
         )
     if x.shape[0] != g.shape[0]:
         raise TransconvError(f"{op}: x and grad_out must have the same batch size, got {x.shape[0]} and {g.shape[0]}")
-    kernel = weight_shape[2:]
-    if transposed:
-        spec = conv_transpose_spec(op, x.shape[2:], kernel, stride, padding, output_padding, groups, dilation, padding_mode)
-        expected = (x.shape[0], weight_shape[1] * spec.groups) + spec.transpose_output_shape(x.shape[2:])
-        c_in_expected = weight_shape[0]
-    else:
-        spec = conv_spec(op, x.shape[2:], kernel, stride, padding, dilation, groups, padding_mode)
-        expected = (x.shape[0], weight_shape[0]) + spec.conv_output_shape(x.shape[2:])
-        c_in_expected = weight_shape[1] * spec.groups
-    if x.shape[1] != c_in_expected:
-        raise TransconvError(f"{op}: x has {x.shape[1]} channels, weight_shape {weight_shape} with groups={spec.groups} expects {c_in_expected}")
-    if g.shape != expected:
-        raise TransconvError(f"{op}: grad_out must have shape {expected} for x {x.shape} and this geometry, got {g.shape}")
-    if weight_shape[0] % spec.groups:
-        raise TransconvError(f"{op}: weight_shape[0] ({weight_shape[0]}) must be divisible by groups ({spec.groups})")
-    dtype = np.result_type(x.dtype, g.dtype)
-    dtype = np.dtype(np.float64) if dtype.kind != "f" else (np.dtype(np.float32) if dtype.itemsize < 4 else dtype)
+    layout = validate_call(op, transposed, x.shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
+                           groups=groups, padding_mode=padding_mode, output_padding=output_padding if transposed else 0,
+                           plain=False)
+    spec = layout.spec
+    if g.shape != layout.output_shape:
+        raise TransconvError(
+            f"{op}: grad_out must have shape {layout.output_shape} for x {x.shape} and this geometry, got {g.shape}"
+        )
+    _, dtype = compute_dtypes(x.dtype, g.dtype)
     x = np.ascontiguousarray(x, dtype=dtype)
     g = np.ascontiguousarray(g, dtype=dtype)
     if transposed:  # the transposed layer is the adjoint of the conv from its output grid: swap roles

@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..data import psnr
+from ..nn.init import bilinear_kernel as _bilinear_line
 from .frames import WORKED_K, WORKED_X, WORKED_Y, frames, make_spec
 
 __all__ = ["run_demo", "bilinear_kernel", "psnr", "upsampling_comparison", "learned_comparison"]
@@ -26,16 +28,8 @@ def bilinear_kernel(factor: int = 2) -> np.ndarray:
     >>> (bilinear_kernel(2) * 16).astype(int)[0].tolist()
     [1, 3, 3, 1]
     """
-    size = 2 * factor
-    center = (size - 1) / 2
-    line = 1 - np.abs(np.arange(size) - center) / factor
+    line = _bilinear_line(2 * factor)
     return np.outer(line, line)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of images in [0, 1]."""
-    mse = float(np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def upsampling_comparison() -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray, float]]]:
@@ -145,44 +139,43 @@ def run_demo(out: Optional[Path], *, pictures: bool = True, progress_factory: Op
     say(f"    kernel 4, stride 2: {d4.describe()}")
 
     if pictures and out is not None:
-        from .render import (
-            render_frames,
-            save_gif,
-            save_grid,
-            save_image_comparison,
-            save_matrix_pair,
-            save_overlap_maps,
-        )
-
-        out.mkdir(parents=True, exist_ok=True)
-        jobs = 7
-        bar = progress_factory("writing pictures", jobs) if progress_factory else (lambda *a: None)
-        written = []
-        images = render_frames(t_anim, WORKED_Y, WORKED_K)
-        written.append(save_gif(images, out / "worked_example_transposed.gif"))
-        bar(1)
-        written.append(save_grid(render_frames(t_anim, WORKED_Y, WORKED_K, matrix=False, compact=True),
-                                 out / "worked_example_transposed.png", anim=t_anim))
-        bar(2)
-        scatter = frames(t_anim.spec, (2, 2), transposed=True, view="scatter")
-        written.append(save_gif(render_frames(scatter, WORKED_Y, WORKED_K), out / "worked_example_scatter.gif"))
-        bar(3)
-        written.append(save_gif(render_frames(conv_anim, WORKED_X, WORKED_K), out / "worked_example_conv.gif"))
-        bar(4)
-        written.append(save_matrix_pair(conv_anim, out / "matrix_C_and_CT.png", step=0, w=WORKED_K))
-        bar(5)
-        written.append(save_overlap_maps(
-            [(f"kernel 3, stride 2: {'uniform' if d3.uniform else 'checkerboard'}", overlap3),
-             (f"kernel 4, stride 2: {'uniform' if d4.uniform else 'checkerboard'}", overlap4)],
-            out / "overlap_k3s2_vs_k4s2.png"))
-        bar(6)
-        crop = (200, 328, 160, 288)
-        panels = [("original", original)] + [(f"{n.strip()}\n{s:.2f} dB", im) for n, im, s in results
-                                             if not n.startswith("scipy.ndimage.zoom order=1,")]
-        written.append(save_image_comparison(panels, out / "upsampling_camera.png", crop=crop))
-        bar(7)
+        written = _write_pictures(out, conv_anim, t_anim, [(3, d3, overlap3), (4, d4, overlap4)], original, results,
+                                  progress_factory)
         say(f"\nPictures in {out}/:")
         for path in written:
             say(f"    {path.name}")
     say(f"\ndone in {time.perf_counter() - start:.1f} s.  Next: transconv animate --help, transconv explore")
     return 0
+
+
+def _write_pictures(out: Path, conv_anim, t_anim, overlaps, original, results, progress_factory) -> list[Path]:
+    """The demo's pictures into ``out``: the worked example animated, C and C^T, the overlap maps, the up-sampling."""
+    from .render import render_frames, save_gif, save_grid, save_image_comparison, save_matrix_pair, save_overlap_maps
+
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = 7
+    bar = progress_factory("writing pictures", jobs) if progress_factory else (lambda *a: None)
+    written = []
+    images = render_frames(t_anim, WORKED_Y, WORKED_K)
+    written.append(save_gif(images, out / "worked_example_transposed.gif"))
+    bar(1)
+    written.append(save_grid(render_frames(t_anim, WORKED_Y, WORKED_K, matrix=False, compact=True),
+                             out / "worked_example_transposed.png", anim=t_anim))
+    bar(2)
+    scatter = frames(t_anim.spec, (2, 2), transposed=True, view="scatter")
+    written.append(save_gif(render_frames(scatter, WORKED_Y, WORKED_K), out / "worked_example_scatter.gif"))
+    bar(3)
+    written.append(save_gif(render_frames(conv_anim, WORKED_X, WORKED_K), out / "worked_example_conv.gif"))
+    bar(4)
+    written.append(save_matrix_pair(conv_anim, out / "matrix_C_and_CT.png", step=0, w=WORKED_K))
+    bar(5)
+    written.append(save_overlap_maps(
+        [(f"kernel {k}, stride 2: {'uniform' if d.uniform else 'checkerboard'}", overlap) for k, d, overlap in overlaps],
+        out / "overlap_k3s2_vs_k4s2.png"))
+    bar(6)
+    crop = (200, 328, 160, 288)
+    panels = [("original", original)] + [(f"{n.strip()}\n{s:.2f} dB", im) for n, im, s in results
+                                         if not n.startswith("scipy.ndimage.zoom order=1,")]
+    written.append(save_image_comparison(panels, out / "upsampling_camera.png", crop=crop))
+    bar(7)
+    return written

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..connectivity import axis_forward_tables, axis_inverse_csr, pad_index
 from ..errors import TransconvError
-from ..spec import ConvSpec, conv_spec, conv_transpose_spec, transposed_as_direct_conv
+from ..spec import ConvSpec, per_axis, spatial_shape, transposed_as_direct_conv, validate_call
 
 __all__ = [
     "INPUT",
@@ -221,18 +221,18 @@ def make_spec(
     transposed: bool = False,
     padding_mode: str = "zeros",
 ) -> ConvSpec:
-    """Validate geometry arguments for a picture (``TransconvError`` on bad ones).
+    """The spec of a single-channel picture, through the one boundary :func:`transconv.spec.validate_call`.
 
     >>> make_spec((3, 3), 3, stride=2, padding=1, output_padding=1, transposed=True).transpose_output_shape((3, 3))
     (6, 6)
     """
-    if transposed:
-        return conv_transpose_spec(
-            "conv_transpose", tuple(input_shape), kernel_size, stride, padding, output_padding, 1, dilation, padding_mode
-        )
-    if (np.atleast_1d(np.asarray(output_padding)) != 0).any():
+    op = "conv_transpose" if transposed else "conv"
+    spatial = spatial_shape(op, input_shape)
+    if not transposed and any(per_axis(op, "output_padding", output_padding, len(spatial), 0)):
         raise TransconvError(f"conv: output_padding only applies to a transposed convolution, got {output_padding!r}")
-    return conv_spec("conv", tuple(input_shape), kernel_size, stride, padding, dilation, 1, padding_mode)
+    kernel = per_axis(op, "kernel_size", kernel_size, len(spatial), 1)
+    return validate_call(op, transposed, None, kernel, input_shape=spatial, plain=True, stride=stride, padding=padding,
+                         dilation=dilation, output_padding=output_padding, padding_mode=padding_mode).spec
 
 
 # --------------------------------------------------------------------------------------

@@ -646,6 +646,15 @@ def _pyplot():
     return plt
 
 
+def _save_figure(plt, fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write (trimmed to the drawing) and close a matplotlib figure."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def save_overlap_maps(maps: Sequence[tuple[str, np.ndarray]], path: str | Path) -> Path:
     """Heat maps of overlap maps side by side (numbers in the cells when small) for checkerboard diagnosis."""
     plt = _pyplot()
@@ -661,11 +670,7 @@ def save_overlap_maps(maps: Sequence[tuple[str, np.ndarray]], path: str | Path) 
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save_figure(plt, fig, path, dpi=80)
 
 
 def save_image_comparison(images: Sequence[tuple[str, np.ndarray]], path: str | Path, *, crop: Optional[tuple] = None) -> Path:
@@ -679,8 +684,4 @@ def save_image_comparison(images: Sequence[tuple[str, np.ndarray]], path: str | 
         ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save_figure(plt, fig, path, dpi=90)
