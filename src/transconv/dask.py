@@ -790,7 +790,7 @@ def _layer_reach(op: str, layer: Any, shape: tuple[int, ...]) -> list[tuple[int,
     if isinstance(layer, nn.PixelShuffle):
         return [(layer.upscale_factor, 0, 0)] * len(shape)
     if isinstance(layer, nn.Upsample):
-        return [(r, int(layer.mode == "bilinear"), int(layer.mode == "bilinear")) for r in layer._scales(len(shape))]
+        return [(r, int(layer.mode == "bilinear"), int(layer.mode == "bilinear")) for r in layer.scales(len(shape))]
     if isinstance(layer, (nn.Conv, nn.ConvTranspose)):
         spec = layer.spec_for(shape)
         reach = []
