@@ -39,7 +39,8 @@ def check_target(op: str, path: Union[str, os.PathLike], *, overwrite: bool,
 
 @contextlib.contextmanager
 def atomic_write(path: Union[str, os.PathLike], *, op: str = "write", overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write; on success it is synced and renamed onto ``path``.
+    """Yield a temporary path beside ``path`` to write (a file, or a folder such as a Zarr store); on
+    success it is synced and renamed onto ``path``.
 
     The temporary name keeps ``path``'s suffix (writers that read the format from the name
     still work).  If the block raises, the temporary file is removed and ``path`` is left as
@@ -58,11 +59,36 @@ def atomic_write(path: Union[str, os.PathLike], *, op: str = "write", overwrite:
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.partial{path.suffix}")
     try:
         yield temporary
-        with open(temporary, "rb+") as handle:  # the data reaches the disk before the name points at it
-            os.fsync(handle.fileno())
+        if not temporary.is_dir():
+            with open(temporary, "rb+") as handle:  # the data reaches the disk before the name points at it
+                os.fsync(handle.fileno())
         if not overwrite and path.exists():
             raise TransconvError(f"{op}: {str(path)!r} appeared while writing; pass overwrite=True to replace it")
-        os.replace(temporary, path)
+        _move_into_place(temporary, path)
     finally:
-        if temporary.exists():
-            temporary.unlink()
+        _remove(temporary)
+
+
+def _move_into_place(temporary: Path, path: Path) -> None:
+    """Rename ``temporary`` onto ``path``; a folder (a Zarr store) on either side cannot be replaced by
+    one rename, so the old ``path`` is moved aside first and removed only once the new one is in place."""
+    if not (temporary.is_dir() or (path.is_dir() and not path.is_symlink())) or not path.exists():
+        os.replace(temporary, path)
+        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.old")
+    os.replace(path, aside)
+    try:
+        os.replace(temporary, path)
+    except OSError:
+        os.replace(aside, path)
+        raise
+    _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

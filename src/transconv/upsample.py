@@ -19,6 +19,7 @@ import numpy as np
 
 from .data import bicubic_resize, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import TransconvError
+from .files import atomic_write
 from .spec import checked_int
 
 __all__ = ["upsample", "shipped_model_path", "add_arguments", "run"]
@@ -258,32 +259,6 @@ def _tiff_tiles(bands: Any, width: int, tile: int) -> Any:
         yield from (pending[:, c : c + tile] for c in range(0, width, tile))
 
 
-def _replace(tmp: Path, dst: Path) -> None:
-    """Move ``tmp`` to ``dst``; an existing ``dst`` (file or .zarr folder) is moved aside first, removed after."""
-    import shutil
-
-    if not dst.exists():
-        os.replace(tmp, dst)
-        return
-    aside = dst.with_name(f".{dst.name}.{os.getpid()}.old")
-    os.replace(dst, aside)
-    try:
-        os.replace(tmp, dst)
-    except OSError:
-        os.replace(aside, dst)
-        raise
-    shutil.rmtree(aside) if aside.is_dir() and not aside.is_symlink() else aside.unlink()
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def run(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     kind = "zarr" if dst.suffix.lower() == ".zarr" else "tiff" if dst.suffix.lower() in _TIFF else "pillow"
@@ -330,25 +305,22 @@ def _upsample_file(args: argparse.Namespace, image: _Input, src: Path, dst: Path
         return _fail(f"{str(src)!r} has {image.shape[0] * image.shape[1]} pixels, above the in-memory threshold "
                      f"{CHUNKED_ABOVE_PIXELS}: up-sampling it tile by tile needs pip install 'transconv[dask]'")
     side = args.chunk or CHUNK_SIDE
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp{dst.suffix}")
     try:
-        if chunked:
-            import dask.array  # noqa: F401  (the extra is present: checked above)
+        with atomic_write(dst, op="upsample") as tmp:
+            if chunked:
+                import dask.array  # noqa: F401  (the extra is present: checked above)
 
-            from .dask import upsample as dask_upsample
+                from .dask import upsample as dask_upsample
 
-            lazy = dask_upsample(image.dask(), args.scale, model=args.model, chunks=side)
-            bands = _bands(lazy)
-        else:
-            bands = iter([upsample(image.numpy(), args.scale, model=args.model)])
-        _write(tmp, kind, bands, shape, image.dtype, args.scale * side)
-        _replace(tmp, dst)
+                lazy = dask_upsample(image.dask(), args.scale, model=args.model, chunks=side)
+                bands = _bands(lazy)
+            else:
+                bands = iter([upsample(image.numpy(), args.scale, model=args.model)])
+            _write(tmp, kind, bands, shape, image.dtype, args.scale * side)
     except TransconvError as exc:
         return _fail(str(exc))
     except (OSError, ValueError) as exc:
         return _fail(f"cannot up-sample {str(src)!r} into {str(dst)!r} ({exc})")
-    finally:
-        _remove(tmp)
     how = f", {side}x{side} tiles" if chunked else ""
     print(f"wrote {dst} ({shape[1]}x{shape[0]}, {args.scale}x {src.name}{how})")
     return 0
