@@ -419,3 +419,26 @@ def test_shift_agrees_with_the_reference_and_torch(case, mode, k1):
         t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
         oracle = conv(t(xc), t(wc), t(bc), case.stride, case.padding, case.dilation, case.groups).numpy()
         np.testing.assert_allclose(got, oracle, **tolerance(case.dtype, xc, wc, bc))
+
+
+@pytest.mark.parametrize("ndim, size, multiplier, dilation, padding", [
+    (1, 9000, 1, 1, 2), (2, 75, 2, 2, 3), (2, 20, 1, 1, (0, 4)), (3, 19, 1, 1, 1), (3, 6, 3, 2, 0)])
+def test_depthwise_shifted_runs_agree_with_torch(ndim, size, multiplier, dilation, padding):
+    """Stride 1 with one input channel per group runs the shifted-run kernel (no GEMM): planes
+    of one to several 4096-position blocks, channel multipliers, dilation, uneven padding."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(size)
+    groups = 3
+    x = rng.standard_normal((2, groups) + (size,) * ndim).astype(np.float32)
+    w = rng.standard_normal((groups * multiplier, 1) + (3,) * ndim).astype(np.float32)
+    pad = (padding,) * ndim if isinstance(padding, int) else (padding[:1] * (ndim - 1) + padding[1:])[:ndim]
+    conv = getattr(torch.nn.functional, f"conv{ndim}d")
+    expected = conv(torch.from_numpy(x), torch.from_numpy(w), None, 1, pad, dilation, groups).numpy()
+    got = tc.conv(x, w, padding=pad, dilation=dilation, groups=groups, method="shift")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    wt = rng.standard_normal((groups, multiplier) + (3,) * ndim).astype(np.float32)
+    transpose = getattr(torch.nn.functional, f"conv_transpose{ndim}d")
+    expected = transpose(torch.from_numpy(x), torch.from_numpy(wt), None, 1, 0, 0, groups, dilation).numpy()
+    got = tc.conv_transpose(x, wt, dilation=dilation, groups=groups, method="shift")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert tc.choose_method(x, w, padding=pad, dilation=dilation, groups=groups).method == "shift"

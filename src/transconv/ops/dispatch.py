@@ -256,6 +256,12 @@ def _shift_cost(p: Problem) -> float:
         streamed = positions * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
         eff = min(1.0, c_make / 16) * min(1.0, c_sum / 16) + 1e-3
         return max(2 * p.macs / (r["gemm_flops"] * eff), streamed / r["write_bytes"]) + _CALL_SECONDS * 3
+    if c_sum == 1:  # one input channel per group: shifted runs added in place, no GEMM (vectorised rows)
+        out_bytes = positions * c_make * p.spec.groups * p.dtype.itemsize
+        planes = p.x_shape[0] * c_make * p.spec.groups  # one task each: fewer than the cores leave some idle
+        idle = compiled.thread_count() / min(planes, compiled.thread_count())
+        adds = positions * waste * taps * c_make * p.spec.groups  # every output at the padded width, every tap
+        return idle * adds / (3 * r["compiled_macs"]) + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
     eff = _gemm_efficiency(c_make, c_sum * taps, positions)
     copied = positions * waste * taps * c_sum * p.spec.groups
     return (2 * p.macs * waste / (r["gemm_flops"] * eff) + copied * p.dtype.itemsize / r["copy_bytes"]
