@@ -13,7 +13,7 @@ from transconv.ops import compiled
 from _strategies import cases
 
 FAST = [m for m in tc.METHODS if m != "reference"]
-STRIDE_ONE = {"shift"}  # methods that decline strides above 1 (unless the kernel has one tap)
+STRIDE_ONE = {"shift", "runs"}  # methods that decline strides above 1 (runs: transposed only; shift: unless k1)
 
 
 def _stride(method: str, stride: int) -> int:
@@ -135,7 +135,8 @@ def test_row_plan_is_the_connectivity(case, transposed):
 ])
 def test_decoder_layers_match_the_reference(method, layer):
     x_shape, w_shape, kwargs = layer
-    if method in STRIDE_ONE and kwargs.get("stride", 1) > 1 and np.prod(w_shape[2:]) > 1:
+    if method in STRIDE_ONE and tc.choose_method(x_shape, w_shape, transposed=True, **kwargs).declined.get(method):
+        assert kwargs.get("stride", 1) > 1  # only strides are declined
         with pytest.raises(tc.TransconvError, match="cannot run this call"):
             tc.conv_transpose(np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), method=method, **kwargs)
         return
@@ -442,3 +443,38 @@ def test_depthwise_shifted_runs_agree_with_torch(ndim, size, multiplier, dilatio
     got = tc.conv_transpose(x, wt, dilation=dilation, groups=groups, method="shift")
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert tc.choose_method(x, w, padding=pad, dilation=dilation, groups=groups).method == "shift"
+
+
+@settings(deadline=None, max_examples=120)
+@given(case=cases(max_ndim=3), mode=st.sampled_from(["zeros", "reflect", "circular"]))
+def test_runs_agrees_with_the_reference_and_torch(case, mode):
+    """Shifted runs of the stride phases, on any convolution (strides, dilation, groups,
+    ragged phases) and the stride-1 transposed ones, against the reference and PyTorch."""
+    from dataclasses import replace
+
+    from _strategies import tolerance
+
+    torch = pytest.importorskip("torch")
+    assume(all(b >= 1 for b in case.big) and any(k > 1 for k in case.kernel))
+    assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
+    kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation)
+    xc, wc, bc = case.arrays(transposed=False)
+    expected = tc.conv(xc, wc, bc, method="reference", padding_mode=mode, **kwargs)
+    got = tc.conv(xc, wc, bc, method="runs", padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(case.dtype, xc, wc, bc))
+    if mode == "zeros":
+        conv = getattr(torch.nn.functional, f"conv{case.ndim}d")
+        t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+        oracle = conv(t(xc), t(wc), t(bc), case.stride, case.padding, case.dilation, case.groups).numpy()
+        np.testing.assert_allclose(got, oracle, **tolerance(case.dtype, xc, wc, bc))
+    one = replace(case, stride=(1,) * case.ndim,
+                  output_padding=tuple(min(a, d - 1) for a, d in zip(case.output_padding, case.dilation)))
+    x, w, b = one.arrays(transposed=True)
+    kwargs = dict(stride=1, padding=one.padding, groups=one.groups, dilation=one.dilation,
+                  output_padding=one.output_padding)
+    assume(all(b >= 1 for b in one.big))
+    if tc.choose_method(x, w, transposed=True, **kwargs).declined.get("runs"):
+        assume(False)  # padding beyond dilation * (kernel - 1), or one input channel per group (shift's)
+    expected = tc.conv_transpose(x, w, b, method="reference", padding_mode=mode, **kwargs)
+    got = tc.conv_transpose(x, w, b, method="runs", padding_mode=mode, **kwargs)
+    np.testing.assert_allclose(got, expected, **tolerance(one.dtype, x, w, b))

@@ -717,6 +717,38 @@ if numba is not None:
             for p in range(P):
                 dst[uintp(p)] = acc[uintp(keep[p])]
 
+    def _runs_conv_py(xph, w, out, co_g, phase_of_tap, offsets, keep, p_start, block, valid):  # pragma: no cover
+        # out[n, c, p] = sum_{ci, t} w[c, ci, t] * xph[n, g*ci_g + ci, phase_of_tap[t], keep[p] + offsets[t]]
+        # (see runs_conv).  One task per (sample, group, block of the flat phase grid): each
+        # tap adds a long unit-stride run of its phase to every output channel's accumulator.
+        N, C_in, S, L = xph.shape
+        C_out, ci_g, T = w.shape
+        G = C_out // co_g
+        nblocks = p_start.shape[0] - 1
+        for task in prange(N * G * nblocks):
+            b = task % nblocks
+            ng = task // nblocks
+            g = ng % G
+            n = ng // G
+            q0 = b * block
+            width = min(valid, q0 + block) - q0
+            acc = np.zeros(co_g * width, dtype=out.dtype)
+            for ci in range(ci_g):
+                xc = xph[n, g * ci_g + ci]
+                for t in range(T):
+                    src = xc[phase_of_tap[t]]
+                    o = q0 + offsets[t]
+                    for co in range(co_g):
+                        wv = w[g * co_g + co, ci, t]
+                        a0 = co * width
+                        for q in range(width):
+                            acc[uintp(a0 + q)] += wv * src[uintp(o + q)]
+            for co in range(co_g):
+                dst = out[n, g * co_g + co]
+                a0 = co * width - q0
+                for p in range(p_start[b], p_start[b + 1]):
+                    dst[uintp(p)] = acc[uintp(a0 + keep[p])]
+
     def _twins(py_func, **options):
         """A parallel and a serial kernel from one function.  parallel=True spreads a call
         over numba's threads; the serial twin (prange runs as range) is for the worker
@@ -739,6 +771,7 @@ if numba is not None:
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
     _shift_single, _shift_single_serial = _twins(_shift_single_py, fastmath={"contract"})
+    _runs_conv, _runs_conv_serial = _twins(_runs_conv_py, fastmath={"contract"})
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
     _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
     _DIRECT_CONV, _DIRECT_TRANSPOSE = (_direct_conv, _direct_conv_serial), (_direct_transpose, _direct_transpose_serial)
@@ -1321,3 +1354,92 @@ def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:
                           zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding)):
         return "padding larger than dilation * (kernel - 1) crops the transposed output"
     return None
+
+
+# --------------------------------------------------------------------------------------
+# "runs": a convolution as shifted runs of its input's stride phases (no GEMM, no gather).
+# --------------------------------------------------------------------------------------
+
+_RUNS_ACC_BYTES = 16 * 2**10  # one task's accumulators (all output channels of a group): L1-sized
+
+
+@dataclass(frozen=True)
+class RunsGeometry:
+    """A convolution over the flat grid of its padded input's stride phases.
+
+    Per axis, padded input position ``i = s * o + t * d`` (output ``o``, tap ``t``) is
+    position ``o + (t * d) // s`` of phase ``(t * d) % s``, every phase cut to the common
+    length ``L = ceil(padded / s)``: so each tap reads one phase at a constant flat offset,
+    and the whole output, computed at the phase grid's width and cropped through ``keep``,
+    is a sum of long unit-stride runs (with stride 1, one phase: the padded input itself).
+    """
+
+    lengths: tuple[int, ...]  # L per axis
+    phase_of_tap: np.ndarray  # (T,) flat phase index of each tap
+    offsets: np.ndarray  # (T,) flat offset of each tap in the phase grid
+    keep: np.ndarray  # (P,) flat index of each output position in the phase grid
+    p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
+    block: int
+    valid: int  # grid positions the runs cover (the last kept one + 1)
+
+
+@lru_cache(maxsize=64)
+def runs_geometry(spec: ConvSpec, big: tuple[int, ...], co_g: int) -> RunsGeometry:
+    """The :class:`RunsGeometry` of a convolution of input ``big`` with ``co_g`` output channels per group."""
+    stride = np.array(spec.stride)
+    padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
+    lengths = tuple(int(v) for v in -(-padded // stride))
+    small = spec.conv_output_shape(big)
+    reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
+    phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
+    pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
+    offsets = ((reach // stride[:, None]) * pitch[:, None]).sum(axis=0).astype(np.int64)
+    keep = np.ravel_multi_index(np.indices(small).reshape(spec.ndim, -1), lengths).astype(np.int64)
+    valid = int(keep[-1]) + 1 if keep.size else 0
+    block = int(max(64, min(4096, _RUNS_ACC_BYTES // 4 // max(1, co_g))))
+    p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
+    for a in phase_of_tap, offsets, keep, p_start:
+        a.setflags(write=False)
+    return RunsGeometry(lengths, phase_of_tap, offsets, keep, p_start, block, valid)
+
+
+def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...]) -> np.ndarray:
+    """``(N, C, prod(stride), prod(lengths))``: the zero-padded input split into its stride phases,
+    each on the common grid ``lengths`` (its ragged tail zero).  With stride 1, a view when
+    there is no padding."""
+    n, c = x.shape[:2]
+    padded = any(lo or hi for lo, hi in spec.padding)
+    if all(s == 1 for s in spec.stride):
+        xp = np.pad(x, [(0, 0), (0, 0)] + list(spec.padding)) if padded else x
+        return xp.reshape(n, c, 1, -1)
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(spec.padding)) if padded else x
+    ragged = any(p % s for p, s in zip(xp.shape[2:], spec.stride))
+    phases = (np.zeros if ragged else np.empty)((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
+    for k, rho in enumerate(np.ndindex(*spec.stride)):
+        part = xp[(slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(rho, spec.stride))]
+        phases[(slice(None), slice(None), k) + tuple(slice(0, m) for m in part.shape[2:])] = part
+    return phases.reshape(n, c, math.prod(spec.stride), -1)
+
+
+@zero_padded(transposed=False)
+def runs_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """A convolution as shifted runs of its input's stride phases (:class:`RunsGeometry`): no
+    column buffer and no GEMM, so it pays where few channels make a GEMM thin and its column
+    buffer many times the input (small channel counts, many taps)."""
+    n, c_out = x.shape[0], w.shape[0]
+    co_g = c_out // spec.groups
+    geometry = runs_geometry(spec, x.shape[2:], co_g)
+    small = spec.conv_output_shape(x.shape[2:])
+    phases = stride_phases(x, spec, geometry.lengths)
+    out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
+    serial = SERIAL_ONLY or n * c_out * w.shape[1] * len(geometry.offsets) * geometry.valid < _SERIAL_BELOW
+    (_runs_conv_serial if serial else _runs_conv)(phases, w.reshape(c_out, w.shape[1], -1), out, co_g,
+                                                  geometry.phase_of_tap, geometry.offsets, geometry.keep,
+                                                  geometry.p_start, geometry.block, geometry.valid)
+    return out.reshape((n, c_out) + small)
+
+
+@zero_padded(transposed=True)
+def runs_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Stride 1: the convolution with the flipped kernel (as :func:`shift_conv_transpose`)."""
+    return runs_conv(y, flipped_weight(w, spec.groups), flipped_conv_spec(spec))

@@ -259,7 +259,7 @@ def _shift_cost(p: Problem) -> float:
     if c_sum == 1:  # one input channel per group: shifted runs added in place, no GEMM (vectorised rows)
         out_bytes = positions * c_make * p.spec.groups * p.dtype.itemsize
         planes = p.x_shape[0] * c_make * p.spec.groups  # one task each: fewer than the cores leave some idle
-        idle = compiled.thread_count() / min(planes, compiled.thread_count())
+        idle = compiled.thread_count() / min(max(1, planes), compiled.thread_count())
         adds = positions * waste * taps * c_make * p.spec.groups  # every output at the padded width, every tap
         return idle * adds / (3 * r["compiled_macs"]) + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
     eff = _gemm_efficiency(c_make, c_sum * taps, positions)
@@ -270,6 +270,46 @@ def _shift_cost(p: Problem) -> float:
 
 # Stride-1 layers (compiled.shift_conv): one GEMM over shifted contiguous runs of the padded input.
 register_method(Method("shift", compiled.shift_conv, compiled.shift_conv_transpose, _shift_cost, _shift_supports))
+
+
+def _runs_supports(p: Problem) -> Optional[str]:
+    why_not = _needs_numba(p)
+    if why_not:
+        return why_not
+    if p.transposed and any(s > 1 for s in p.spec.stride):
+        return "a strided transposed convolution scatters: runs computes convolutions and stride-1 transposes"
+    if p.transposed:
+        return compiled.shift_supports(p.spec, True)
+    return None
+
+
+_RUNS_RATE = 1.2  # runs' multiply-adds per second in units of compiled_macs (fitted on the sweep)
+
+
+def _runs_cost(p: Problem) -> float:
+    spec = compiled.flipped_conv_spec(p.spec) if p.transposed else p.spec
+    c_sum, c_make = _channels(p)
+    big = p.x_shape[2:]
+    padded = [b + lo + hi for b, (lo, hi) in zip(big, spec.padding)]
+    lengths = [-(-n // s) for n, s in zip(padded, spec.stride)]
+    out = p.output_spatial
+    grid = out[0] * math.prod(lengths[1:])  # output rows at the phase grid's width
+    adds = p.x_shape[0] * grid * math.prod(spec.kernel_size) * c_sum * c_make * spec.groups
+    tasks = p.x_shape[0] * spec.groups * max(1, grid * c_make // 4096)
+    idle = compiled.thread_count() / min(max(1, tasks), compiled.thread_count())
+    r = cost_rates()
+    copied = 0.0  # the stride phases (or the padded copy) of the input
+    if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
+        copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(padded) * p.dtype.itemsize / r["copy_bytes"]
+    out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
+    # each add loads and stores its accumulator: a single output channel per group leaves the
+    # input's loads unshared, where the gathered GEMM (a matrix-vector product then) streams better
+    thin = 1 + 2 / c_make
+    return thin * idle * adds / (_RUNS_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
+
+
+# Few channels (compiled.runs_conv): every tap adds shifted runs of the input's stride phases.
+register_method(Method("runs", compiled.runs_conv, compiled.runs_conv_transpose, _runs_cost, _runs_supports))
 
 
 def _phase_cost(p: Problem) -> float:
