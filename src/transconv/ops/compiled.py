@@ -717,13 +717,15 @@ if numba is not None:
             for p in range(P):
                 dst[uintp(p)] = acc[uintp(keep[p])]
 
-    def _runs_conv_py(xph, w, out, co_g, phase_of_tap, offsets, keep, p_start, block, valid):  # pragma: no cover
-        # out[n, c, p] = sum_{ci, t} w[c, ci, t] * xph[n, g*ci_g + ci, phase_of_tap[t], keep[p] + offsets[t]]
-        # (see runs_conv).  One task per (sample, group, block of the flat phase grid): each
-        # tap adds a long unit-stride run of its phase to every output channel's accumulator.
-        N, C_in, S, L = xph.shape
-        C_out, ci_g, T = w.shape
+    def _runs_conv_py(xph, w, out, co_g, terms, keep, p_start, block, valid):  # pragma: no cover - compiled
+        # out[n, c, p] = sum_k w[c, k] * xph[n, g * ci_g * S * L + terms[k] + keep[p]] over the group's
+        # terms k = (ci, t) (see RunsGeometry).  One task per (sample, group, block of the flat
+        # phase grid): every term is a long unit-stride run, four terms added per pass so that
+        # the accumulator is loaded and stored once per four multiply-adds.
+        N = xph.shape[0]
+        C_out, K = w.shape
         G = C_out // co_g
+        plane = xph.shape[1] // G  # the group's inputs: ci_g * S * L
         nblocks = p_start.shape[0] - 1
         for task in prange(N * G * nblocks):
             b = task % nblocks
@@ -732,17 +734,26 @@ if numba is not None:
             n = ng // G
             q0 = b * block
             width = min(valid, q0 + block) - q0
+            src = xph[n]
+            base = g * plane + q0
             acc = np.zeros(co_g * width, dtype=out.dtype)
-            for ci in range(ci_g):
-                xc = xph[n, g * ci_g + ci]
-                for t in range(T):
-                    src = xc[phase_of_tap[t]]
-                    o = q0 + offsets[t]
-                    for co in range(co_g):
-                        wv = w[g * co_g + co, ci, t]
-                        a0 = co * width
-                        for q in range(width):
-                            acc[uintp(a0 + q)] += wv * src[uintp(o + q)]
+            for co in range(co_g):
+                wrow = w[g * co_g + co]
+                a0 = co * width
+                k = 0
+                while k + 4 <= K:
+                    w0, w1, w2, w3 = wrow[k], wrow[k + 1], wrow[k + 2], wrow[k + 3]
+                    o0, o1, o2, o3 = base + terms[k], base + terms[k + 1], base + terms[k + 2], base + terms[k + 3]
+                    for q in range(width):
+                        acc[uintp(a0 + q)] += (w0 * src[uintp(o0 + q)] + w1 * src[uintp(o1 + q)]
+                                               + w2 * src[uintp(o2 + q)] + w3 * src[uintp(o3 + q)])
+                    k += 4
+                while k < K:
+                    wv = wrow[k]
+                    o = base + terms[k]
+                    for q in range(width):
+                        acc[uintp(a0 + q)] += wv * src[uintp(o + q)]
+                    k += 1
             for co in range(co_g):
                 dst = out[n, g * co_g + co]
                 a0 = co * width - q0
@@ -1375,8 +1386,7 @@ class RunsGeometry:
     """
 
     lengths: tuple[int, ...]  # L per axis
-    phase_of_tap: np.ndarray  # (T,) flat phase index of each tap
-    offsets: np.ndarray  # (T,) flat offset of each tap in the phase grid
+    terms: np.ndarray  # (ci_g * T,) flat offset of each (input channel, tap) in a group's (ci_g, phases, L) input
     keep: np.ndarray  # (P,) flat index of each output position in the phase grid
     p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
     block: int
@@ -1384,8 +1394,9 @@ class RunsGeometry:
 
 
 @lru_cache(maxsize=64)
-def runs_geometry(spec: ConvSpec, big: tuple[int, ...], co_g: int) -> RunsGeometry:
-    """The :class:`RunsGeometry` of a convolution of input ``big`` with ``co_g`` output channels per group."""
+def runs_geometry(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int) -> RunsGeometry:
+    """The :class:`RunsGeometry` of a convolution of input ``big`` with ``ci_g`` input and ``co_g``
+    output channels per group."""
     stride = np.array(spec.stride)
     padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
     lengths = tuple(int(v) for v in -(-padded // stride))
@@ -1398,27 +1409,34 @@ def runs_geometry(spec: ConvSpec, big: tuple[int, ...], co_g: int) -> RunsGeomet
     valid = int(keep[-1]) + 1 if keep.size else 0
     block = int(max(64, min(4096, _RUNS_ACC_BYTES // 4 // max(1, co_g))))
     p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
-    for a in phase_of_tap, offsets, keep, p_start:
+    grid = math.prod(lengths)
+    channel = np.arange(ci_g, dtype=np.int64)[:, None] * (math.prod(spec.stride) * grid)
+    terms = (channel + phase_of_tap[None] * grid + offsets[None]).reshape(-1)
+    for a in terms, keep, p_start:
         a.setflags(write=False)
-    return RunsGeometry(lengths, phase_of_tap, offsets, keep, p_start, block, valid)
+    return RunsGeometry(lengths, terms, keep, p_start, block, valid)
 
 
 def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...]) -> np.ndarray:
-    """``(N, C, prod(stride), prod(lengths))``: the zero-padded input split into its stride phases,
-    each on the common grid ``lengths`` (its ragged tail zero).  With stride 1, a view when
-    there is no padding."""
+    """``(N, C, prod(stride) * prod(lengths))``: the zero-padded input split into its stride phases,
+    each on the common grid ``lengths`` (padding and ragged tails zero), in one strided copy
+    per phase straight from ``x``.  With stride 1 and no padding, a view of ``x``."""
     n, c = x.shape[:2]
-    padded = any(lo or hi for lo, hi in spec.padding)
-    if all(s == 1 for s in spec.stride):
-        xp = np.pad(x, [(0, 0), (0, 0)] + list(spec.padding)) if padded else x
-        return xp.reshape(n, c, 1, -1)
-    xp = np.pad(x, [(0, 0), (0, 0)] + list(spec.padding)) if padded else x
-    ragged = any(p % s for p, s in zip(xp.shape[2:], spec.stride))
-    phases = (np.zeros if ragged else np.empty)((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
+    if all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding):
+        return x.reshape(n, c, -1)
+    phases = np.zeros((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
     for k, rho in enumerate(np.ndindex(*spec.stride)):
-        part = xp[(slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(rho, spec.stride))]
-        phases[(slice(None), slice(None), k) + tuple(slice(0, m) for m in part.shape[2:])] = part
-    return phases.reshape(n, c, math.prod(spec.stride), -1)
+        # phase position j holds padded position s*j + rho, input position s*j + rho - lo
+        source, target = [slice(None), slice(None)], [slice(None), slice(None), k]
+        for r, s, (lo, _), size, length in zip(rho, spec.stride, spec.padding, x.shape[2:], lengths):
+            j0 = max(0, -(-(lo - r) // s))  # the first phase position inside the input
+            j1 = min(length, (size - 1 + lo - r) // s + 1)
+            j1 = max(j0, j1)
+            first = s * j0 + r - lo
+            source.append(slice(first, first + s * (j1 - j0), s) if j1 > j0 else slice(0, 0))
+            target.append(slice(j0, j1))
+        phases[tuple(target)] = x[tuple(source)]
+    return phases.reshape(n, c, -1)
 
 
 @zero_padded(transposed=False)
@@ -1428,14 +1446,14 @@ def runs_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     buffer many times the input (small channel counts, many taps)."""
     n, c_out = x.shape[0], w.shape[0]
     co_g = c_out // spec.groups
-    geometry = runs_geometry(spec, x.shape[2:], co_g)
+    geometry = runs_geometry(spec, x.shape[2:], w.shape[1], co_g)
     small = spec.conv_output_shape(x.shape[2:])
     phases = stride_phases(x, spec, geometry.lengths)
     out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
-    serial = SERIAL_ONLY or n * c_out * w.shape[1] * len(geometry.offsets) * geometry.valid < _SERIAL_BELOW
-    (_runs_conv_serial if serial else _runs_conv)(phases, w.reshape(c_out, w.shape[1], -1), out, co_g,
-                                                  geometry.phase_of_tap, geometry.offsets, geometry.keep,
-                                                  geometry.p_start, geometry.block, geometry.valid)
+    serial = SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < _SERIAL_BELOW
+    (_runs_conv_serial if serial else _runs_conv)(phases.reshape(n, -1), w.reshape(c_out, -1), out, co_g,
+                                                  geometry.terms, geometry.keep, geometry.p_start, geometry.block,
+                                                  geometry.valid)
     return out.reshape((n, c_out) + small)
 
 
