@@ -283,7 +283,7 @@ def _runs_supports(p: Problem) -> Optional[str]:
     return None
 
 
-_RUNS_RATE = 1.2  # runs' multiply-adds per second in units of compiled_macs (fitted on the sweep)
+_RUNS_RATE = 3.0  # runs' multiply-adds per second in units of compiled_macs (fitted on the sweep)
 
 
 def _runs_cost(p: Problem) -> float:
@@ -302,9 +302,9 @@ def _runs_cost(p: Problem) -> float:
     if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
         copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(padded) * p.dtype.itemsize / r["copy_bytes"]
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
-    # each add loads and stores its accumulator: a single output channel per group leaves the
-    # input's loads unshared, where the gathered GEMM (a matrix-vector product then) streams better
-    thin = 1 + 2 / c_make
+    # few output channels per group leave the input's loads unshared (the gathered GEMM, a
+    # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs
+    thin = (1 + 2 / c_make) * (1 + c_make / 64)
     return thin * idle * adds / (_RUNS_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
 
 
