@@ -760,6 +760,43 @@ if numba is not None:
                 for p in range(p_start[b], p_start[b + 1]):
                     dst[uintp(p)] = acc[uintp(a0 + keep[p])]
 
+    def _runs_weight_grad_py(xph, g, parts, co_g, terms, keep, p_start, block, valid):  # pragma: no cover
+        # parts[c, n, k] = sum_p g[n, c, p] * xph[n, gi * ci_g * S * L + terms[k] + keep[p]] (c in group gi):
+        # runs_conv's terms read backwards, a dot product per (output channel, term) over
+        # each block of the flat phase grid, the gradient spread on that block (zeros off keep).
+        # One task per (sample, output channel): every task writes its own row of parts.
+        N = xph.shape[0]
+        C_out = g.shape[1]
+        K = terms.shape[0]
+        G = C_out // co_g
+        plane = xph.shape[1] // G
+        nblocks = p_start.shape[0] - 1
+        zero = g.dtype.type(0)
+        for task in prange(N * C_out):
+            c = task % C_out
+            n = task // C_out
+            base0 = (c // co_g) * plane
+            src = xph[n]
+            row = g[n, c]
+            out = parts[c, n]
+            for k in range(K):
+                out[k] = zero
+            spread = np.zeros(block, dtype=g.dtype)
+            for b in range(nblocks):
+                q0 = b * block
+                width = min(valid, q0 + block) - q0
+                for q in range(width):
+                    spread[q] = zero
+                for p in range(p_start[b], p_start[b + 1]):
+                    spread[uintp(keep[p] - q0)] = row[p]
+                base = base0 + q0
+                for k in range(K):
+                    o = base + terms[k]
+                    total = zero
+                    for q in range(width):
+                        total += spread[uintp(q)] * src[uintp(o + q)]
+                    out[k] += total
+
     def _twins(py_func, **options):
         """A parallel and a serial kernel from one function.  parallel=True spreads a call
         over numba's threads; the serial twin (prange runs as range) is for the worker
@@ -783,6 +820,8 @@ if numba is not None:
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
     _shift_single, _shift_single_serial = _twins(_shift_single_py, fastmath={"contract"})
     _runs_conv, _runs_conv_serial = _twins(_runs_conv_py, fastmath={"contract"})
+    # reassoc: the dot products vectorise
+    _runs_weight_grad, _runs_weight_grad_serial = _twins(_runs_weight_grad_py, fastmath={"contract", "reassoc"})
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
     _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
     _DIRECT_CONV, _DIRECT_TRANSPOSE = (_direct_conv, _direct_conv_serial), (_direct_transpose, _direct_transpose_serial)
@@ -1394,13 +1433,14 @@ class RunsGeometry:
 
 
 @lru_cache(maxsize=64)
-def runs_geometry(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int) -> RunsGeometry:
+def runs_geometry(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
+                  small: tuple[int, ...] | None = None) -> RunsGeometry:
     """The :class:`RunsGeometry` of a convolution of input ``big`` with ``ci_g`` input and ``co_g``
-    output channels per group."""
+    output channels per group, on the output grid ``small`` (by default the whole output)."""
     stride = np.array(spec.stride)
     padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
     lengths = tuple(int(v) for v in -(-padded // stride))
-    small = spec.conv_output_shape(big)
+    small = spec.conv_output_shape(big) if small is None else small
     reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
     phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
     pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
@@ -1461,3 +1501,21 @@ def runs_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 def runs_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Stride 1: the convolution with the flipped kernel (as :func:`shift_conv_transpose`)."""
     return runs_conv(y, flipped_weight(w, spec.groups), flipped_conv_spec(spec))
+
+
+def runs_weight_grad(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``dW[c, (ci, t)]`` of a convolution from the padded input ``xpad`` and the gradient ``g``
+    (see :mod:`transconv.ops.weight_grad`): the terms of :func:`runs_conv` read backwards, no
+    column buffer; extra memory is the stride phases (none at stride 1) and one partial
+    weight per sample."""
+    n, c_out = g.shape[:2]
+    co_g, ci_g = c_out // spec.groups, xpad.shape[1] // spec.groups
+    bare = replace(spec, padding=((0, 0),) * spec.ndim)  # xpad is padded already
+    geometry = runs_geometry(bare, xpad.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
+    phases = stride_phases(xpad, bare, geometry.lengths)
+    parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
+    serial = SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < _SERIAL_BELOW
+    (_runs_weight_grad_serial if serial else _runs_weight_grad)(
+        phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
+        geometry.p_start, geometry.block, geometry.valid)
+    return parts.sum(axis=1)

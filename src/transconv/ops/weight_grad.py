@@ -20,6 +20,9 @@ Methods
                  place), else one per block with the batch folded into the contraction.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
+``"runs"``       compiled: :func:`transconv.ops.compiled.runs_conv`'s shifted runs of the
+                 input's stride phases read backwards, a dot product per (output
+                 channel, input channel, tap); no column buffer (few channels).
 ``"swap"``       batch <-> channel swap: ``dW`` is ``conv`` of ``xpad`` read as
                  ``(C_in, N, *spatial)`` with ``g`` read as the kernel ``(C_out, N, *p)``,
                  stride and dilation exchanged (one ``tc.conv`` call per group).
@@ -39,7 +42,7 @@ from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
 
-WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap")
+WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "runs")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
 _PER_SAMPLE_POSITIONS = 1024  # from here one GEMM per sample is long enough to skip folding the batch
@@ -172,21 +175,38 @@ def _weight_grad_swap(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     return np.concatenate(parts, axis=0).reshape(weight_shape)
 
 
-_IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "shift": _weight_grad_shift, "swap": _weight_grad_swap}
+def _weight_grad_runs(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
+    """Compiled: the shifted runs of :func:`transconv.ops.compiled.runs_conv` read backwards
+    (a dot product per output channel and (input channel, tap) over the flat phase grid)."""
+    from . import compiled
+
+    if xpad.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
+        return _weight_grad_gemm(xpad, g, spec, weight_shape)
+    return compiled.runs_weight_grad(xpad, g, spec).reshape(weight_shape)
+
+
+_IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "shift": _weight_grad_shift,
+                    "swap": _weight_grad_swap, "runs": _weight_grad_runs}
+
+
+_RUNS_CHANNEL_PAIRS = 32  # (input, output) channel pairs per group up to which "runs" wins (docs/performance.md)
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
-    """The method ``"auto"`` picks: ``"gemm"``, for every call.
-
-    It was the fastest on every layer measured (docs/learning.md has the table); ``"shift"``
-    (no column buffer: one copy of the input instead of ``prod(kernel)``) and ``"swap"`` are
-    there to ask for by name and to cross-check.
+    """The method ``"auto"`` picks: ``"runs"`` for few channels per group (depthwise and the
+    like, where a column buffer is mostly copies of a thin input and its GEMM is thin), else
+    ``"gemm"``; ``"shift"`` and ``"swap"`` are there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
-    >>> choose_weight_grad_method((8, 4, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
+    >>> choose_weight_grad_method((64, 32, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
     'gemm'
+    >>> choose_weight_grad_method((8, 1, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3, groups=8))
+    'runs'
     """
-    return "gemm"
+    from . import compiled
+
+    pairs = weight_shape[0] // spec.groups * weight_shape[1]
+    return "runs" if pairs <= _RUNS_CHANNEL_PAIRS and not compiled.NUMBA_ERROR else "gemm"
 
 
 def conv_weight_grad(
@@ -220,7 +240,7 @@ def conv_weight_grad(
         :func:`transconv.conv_transpose`.
     transposed : bool
         The layer is a transposed convolution.
-    method : {"auto", "reference", "gemm", "shift", "swap"}
+    method : {"auto", "reference", "gemm", "shift", "swap", "runs"}
         See the module docstring; ``"auto"`` uses :func:`choose_weight_grad_method`.
 
     Returns
