@@ -15,9 +15,9 @@ Methods
 -------
 ``"reference"``  the formula read off the connectivity (``tap_index``), tap by tap.
 ``"gemm"``       im2col: the strided windows of ``xpad`` (a ``sliding_window_view``)
-                 copied into a column buffer per batch block (under 64 MB); one GEMM
-                 per sample when it has >= 1024 output positions (``grad_out`` read in
-                 place), else one per block with the batch folded into the contraction.
+                 copied into a column buffer per block of samples and output rows
+                 (about the size of ``grad_out``, at least 2 MB), one GEMM per block with
+                 its samples and positions folded into the contraction.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
 ``"runs"``       compiled: :func:`transconv.ops.compiled.runs_conv`'s shifted runs of the
@@ -45,7 +45,7 @@ __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method
 WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "runs")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
-_PER_SAMPLE_POSITIONS = 1024  # from here one GEMM per sample is long enough to skip folding the batch
+_COLUMN_FLOOR = 2 * 2**20  # the buffer may always be this large: smaller blocks cost more in GEMM calls than they save
 
 
 def _weight_grad_reference(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -81,48 +81,40 @@ def _windows(xpad: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...]) -> np
 
 
 def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
-    """im2col per batch block, one batched GEMM over groups, batch folded into the contraction."""
+    """im2col in blocks of samples and output rows (the column buffer at most about the size of
+    ``grad_out``, at least 2 MB), one batched GEMM over groups per block, the block's samples
+    and positions folded into the contraction."""
     groups = spec.groups
     n, c_in = xpad.shape[:2]
     c_out = g.shape[1]
     ndim = spec.ndim
     out_shape = g.shape[2:]
-    positions = int(np.prod(out_shape))
     taps = int(np.prod(spec.kernel_size))
     cig, cog = c_in // groups, c_out // groups
     windows = _windows(xpad, spec, out_shape)  # (N, C_in, *p, *k)
-    per_sample = c_in * taps * positions * xpad.itemsize
-    block = max(1, min(n, _COLUMN_BYTES // max(per_sample, 1)))
+    row_bytes = c_in * taps * int(np.prod(out_shape[1:])) * xpad.itemsize  # columns of one output row of a sample
+    budget = min(_COLUMN_BYTES, max(g.nbytes, _COLUMN_FLOOR))
+    rows = out_shape[0]
+    rb = int(max(1, min(rows, budget // max(row_bytes, 1))))
+    nb = int(max(1, min(n, budget // max(row_bytes * rows, 1)))) if rb == rows else 1
     dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
-    if positions >= _PER_SAMPLE_POSITIONS:
-        # one GEMM per sample reads grad_out where it lies (each sample's (C_out/G, P) block is contiguous)
-        order = (0, 1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + tuple(range(3, 3 + ndim))
-        g_view = g.reshape(n, groups, cog, positions)
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            nb = stop - start
-            w_blk = windows[start:stop].reshape((nb, groups, cig) + tuple(out_shape) + spec.kernel_size)
-            cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(nb, groups, cig * taps, positions)
-            for i in range(nb):
-                if wide:
-                    dw += np.matmul(g_view[start + i], cols[i].transpose(0, 2, 1))
-                else:
-                    dw += np.matmul(cols[i], g_view[start + i].transpose(0, 2, 1)).transpose(0, 2, 1)
-        return dw.reshape(weight_shape)
-    # few positions per sample: fold the batch into the contraction, both operands laid out (rows, N_block * P)
+    # (groups, cig, *k, samples, *p): a block's columns as rows (ci, t) by (sample, position)
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        nb = stop - start
-        w_blk = windows[start:stop].reshape((nb, groups, cig) + tuple(out_shape) + spec.kernel_size)
-        cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, nb * positions)
-        g_blk = np.ascontiguousarray(g[start:stop].reshape(nb, groups, cog, positions).transpose(1, 2, 0, 3))
-        g_rows = g_blk.reshape(groups, cog, nb * positions)
-        if wide:
-            dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
-        else:
-            dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
+    for start in range(0, n, nb):
+        stop = min(n, start + nb)
+        for r0 in range(0, rows, rb):
+            r1 = min(rows, r0 + rb)
+            block = windows[start:stop, :, r0:r1]
+            width = (stop - start) * int(np.prod(block.shape[2:2 + ndim]))
+            w_blk = block.reshape((stop - start, groups, cig) + block.shape[2:])
+            cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, width)
+            g_blk = g[start:stop, :, r0:r1].reshape((stop - start, groups, cog, -1))
+            g_rows = np.ascontiguousarray(g_blk.transpose(1, 2, 0, 3)).reshape(groups, cog, width)
+            if wide:
+                dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
+            else:
+                dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
     return dw.reshape(weight_shape)
 
 
