@@ -280,9 +280,18 @@ def _runs_supports(p: Problem) -> Optional[str]:
         return "a strided transposed convolution scatters: runs computes convolutions and stride-1 transposes"
     if p.transposed:
         return compiled.shift_supports(p.spec, True)
+    spec = p.spec
+    if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
+        lengths = [-(-(n + lo + hi) // s) for n, (lo, hi), s in zip(p.x_shape[2:], spec.padding, spec.stride)]
+        copy = p.x_shape[0] * p.x_shape[1] * math.prod(spec.stride) * math.prod(lengths) * p.dtype.itemsize
+        out = p.x_shape[0] * p.w_shape[0] * math.prod(p.output_spatial) * p.dtype.itemsize
+        if copy > max(2 * out, _RUNS_COPY_FLOOR):
+            return (f"its copy of the input's stride phases ({copy / 2**20:.1f} MB) would exceed twice the output "
+                    f"({out / 2**20:.1f} MB)")
     return None
 
 
+_RUNS_COPY_FLOOR = 4 * 2**20  # the phase copy may always take this much
 _RUNS_RATE = 3.0  # runs' multiply-adds per second in units of compiled_macs (fitted on the sweep)
 
 
