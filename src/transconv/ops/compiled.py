@@ -955,12 +955,16 @@ def _split(n: int, units: int, work, macs: int) -> None:
 
             from threadpoolctl import ThreadpoolController
 
-            _WORKERS["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="transconv")
+            _WORKERS["pool"] = ThreadPoolExecutor(max(1, workers - 1), thread_name_prefix="transconv")
             _WORKERS["blas"] = ThreadpoolController()
         with _WORKERS["blas"].limit(limits=1, user_api="blas"):
-            futures = [_WORKERS["pool"].submit(work, *r, True) for r in ranges]
-            for f in futures:
-                f.result()
+            # the caller takes the first range itself: one hand-over to a pool thread fewer
+            futures = [_WORKERS["pool"].submit(work, *r, True) for r in ranges[1:]]
+            try:
+                work(*ranges[0], True)
+            finally:
+                for f in futures:
+                    f.result()
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
