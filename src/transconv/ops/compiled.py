@@ -74,6 +74,7 @@ internal choices (block size, scatter, gather, kernel loop order) can be fixed w
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -797,6 +798,53 @@ if numba is not None:
                         total += spread[uintp(q)] * src[uintp(o + q)]
                     out[k] += total
 
+    def _runs_transpose_py(ypad, wt, out, co_g, blk_phase, blk_q0, blk_width, blk_k0, blk_k1, phase_ptr, term_off,
+                           term_w, keep_src, keep_dst):  # pragma: no cover - compiled
+        # out[n, c, keep_dst[p]] = sum over the terms k of the block's phase of
+        # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]] (see runs_conv_transpose):
+        # every output phase of a transposed convolution is a stride-1 correlation of the padded
+        # input, summed as runs_conv's shifted runs, four terms per pass over the accumulator.
+        N = ypad.shape[0]
+        C_out = wt.shape[0]
+        G = C_out // co_g
+        plane = ypad.shape[1] // G
+        nblocks = blk_phase.shape[0]
+        for task in prange(N * G * nblocks):
+            b = task % nblocks
+            ng = task // nblocks
+            g = ng % G
+            n = ng // G
+            width = blk_width[b]
+            src = ypad[n]
+            base = g * plane + blk_q0[b]
+            k0 = phase_ptr[blk_phase[b]]
+            k1 = phase_ptr[blk_phase[b] + 1]
+            acc = np.zeros(co_g * width, dtype=out.dtype)
+            for co in range(co_g):
+                wrow = wt[g * co_g + co]
+                a0 = co * width
+                k = k0
+                while k + 4 <= k1:
+                    w0, w1, w2, w3 = wrow[term_w[k]], wrow[term_w[k + 1]], wrow[term_w[k + 2]], wrow[term_w[k + 3]]
+                    o0, o1 = base + term_off[k], base + term_off[k + 1]
+                    o2, o3 = base + term_off[k + 2], base + term_off[k + 3]
+                    for q in range(width):
+                        acc[uintp(a0 + q)] += (w0 * src[uintp(o0 + q)] + w1 * src[uintp(o1 + q)]
+                                               + w2 * src[uintp(o2 + q)] + w3 * src[uintp(o3 + q)])
+                    k += 4
+                while k < k1:
+                    wv = wrow[term_w[k]]
+                    o = base + term_off[k]
+                    for q in range(width):
+                        acc[uintp(a0 + q)] += wv * src[uintp(o + q)]
+                    k += 1
+            q0 = blk_q0[b]
+            for co in range(co_g):
+                dst = out[n, g * co_g + co]
+                a0 = co * width - q0
+                for p in range(blk_k0[b], blk_k1[b]):
+                    dst[uintp(keep_dst[p])] = acc[uintp(a0 + keep_src[p])]
+
     def _twins(py_func, **options):
         """A parallel and a serial kernel from one function.  parallel=True spreads a call
         over numba's threads; the serial twin (prange runs as range) is for the worker
@@ -820,6 +868,7 @@ if numba is not None:
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
     _shift_single, _shift_single_serial = _twins(_shift_single_py, fastmath={"contract"})
     _runs_conv, _runs_conv_serial = _twins(_runs_conv_py, fastmath={"contract"})
+    _runs_transpose, _runs_transpose_serial = _twins(_runs_transpose_py, fastmath={"contract"})
     # reassoc: the dot products vectorise
     _runs_weight_grad, _runs_weight_grad_serial = _twins(_runs_weight_grad_py, fastmath={"contract", "reassoc"})
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
@@ -1501,10 +1550,101 @@ def runs_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return out.reshape((n, c_out) + small)
 
 
+@dataclass(frozen=True)
+class RunsTransposeGeometry:
+    """A transposed convolution as one stride-1 correlation per output phase, over the flat
+    grid of its zero-padded input.
+
+    Per axis, output ``o = s * J + rho`` receives tap ``t`` from input ``i = J + c_t`` exactly
+    when ``c_t = (rho + pad_lo - t * d) / s`` is an integer: each phase ``rho`` is a sum of
+    shifted runs of the input (offset ``c_t``, after padding the input by ``lead`` on the
+    low side), computed on the padded grid's width and written to its interleaved positions.
+    """
+
+    lead: tuple[int, ...]  # zeros before the input, per axis
+    lengths: tuple[int, ...]  # the padded input grid
+    phase_ptr: np.ndarray  # (phases + 1,) each phase's terms
+    term_off: np.ndarray  # flat offset of each term (input channel, tap) in a group's padded input
+    term_w: np.ndarray  # its column of the weight row (ci * T + t)
+    blk_phase: np.ndarray  # per block of a phase's grid: the phase, first grid position, width,
+    blk_q0: np.ndarray  # and its range of kept positions
+    blk_width: np.ndarray
+    blk_k0: np.ndarray
+    blk_k1: np.ndarray
+    keep_src: np.ndarray  # kept positions: grid index
+    keep_dst: np.ndarray  # and flat output index
+
+
+@lru_cache(maxsize=64)
+def runs_transpose_geometry(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: int) -> RunsTransposeGeometry:
+    """The :class:`RunsTransposeGeometry` of a transposed convolution of input ``small``."""
+    big = spec.transpose_output_shape(small)
+    axes = []  # per axis: per residue, [(tap, c_t)]
+    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
+        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
+                     for rho in range(min(s, n_big))])
+    lead, lengths = [], []
+    for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
+        offsets = [c for taps in residues for _, c in taps] or [0]
+        lead.append(max(0, -min(offsets)))
+        lengths.append(max(n_small, -(-n_big // s) + max(offsets)) + lead[-1])
+    grid = math.prod(lengths)
+    pitch = np.cumprod((tuple(lengths[1:]) + (1,))[::-1])[::-1]
+    T = math.prod(spec.kernel_size)
+    block = int(max(64, min(4096, _RUNS_ACC_BYTES // 4 // max(1, co_g))))
+    phase_ptr, term_off, term_w = [0], [], []
+    blocks, keep_src, keep_dst = [], [], []
+    for ph, combo in enumerate(itertools.product(*(range(len(r)) for r in axes))):
+        rho = combo
+        taps = [axes[a][r] for a, r in enumerate(rho)]
+        for ci in range(ci_g):
+            for pick in itertools.product(*taps):
+                t_flat = int(np.ravel_multi_index(tuple(t for t, _ in pick), spec.kernel_size))
+                off = int(sum((c + l) * pt for (_, c), l, pt in zip(pick, lead, pitch)))
+                term_off.append(ci * grid + off)
+                term_w.append(ci * T + t_flat)
+        phase_ptr.append(len(term_off))
+        counts = [-(-(n - r) // s) for n, r, s in zip(big, rho, spec.stride)]
+        J = np.indices(counts).reshape(len(counts), -1)
+        src = np.ravel_multi_index(tuple(J), lengths)
+        dst = np.ravel_multi_index(tuple(J * np.array(spec.stride)[:, None] + np.array(rho)[:, None]), big)
+        valid = int(src[-1]) + 1 if src.size else 0
+        starts = np.searchsorted(src, np.arange(0, valid + block, block)[: -(-valid // block) + 1])
+        base = len(keep_src)
+        for q0, k0, k1 in zip(range(0, valid, block), starts[:-1], starts[1:]):
+            blocks.append((ph, q0, min(valid, q0 + block) - q0, base + k0, base + k1))
+        keep_src.extend(src.tolist())
+        keep_dst.extend(dst.tolist())
+    arrays = [np.asarray(v, dtype=np.int64) for v in (phase_ptr, term_off, term_w)]
+    columns = np.asarray(blocks, dtype=np.int64).reshape(-1, 5).T
+    arrays += [np.ascontiguousarray(c) for c in columns] + [np.asarray(keep_src, dtype=np.int64),
+                                                             np.asarray(keep_dst, dtype=np.int64)]
+    for a in arrays:
+        a.setflags(write=False)
+    return RunsTransposeGeometry(tuple(lead), tuple(lengths), *arrays)
+
+
 @zero_padded(transposed=True)
 def runs_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """Stride 1: the convolution with the flipped kernel (as :func:`shift_conv_transpose`)."""
-    return runs_conv(y, flipped_weight(w, spec.groups), flipped_conv_spec(spec))
+    """A transposed convolution as one stride-1 correlation per output phase
+    (:class:`RunsTransposeGeometry`), summed as shifted runs: no GEMM, no scatter."""
+    n, c_in = y.shape[:2]
+    g = spec.groups
+    ci_g, co_g = c_in // g, w.shape[1]
+    geometry = runs_transpose_geometry(spec, y.shape[2:], ci_g, co_g)
+    big = spec.transpose_output_shape(y.shape[2:])
+    ypad = np.zeros((n, c_in) + geometry.lengths, dtype=y.dtype)
+    ypad[(slice(None), slice(None)) + tuple(slice(l, l + m) for l, m in zip(geometry.lead, y.shape[2:]))] = y
+    # the weight as rows of output channels: wt[g * co_g + co, ci * T + t] = w[g * ci_g + ci, co, t]
+    T = math.prod(spec.kernel_size)
+    wt = np.ascontiguousarray(w.reshape(g, ci_g, co_g, T).transpose(0, 2, 1, 3)).reshape(g * co_g, ci_g * T)
+    out = np.empty((n, g * co_g, math.prod(big)), dtype=y.dtype)
+    adds = n * g * co_g * len(geometry.term_off) * int(geometry.blk_width.sum()) // max(1, len(geometry.phase_ptr) - 1)
+    serial = SERIAL_ONLY or adds < _SERIAL_BELOW
+    (_runs_transpose_serial if serial else _runs_transpose)(
+        ypad.reshape(n, -1), wt, out, co_g, geometry.blk_phase, geometry.blk_q0, geometry.blk_width, geometry.blk_k0,
+        geometry.blk_k1, geometry.phase_ptr, geometry.term_off, geometry.term_w, geometry.keep_src, geometry.keep_dst)
+    return out.reshape((n, g * co_g) + big)
 
 
 def runs_weight_grad(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:

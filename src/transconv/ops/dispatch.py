@@ -276,10 +276,8 @@ def _runs_supports(p: Problem) -> Optional[str]:
     why_not = _needs_numba(p)
     if why_not:
         return why_not
-    if p.transposed and any(s > 1 for s in p.spec.stride):
-        return "a strided transposed convolution scatters: runs computes convolutions and stride-1 transposes"
     if p.transposed:
-        return compiled.shift_supports(p.spec, True)
+        return None
     spec = p.spec
     if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
         lengths = [-(-(n + lo + hi) // s) for n, (lo, hi), s in zip(p.x_shape[2:], spec.padding, spec.stride)]
@@ -296,20 +294,25 @@ _RUNS_RATE = 3.0  # runs' multiply-adds per second in units of compiled_macs (fi
 
 
 def _runs_cost(p: Problem) -> float:
-    spec = compiled.flipped_conv_spec(p.spec) if p.transposed else p.spec
+    spec = p.spec
     c_sum, c_make = _channels(p)
-    big = p.x_shape[2:]
-    padded = [b + lo + hi for b, (lo, hi) in zip(big, spec.padding)]
-    lengths = [-(-n // s) for n, s in zip(padded, spec.stride)]
     out = p.output_spatial
-    grid = out[0] * math.prod(lengths[1:])  # output rows at the phase grid's width
+    if p.transposed:  # one stride-1 correlation per output phase, on the padded input's grid
+        lengths = [-(-b // s) + -(-(d * (k - 1) + 1) // s) for b, s, d, k in
+                   zip(out, spec.stride, spec.dilation, spec.kernel_size)]
+        grid = -(-out[0] // spec.stride[0]) * math.prod(lengths[1:])
+    else:  # the input's stride phases
+        padded = [b + lo + hi for b, (lo, hi) in zip(p.x_shape[2:], spec.padding)]
+        lengths = [-(-n // s) for n, s in zip(padded, spec.stride)]
+        grid = out[0] * math.prod(lengths[1:])  # output rows at the phase grid's width
     adds = p.x_shape[0] * grid * math.prod(spec.kernel_size) * c_sum * c_make * spec.groups
-    tasks = p.x_shape[0] * spec.groups * max(1, grid * c_make // 4096)
+    tasks = p.x_shape[0] * spec.groups * max(1, grid * c_make // 4096) * (math.prod(spec.stride) if p.transposed else 1)
     idle = compiled.thread_count() / min(max(1, tasks), compiled.thread_count())
     r = cost_rates()
-    copied = 0.0  # the stride phases (or the padded copy) of the input
-    if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
-        copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(padded) * p.dtype.itemsize / r["copy_bytes"]
+    copied = 0.0  # the stride phases or the padded copy of the input
+    if p.transposed or any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
+        copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * math.prod(spec.stride) * p.dtype.itemsize
+        copied /= r["copy_bytes"] * (math.prod(spec.stride) if p.transposed else 1)
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
     # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs
