@@ -447,7 +447,7 @@ def test_depthwise_shifted_runs_agree_with_torch(ndim, size, multiplier, dilatio
 
 @settings(deadline=None, max_examples=120)
 @given(case=cases(max_ndim=3), mode=st.sampled_from(["zeros", "reflect", "circular"]))
-def test_runs_agrees_with_the_reference_and_torch(case, mode):
+def test_phase_agrees_with_the_reference_and_torch(case, mode):
     """Shifted runs: of the stride phases for any convolution (strides, dilation, groups,
     ragged phases), per output phase for any transposed one, against the reference and PyTorch."""
     from _strategies import tolerance
@@ -458,7 +458,7 @@ def test_runs_agrees_with_the_reference_and_torch(case, mode):
     kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation)
     xc, wc, bc = case.arrays(transposed=False)
     expected = tc.conv(xc, wc, bc, method="reference", padding_mode=mode, **kwargs)
-    got = tc.conv(xc, wc, bc, method="runs", padding_mode=mode, **kwargs)
+    got = tc.conv(xc, wc, bc, method="phase", padding_mode=mode, **kwargs)
     np.testing.assert_allclose(got, expected, **tolerance(case.dtype, xc, wc, bc))
     t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     if mode == "zeros":
@@ -469,10 +469,66 @@ def test_runs_agrees_with_the_reference_and_torch(case, mode):
     kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                   output_padding=case.output_padding)
     expected = tc.conv_transpose(x, w, b, method="reference", padding_mode=mode, **kwargs)
-    got = tc.conv_transpose(x, w, b, method="runs", padding_mode=mode, **kwargs)
+    got = tc.conv_transpose(x, w, b, method="phase", padding_mode=mode, **kwargs)
     np.testing.assert_allclose(got, expected, **tolerance(case.dtype, x, w, b))
     if mode == "zeros":
         transpose = getattr(torch.nn.functional, f"conv_transpose{case.ndim}d")
         oracle = transpose(t(x), t(w), t(b), case.stride, case.padding, case.output_padding, case.groups,
                            case.dilation).numpy()
         np.testing.assert_allclose(got, oracle, **tolerance(case.dtype, x, w, b))
+
+
+@settings(deadline=None, max_examples=150)
+@given(case=cases(max_ndim=3), transposed=st.booleans())
+def test_phase_geometry_is_the_connectivity(case, transposed):
+    """Every (tap, position) pair that the phase method's terms and kept positions imply is the
+    connectivity's own pair, and no other: for the stride phases of a convolution and for the
+    output phases of a transposed one."""
+    from transconv.connectivity import axis_tap_indices, transpose_axis_tap_indices
+    from transconv.ops import phase
+    from transconv.spec import conv_spec, conv_transpose_spec
+
+    T = int(np.prod(case.kernel))
+    if transposed:
+        spec = conv_transpose_spec("conv_transpose", case.small, case.kernel, case.stride, case.padding,
+                                   case.output_padding, case.groups, case.dilation)
+        small, big = case.small, spec.transpose_output_shape(case.small)
+        maps = transpose_axis_tap_indices(spec, small)
+    else:
+        spec = conv_spec("conv", case.big, case.kernel, case.stride, case.padding, case.dilation, case.groups)
+        big = case.big
+        small = spec.conv_output_shape(big)
+        maps = axis_tap_indices(spec, big)
+    # expected[t, small flat] = big flat position, or -1 where the tap meets padding
+    taps = np.indices(case.kernel).reshape(len(small), -1)
+    positions = np.indices(small).reshape(len(small), -1)
+    expected = np.zeros((T, positions.shape[1]), dtype=np.int64)
+    inside = np.ones_like(expected, dtype=bool)
+    for a in range(len(small)):
+        m = maps[a][positions[a][None, :], taps[a][:, None]]
+        inside &= m >= 0
+        expected = expected * big[a] + np.where(m >= 0, m, 0)
+    expected = np.where(inside, expected, -1)
+    got = np.full_like(expected, -1)
+    if transposed:
+        geometry = phase.transpose_phases(spec, small, 1, 1)
+        for b in range(len(geometry.blk_phase)):
+            ph = geometry.blk_phase[b]
+            kept = slice(geometry.blk_k0[b], geometry.blk_k1[b])
+            src, dst = geometry.keep_src[kept], geometry.keep_dst[kept]
+            for k in range(geometry.phase_ptr[ph], geometry.phase_ptr[ph + 1]):
+                grid = np.array(np.unravel_index(src + geometry.term_off[k], geometry.lengths))
+                i = grid - np.array(geometry.lead)[:, None]
+                ok = np.all((i >= 0) & (i < np.array(small)[:, None]), axis=0)
+                got[geometry.term_w[k], np.ravel_multi_index(tuple(i[:, ok]), small)] = dst[ok]
+    else:
+        geometry = phase.conv_phases(spec, big, 1, 1)
+        grid_size = int(np.prod(geometry.lengths))
+        lo = np.array([p[0] for p in spec.padding])[:, None]
+        for t in range(T):
+            k, q = np.divmod(geometry.keep + geometry.terms[t], grid_size)
+            rho = np.array(np.unravel_index(k, spec.stride))
+            i = np.array(np.unravel_index(q, geometry.lengths)) * np.array(spec.stride)[:, None] + rho - lo
+            ok = np.all((i >= 0) & (i < np.array(big)[:, None]), axis=0)
+            got[t, ok] = np.ravel_multi_index(tuple(i[:, ok]), big)
+    np.testing.assert_array_equal(got, expected)

@@ -74,7 +74,6 @@ internal choices (block size, scatter, gather, kernel loop order) can be fixed w
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import threading
@@ -720,7 +719,7 @@ if numba is not None:
 
     def _runs_conv_py(xph, w, out, co_g, terms, keep, p_start, block, valid):  # pragma: no cover - compiled
         # out[n, c, p] = sum_k w[c, k] * xph[n, g * ci_g * S * L + terms[k] + keep[p]] over the group's
-        # terms k = (ci, t) (see RunsGeometry).  One task per (sample, group, block of the flat
+        # terms k = (ci, t) (see transconv.ops.phase.ConvPhases).  One task per (sample, group, block of the flat
         # phase grid): every term is a long unit-stride run, four terms added per pass so that
         # the accumulator is loaded and stored once per four multiply-adds.
         N = xph.shape[0]
@@ -763,7 +762,7 @@ if numba is not None:
 
     def _runs_weight_grad_py(xph, g, parts, co_g, terms, keep, p_start, block, valid):  # pragma: no cover
         # parts[c, n, k] = sum_p g[n, c, p] * xph[n, gi * ci_g * S * L + terms[k] + keep[p]] (c in group gi):
-        # runs_conv's terms read backwards, a dot product per (output channel, term) over
+        # the convolution's terms read backwards, a dot product per (output channel, term) over
         # each block of the flat phase grid, the gradient spread on that block (zeros off keep).
         # One task per (sample, output channel): every task writes its own row of parts.
         N = xph.shape[0]
@@ -801,9 +800,9 @@ if numba is not None:
     def _runs_transpose_py(ypad, wt, out, co_g, blk_phase, blk_q0, blk_width, blk_k0, blk_k1, phase_ptr, term_off,
                            term_w, keep_src, keep_dst):  # pragma: no cover - compiled
         # out[n, c, keep_dst[p]] = sum over the terms k of the block's phase of
-        # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]] (see runs_conv_transpose):
+        # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]] (see transconv.ops.phase.TransposePhases):
         # every output phase of a transposed convolution is a stride-1 correlation of the padded
-        # input, summed as runs_conv's shifted runs, four terms per pass over the accumulator.
+        # input, summed as the convolution's shifted runs, four terms per pass over the accumulator.
         N = ypad.shape[0]
         C_out = wt.shape[0]
         G = C_out // co_g
@@ -1457,209 +1456,3 @@ def shift_supports(spec: ConvSpec, transposed: bool) -> str | None:
                           zip(spec.kernel_size, spec.dilation, spec.padding, spec.output_padding)):
         return "padding larger than dilation * (kernel - 1) crops the transposed output"
     return None
-
-
-# --------------------------------------------------------------------------------------
-# "runs": a convolution as shifted runs of its input's stride phases (no GEMM, no gather).
-# --------------------------------------------------------------------------------------
-
-_RUNS_ACC_BYTES = 16 * 2**10  # one task's accumulators (all output channels of a group): L1-sized
-
-
-@dataclass(frozen=True)
-class RunsGeometry:
-    """A convolution over the flat grid of its padded input's stride phases.
-
-    Per axis, padded input position ``i = s * o + t * d`` (output ``o``, tap ``t``) is
-    position ``o + (t * d) // s`` of phase ``(t * d) % s``, every phase cut to the common
-    length ``L = ceil(padded / s)``: so each tap reads one phase at a constant flat offset,
-    and the whole output, computed at the phase grid's width and cropped through ``keep``,
-    is a sum of long unit-stride runs (with stride 1, one phase: the padded input itself).
-    """
-
-    lengths: tuple[int, ...]  # L per axis
-    terms: np.ndarray  # (ci_g * T,) flat offset of each (input channel, tap) in a group's (ci_g, phases, L) input
-    keep: np.ndarray  # (P,) flat index of each output position in the phase grid
-    p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
-    block: int
-    valid: int  # grid positions the runs cover (the last kept one + 1)
-
-
-@lru_cache(maxsize=64)
-def runs_geometry(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
-                  small: tuple[int, ...] | None = None) -> RunsGeometry:
-    """The :class:`RunsGeometry` of a convolution of input ``big`` with ``ci_g`` input and ``co_g``
-    output channels per group, on the output grid ``small`` (by default the whole output)."""
-    stride = np.array(spec.stride)
-    padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
-    lengths = tuple(int(v) for v in -(-padded // stride))
-    small = spec.conv_output_shape(big) if small is None else small
-    reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
-    phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
-    pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
-    offsets = ((reach // stride[:, None]) * pitch[:, None]).sum(axis=0).astype(np.int64)
-    keep = np.ravel_multi_index(np.indices(small).reshape(spec.ndim, -1), lengths).astype(np.int64)
-    valid = int(keep[-1]) + 1 if keep.size else 0
-    block = int(max(64, min(4096, _RUNS_ACC_BYTES // 4 // max(1, co_g))))
-    p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
-    grid = math.prod(lengths)
-    channel = np.arange(ci_g, dtype=np.int64)[:, None] * (math.prod(spec.stride) * grid)
-    terms = (channel + phase_of_tap[None] * grid + offsets[None]).reshape(-1)
-    for a in terms, keep, p_start:
-        a.setflags(write=False)
-    return RunsGeometry(lengths, terms, keep, p_start, block, valid)
-
-
-def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...]) -> np.ndarray:
-    """``(N, C, prod(stride) * prod(lengths))``: the zero-padded input split into its stride phases,
-    each on the common grid ``lengths`` (padding and ragged tails zero), in one strided copy
-    per phase straight from ``x``.  With stride 1 and no padding, a view of ``x``."""
-    n, c = x.shape[:2]
-    if all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding):
-        return x.reshape(n, c, -1)
-    phases = np.zeros((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
-    for k, rho in enumerate(np.ndindex(*spec.stride)):
-        # phase position j holds padded position s*j + rho, input position s*j + rho - lo
-        source, target = [slice(None), slice(None)], [slice(None), slice(None), k]
-        for r, s, (lo, _), size, length in zip(rho, spec.stride, spec.padding, x.shape[2:], lengths):
-            j0 = max(0, -(-(lo - r) // s))  # the first phase position inside the input
-            j1 = min(length, (size - 1 + lo - r) // s + 1)
-            j1 = max(j0, j1)
-            first = s * j0 + r - lo
-            source.append(slice(first, first + s * (j1 - j0), s) if j1 > j0 else slice(0, 0))
-            target.append(slice(j0, j1))
-        phases[tuple(target)] = x[tuple(source)]
-    return phases.reshape(n, c, -1)
-
-
-@zero_padded(transposed=False)
-def runs_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """A convolution as shifted runs of its input's stride phases (:class:`RunsGeometry`): no
-    column buffer and no GEMM, so it pays where few channels make a GEMM thin and its column
-    buffer many times the input (small channel counts, many taps)."""
-    n, c_out = x.shape[0], w.shape[0]
-    co_g = c_out // spec.groups
-    geometry = runs_geometry(spec, x.shape[2:], w.shape[1], co_g)
-    small = spec.conv_output_shape(x.shape[2:])
-    phases = stride_phases(x, spec, geometry.lengths)
-    out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
-    serial = SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < _SERIAL_BELOW
-    (_runs_conv_serial if serial else _runs_conv)(phases.reshape(n, -1), w.reshape(c_out, -1), out, co_g,
-                                                  geometry.terms, geometry.keep, geometry.p_start, geometry.block,
-                                                  geometry.valid)
-    return out.reshape((n, c_out) + small)
-
-
-@dataclass(frozen=True)
-class RunsTransposeGeometry:
-    """A transposed convolution as one stride-1 correlation per output phase, over the flat
-    grid of its zero-padded input.
-
-    Per axis, output ``o = s * J + rho`` receives tap ``t`` from input ``i = J + c_t`` exactly
-    when ``c_t = (rho + pad_lo - t * d) / s`` is an integer: each phase ``rho`` is a sum of
-    shifted runs of the input (offset ``c_t``, after padding the input by ``lead`` on the
-    low side), computed on the padded grid's width and written to its interleaved positions.
-    """
-
-    lead: tuple[int, ...]  # zeros before the input, per axis
-    lengths: tuple[int, ...]  # the padded input grid
-    phase_ptr: np.ndarray  # (phases + 1,) each phase's terms
-    term_off: np.ndarray  # flat offset of each term (input channel, tap) in a group's padded input
-    term_w: np.ndarray  # its column of the weight row (ci * T + t)
-    blk_phase: np.ndarray  # per block of a phase's grid: the phase, first grid position, width,
-    blk_q0: np.ndarray  # and its range of kept positions
-    blk_width: np.ndarray
-    blk_k0: np.ndarray
-    blk_k1: np.ndarray
-    keep_src: np.ndarray  # kept positions: grid index
-    keep_dst: np.ndarray  # and flat output index
-
-
-@lru_cache(maxsize=64)
-def runs_transpose_geometry(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: int) -> RunsTransposeGeometry:
-    """The :class:`RunsTransposeGeometry` of a transposed convolution of input ``small``."""
-    big = spec.transpose_output_shape(small)
-    axes = []  # per axis: per residue, [(tap, c_t)]
-    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
-        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
-                     for rho in range(min(s, n_big))])
-    lead, lengths = [], []
-    for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
-        offsets = [c for taps in residues for _, c in taps] or [0]
-        lead.append(max(0, -min(offsets)))
-        lengths.append(max(n_small, -(-n_big // s) + max(offsets)) + lead[-1])
-    grid = math.prod(lengths)
-    pitch = np.cumprod((tuple(lengths[1:]) + (1,))[::-1])[::-1]
-    T = math.prod(spec.kernel_size)
-    block = int(max(64, min(4096, _RUNS_ACC_BYTES // 4 // max(1, co_g))))
-    phase_ptr, term_off, term_w = [0], [], []
-    blocks, keep_src, keep_dst = [], [], []
-    for ph, combo in enumerate(itertools.product(*(range(len(r)) for r in axes))):
-        rho = combo
-        taps = [axes[a][r] for a, r in enumerate(rho)]
-        for ci in range(ci_g):
-            for pick in itertools.product(*taps):
-                t_flat = int(np.ravel_multi_index(tuple(t for t, _ in pick), spec.kernel_size))
-                off = int(sum((c + l) * pt for (_, c), l, pt in zip(pick, lead, pitch)))
-                term_off.append(ci * grid + off)
-                term_w.append(ci * T + t_flat)
-        phase_ptr.append(len(term_off))
-        counts = [-(-(n - r) // s) for n, r, s in zip(big, rho, spec.stride)]
-        J = np.indices(counts).reshape(len(counts), -1)
-        src = np.ravel_multi_index(tuple(J), lengths)
-        dst = np.ravel_multi_index(tuple(J * np.array(spec.stride)[:, None] + np.array(rho)[:, None]), big)
-        valid = int(src[-1]) + 1 if src.size else 0
-        starts = np.searchsorted(src, np.arange(0, valid + block, block)[: -(-valid // block) + 1])
-        base = len(keep_src)
-        for q0, k0, k1 in zip(range(0, valid, block), starts[:-1], starts[1:]):
-            blocks.append((ph, q0, min(valid, q0 + block) - q0, base + k0, base + k1))
-        keep_src.extend(src.tolist())
-        keep_dst.extend(dst.tolist())
-    arrays = [np.asarray(v, dtype=np.int64) for v in (phase_ptr, term_off, term_w)]
-    columns = np.asarray(blocks, dtype=np.int64).reshape(-1, 5).T
-    arrays += [np.ascontiguousarray(c) for c in columns] + [np.asarray(keep_src, dtype=np.int64),
-                                                             np.asarray(keep_dst, dtype=np.int64)]
-    for a in arrays:
-        a.setflags(write=False)
-    return RunsTransposeGeometry(tuple(lead), tuple(lengths), *arrays)
-
-
-@zero_padded(transposed=True)
-def runs_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """A transposed convolution as one stride-1 correlation per output phase
-    (:class:`RunsTransposeGeometry`), summed as shifted runs: no GEMM, no scatter."""
-    n, c_in = y.shape[:2]
-    g = spec.groups
-    ci_g, co_g = c_in // g, w.shape[1]
-    geometry = runs_transpose_geometry(spec, y.shape[2:], ci_g, co_g)
-    big = spec.transpose_output_shape(y.shape[2:])
-    ypad = np.zeros((n, c_in) + geometry.lengths, dtype=y.dtype)
-    ypad[(slice(None), slice(None)) + tuple(slice(l, l + m) for l, m in zip(geometry.lead, y.shape[2:]))] = y
-    # the weight as rows of output channels: wt[g * co_g + co, ci * T + t] = w[g * ci_g + ci, co, t]
-    T = math.prod(spec.kernel_size)
-    wt = np.ascontiguousarray(w.reshape(g, ci_g, co_g, T).transpose(0, 2, 1, 3)).reshape(g * co_g, ci_g * T)
-    out = np.empty((n, g * co_g, math.prod(big)), dtype=y.dtype)
-    adds = n * g * co_g * len(geometry.term_off) * int(geometry.blk_width.sum()) // max(1, len(geometry.phase_ptr) - 1)
-    serial = SERIAL_ONLY or adds < _SERIAL_BELOW
-    (_runs_transpose_serial if serial else _runs_transpose)(
-        ypad.reshape(n, -1), wt, out, co_g, geometry.blk_phase, geometry.blk_q0, geometry.blk_width, geometry.blk_k0,
-        geometry.blk_k1, geometry.phase_ptr, geometry.term_off, geometry.term_w, geometry.keep_src, geometry.keep_dst)
-    return out.reshape((n, g * co_g) + big)
-
-
-def runs_weight_grad(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """``dW[c, (ci, t)]`` of a convolution from the padded input ``xpad`` and the gradient ``g``
-    (see :mod:`transconv.ops.weight_grad`): the terms of :func:`runs_conv` read backwards, no
-    column buffer; extra memory is the stride phases (none at stride 1) and one partial
-    weight per sample."""
-    n, c_out = g.shape[:2]
-    co_g, ci_g = c_out // spec.groups, xpad.shape[1] // spec.groups
-    bare = replace(spec, padding=((0, 0),) * spec.ndim)  # xpad is padded already
-    geometry = runs_geometry(bare, xpad.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
-    phases = stride_phases(xpad, bare, geometry.lengths)
-    parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
-    serial = SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < _SERIAL_BELOW
-    (_runs_weight_grad_serial if serial else _runs_weight_grad)(
-        phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
-        geometry.p_start, geometry.block, geometry.valid)
-    return parts.sum(axis=1)

@@ -272,7 +272,7 @@ def _shift_cost(p: Problem) -> float:
 register_method(Method("shift", compiled.shift_conv, compiled.shift_conv_transpose, _shift_cost, _shift_supports))
 
 
-def _runs_supports(p: Problem) -> Optional[str]:
+def _phase_supports(p: Problem) -> Optional[str]:
     why_not = _needs_numba(p)
     if why_not:
         return why_not
@@ -283,17 +283,17 @@ def _runs_supports(p: Problem) -> Optional[str]:
         lengths = [-(-(n + lo + hi) // s) for n, (lo, hi), s in zip(p.x_shape[2:], spec.padding, spec.stride)]
         copy = p.x_shape[0] * p.x_shape[1] * math.prod(spec.stride) * math.prod(lengths) * p.dtype.itemsize
         out = p.x_shape[0] * p.w_shape[0] * math.prod(p.output_spatial) * p.dtype.itemsize
-        if copy > max(2 * out, _RUNS_COPY_FLOOR):
+        if copy > max(2 * out, _PHASE_COPY_FLOOR):
             return (f"its copy of the input's stride phases ({copy / 2**20:.1f} MB) would exceed twice the output "
                     f"({out / 2**20:.1f} MB)")
     return None
 
 
-_RUNS_COPY_FLOOR = 4 * 2**20  # the phase copy may always take this much
-_RUNS_RATE = 3.0  # runs' multiply-adds per second in units of compiled_macs (fitted on the sweep)
+_PHASE_COPY_FLOOR = 4 * 2**20  # the phase copy may always take this much
+_PHASE_RATE = 3.0  # the phase kernels' multiply-adds per second in units of compiled_macs (fitted on the sweep)
 
 
-def _runs_cost(p: Problem) -> float:
+def _phase_cost(p: Problem) -> float:
     spec = p.spec
     c_sum, c_make = _channels(p)
     out = p.output_spatial
@@ -318,17 +318,7 @@ def _runs_cost(p: Problem) -> float:
     # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs
     # and the more channel pairs, the better a GEMM's register blocking pays
     thin = (1 + 2 / c_make) * (1 + c_make / 64) * (1 + c_sum * c_make / 512)
-    return thin * idle * adds / (_RUNS_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
-
-
-# Few channels (compiled.runs_conv): every tap adds shifted runs of the input's stride phases.
-register_method(Method("runs", compiled.runs_conv, compiled.runs_conv_transpose, _runs_cost, _runs_supports))
-
-
-def _phase_cost(p: Problem) -> float:
-    # as gemm, plus one GEMM launch, one gather and one strided write per phase and group
-    phases = math.prod(p.spec.stride)
-    return 1.5 * _gemm_cost(p) + phases * p.spec.groups * 4e-5
+    return thin * idle * adds / (_PHASE_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
 
 
 def _phase_conv(x, w, spec):
@@ -343,12 +333,9 @@ def _phase_conv_transpose(y, w, spec):
     return phase.conv_transpose_phase(y, w, spec)
 
 
-# Sub-pixel / phase decomposition (transconv.ops.phase): per output phase, a gather of
-# the input through the exact sub-kernel's taps and one GEMM, written straight into the
-# phase's interleaved positions.  Not in "auto": "gemm" computes the same sum with one
-# GEMM and a compiled scatter and is faster on every layer of the benchmark.
-register_method(Method("phase", _phase_conv, _phase_conv_transpose, _phase_cost, _gemm_supports, auto=False))
-
+# Polyphase decomposition as shifted runs (transconv.ops.phase): the input's stride phases
+# (conv) or one stride-1 correlation per output phase (conv_transpose), no GEMM.
+register_method(Method("phase", _phase_conv, _phase_conv_transpose, _phase_cost, _phase_supports))
 
 @dataclass(frozen=True)
 class MethodChoice:

@@ -1,112 +1,234 @@
-"""The ``phase`` method: sub-pixel decomposition of the transposed convolution.
+"""The ``phase`` method: polyphase decomposition, computed as shifted runs (no GEMM, no scatter).
 
-Output position ``o`` on an axis with stride ``s`` is reached only by the taps ``t`` with
-``t * dilation - pad_lo = o (mod s)``: the output splits into ``prod(s)`` phases
-(``o = s * J + rho``), and each phase is an ordinary stride-1 convolution of the input
-with its exact sub-kernel, the taps of that residue.  No multiplication by inserted
-zeros happens anywhere:
+A convolution with stride ``s`` reads padded input position ``i = s * o + t * d`` for output
+``o`` and tap ``t``: writing ``t * d = s * a + r``, that is position ``o + a`` of the input's
+stride phase ``r`` (every ``s``-th sample from ``r``).  Split into its phases, the input is
+read by every tap at a constant offset of one phase, so on the flat grid of the phases each
+(input channel, tap) term adds one long unit-stride run to the output, computed at the
+grid's width and cropped (:class:`ConvPhases`).  A transposed convolution splits the other
+way: its output phase ``rho`` (``o = s * J + rho``) is reached only by the taps with
+``(rho + pad - t * d) % s == 0``, each from input ``J + c_t``: one stride-1 correlation of
+the padded input per output phase, summed the same way (:class:`TransposePhases`).  The
+weight gradient reads the convolution's terms backwards (a dot product per term).
 
-    for every phase rho:
-        cols[(ci, t), (n, J)] = y[n, ci, i(t, J)]            (i = (s*J + rho + pad - t*d) / s)
-        out[n, co, s*J + rho] = W_rho.reshape(C_out, C_in * T_rho) @ cols
-
-The input positions ``i(t, J)`` are the transposed connectivity read backwards (for
-each tap, the input whose target is ``s*J + rho``: the connectivity's inverse), gathered by
-the compiled row gather of :mod:`transconv.ops.compiled`; each phase's GEMM result is written straight
-into its interleaved output positions.  ``"gemm"`` does the same sum the other way round
-(one GEMM over all taps, then the phases are accumulated per output row), which moves
-less data when C_in > C_out and is what ``auto`` picks; this method is kept for
-comparison (``transconv bench --method phase``) and as an independent implementation
-the tests check against the reference.
-
-The convolution's phase decomposition is the polyphase sum ``y = sum_rho W_rho @
-gather_rho(x)``, which is exactly the single GEMM over all taps of ``"gemm"``; the
-method's ``conv`` is that.
+No column buffer and no GEMM: the work is ``prod(kernel)`` multiply-adds per output and
+channel pair, at vector speed over L1-sized blocks, which pays where channels are few and
+taps many (the GEMM of ``"gemm"`` is thin there and its column buffer many times the input).
+The compiled kernels are ``_runs_*`` in :mod:`transconv.ops.compiled`.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
 
-from ..connectivity import InverseCSR, axis_inverse_csr
 from ..spec import ConvSpec
 from . import compiled
 
-__all__ = ["conv_transpose_phase", "conv_phase", "phase_plans"]
+__all__ = ["ConvPhases", "TransposePhases", "conv_phases", "transpose_phases", "stride_phases", "conv_phase",
+           "conv_transpose_phase", "weight_grad_phase"]
+
+ACC_BYTES = 16 * 2**10  # one task's accumulators (all output channels of a group): L1-sized
 
 
-def _axis_phases(inverse: InverseCSR, stride: int, big: int):
-    """Per residue ``rho`` of one axis, from the connectivity's inverse (the (input, tap)
-    pairs reaching each output): (taps reaching the phase, table ``(J, taps)`` -> input or -1)."""
-    owner = np.repeat(np.arange(big), np.diff(inverse.indptr))  # the output each pair reaches
-    phases = []
-    for rho in range(min(stride, big)):
-        sel = owner % stride == rho
-        mine = sorted(set(inverse.tap_index[sel].tolist()))
-        column = np.searchsorted(mine, inverse.tap_index[sel])
-        table = np.full((len(range(rho, big, stride)), len(mine)), -1, dtype=np.int64)
-        table[(owner[sel] - rho) // stride, column] = inverse.small_index[sel]
-        phases.append((rho, mine, table))
-    return phases
+@dataclass(frozen=True)
+class ConvPhases:
+    """A convolution over the flat grid of its padded input's stride phases.
+
+    Per axis, padded input position ``i = s * o + t * d`` (output ``o``, tap ``t``) is
+    position ``o + (t * d) // s`` of phase ``(t * d) % s``, every phase cut to the common
+    length ``L = ceil(padded / s)``: so each tap reads one phase at a constant flat offset,
+    and the whole output, computed at the phase grid's width and cropped through ``keep``,
+    is a sum of long unit-stride runs (with stride 1, one phase: the padded input itself).
+    """
+
+    lengths: tuple[int, ...]  # L per axis
+    terms: np.ndarray  # (ci_g * T,) flat offset of each (input channel, tap) in a group's (ci_g, phases, L) input
+    keep: np.ndarray  # (P,) flat index of each output position in the phase grid
+    p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
+    block: int
+    valid: int  # grid positions the runs cover (the last kept one + 1)
 
 
-@lru_cache(maxsize=16)
-def phase_plans(spec: ConvSpec, small: tuple[int, ...]):
-    """``[(rho, flat taps, RowPlan of the gather)]`` for every output phase some tap reaches."""
+@lru_cache(maxsize=64)
+def conv_phases(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
+                small: tuple[int, ...] | None = None) -> ConvPhases:
+    """The :class:`ConvPhases` of a convolution of input ``big`` with ``ci_g`` input and ``co_g``
+    output channels per group, on the output grid ``small`` (by default the whole output)."""
+    stride = np.array(spec.stride)
+    padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
+    lengths = tuple(int(v) for v in -(-padded // stride))
+    small = spec.conv_output_shape(big) if small is None else small
+    reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
+    phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
+    pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
+    offsets = ((reach // stride[:, None]) * pitch[:, None]).sum(axis=0).astype(np.int64)
+    keep = np.ravel_multi_index(np.indices(small).reshape(spec.ndim, -1), lengths).astype(np.int64)
+    valid = int(keep[-1]) + 1 if keep.size else 0
+    block = int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
+    p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
+    grid = math.prod(lengths)
+    channel = np.arange(ci_g, dtype=np.int64)[:, None] * (math.prod(spec.stride) * grid)
+    terms = (channel + phase_of_tap[None] * grid + offsets[None]).reshape(-1)
+    for a in terms, keep, p_start:
+        a.setflags(write=False)
+    return ConvPhases(lengths, terms, keep, p_start, block, valid)
+
+
+def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...]) -> np.ndarray:
+    """``(N, C, prod(stride) * prod(lengths))``: the zero-padded input split into its stride phases,
+    each on the common grid ``lengths`` (padding and ragged tails zero), in one strided copy
+    per phase straight from ``x``.  With stride 1 and no padding, a view of ``x``."""
+    n, c = x.shape[:2]
+    if all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding):
+        return x.reshape(n, c, -1)
+    phases = np.zeros((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
+    for k, rho in enumerate(np.ndindex(*spec.stride)):
+        # phase position j holds padded position s*j + rho, input position s*j + rho - lo
+        source, target = [slice(None), slice(None)], [slice(None), slice(None), k]
+        for r, s, (lo, _), size, length in zip(rho, spec.stride, spec.padding, x.shape[2:], lengths):
+            j0 = max(0, -(-(lo - r) // s))  # the first phase position inside the input
+            j1 = min(length, (size - 1 + lo - r) // s + 1)
+            j1 = max(j0, j1)
+            first = s * j0 + r - lo
+            source.append(slice(first, first + s * (j1 - j0), s) if j1 > j0 else slice(0, 0))
+            target.append(slice(j0, j1))
+        phases[tuple(target)] = x[tuple(source)]
+    return phases.reshape(n, c, -1)
+
+
+@compiled.zero_padded(transposed=False)
+def conv_phase(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """A convolution as shifted runs of its input's stride phases (:class:`ConvPhases`): no
+    column buffer and no GEMM, so it pays where few channels make a GEMM thin and its column
+    buffer many times the input (small channel counts, many taps)."""
+    n, c_out = x.shape[0], w.shape[0]
+    co_g = c_out // spec.groups
+    geometry = conv_phases(spec, x.shape[2:], w.shape[1], co_g)
+    small = spec.conv_output_shape(x.shape[2:])
+    phases = stride_phases(x, spec, geometry.lengths)
+    out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
+    serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
+    kernel = compiled._runs_conv_serial if serial else compiled._runs_conv
+    kernel(phases.reshape(n, -1), w.reshape(c_out, -1), out, co_g, geometry.terms, geometry.keep, geometry.p_start,
+           geometry.block, geometry.valid)
+    return out.reshape((n, c_out) + small)
+
+
+@dataclass(frozen=True)
+class TransposePhases:
+    """A transposed convolution as one stride-1 correlation per output phase, over the flat
+    grid of its zero-padded input.
+
+    Per axis, output ``o = s * J + rho`` receives tap ``t`` from input ``i = J + c_t`` exactly
+    when ``c_t = (rho + pad_lo - t * d) / s`` is an integer: each phase ``rho`` is a sum of
+    shifted runs of the input (offset ``c_t``, after padding the input by ``lead`` on the
+    low side), computed on the padded grid's width and written to its interleaved positions.
+    """
+
+    lead: tuple[int, ...]  # zeros before the input, per axis
+    lengths: tuple[int, ...]  # the padded input grid
+    phase_ptr: np.ndarray  # (phases + 1,) each phase's terms
+    term_off: np.ndarray  # flat offset of each term (input channel, tap) in a group's padded input
+    term_w: np.ndarray  # its column of the weight row (ci * T + t)
+    blk_phase: np.ndarray  # per block of a phase's grid: the phase, first grid position, width,
+    blk_q0: np.ndarray  # and its range of kept positions
+    blk_width: np.ndarray
+    blk_k0: np.ndarray
+    blk_k1: np.ndarray
+    keep_src: np.ndarray  # kept positions: grid index
+    keep_dst: np.ndarray  # and flat output index
+
+
+@lru_cache(maxsize=64)
+def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: int) -> TransposePhases:
+    """The :class:`TransposePhases` of a transposed convolution of input ``small``."""
     big = spec.transpose_output_shape(small)
-    per_axis = [_axis_phases(inv, s, b) for inv, s, b in zip(axis_inverse_csr(spec, small), spec.stride, big)]
-    plans = []
-    for combo in itertools.product(*per_axis):
-        if any(not taps for _, taps, _ in combo):
-            continue  # positions no tap reaches stay zero
-        rho = tuple(r for r, _, _ in combo)
-        flat = np.ravel_multi_index(np.meshgrid(*[taps for _, taps, _ in combo], indexing="ij"),
-                                    spec.kernel_size).reshape(-1)
-        plan = compiled.row_plan(tuple(inv for _, _, inv in combo), tuple(small), 1)
-        plans.append((rho, flat, plan))
-    return plans
+    axes = []  # per axis: per residue, [(tap, c_t)]
+    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
+        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
+                     for rho in range(min(s, n_big))])
+    lead, lengths = [], []
+    for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
+        offsets = [c for taps in residues for _, c in taps] or [0]
+        lead.append(max(0, -min(offsets)))
+        lengths.append(max(n_small, -(-n_big // s) + max(offsets)) + lead[-1])
+    grid = math.prod(lengths)
+    pitch = np.cumprod((tuple(lengths[1:]) + (1,))[::-1])[::-1]
+    T = math.prod(spec.kernel_size)
+    block = int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
+    phase_ptr, term_off, term_w = [0], [], []
+    blocks, keep_src, keep_dst = [], [], []
+    for ph, combo in enumerate(itertools.product(*(range(len(r)) for r in axes))):
+        rho = combo
+        taps = [axes[a][r] for a, r in enumerate(rho)]
+        for ci in range(ci_g):
+            for pick in itertools.product(*taps):
+                t_flat = int(np.ravel_multi_index(tuple(t for t, _ in pick), spec.kernel_size))
+                off = int(sum((c + l) * pt for (_, c), l, pt in zip(pick, lead, pitch)))
+                term_off.append(ci * grid + off)
+                term_w.append(ci * T + t_flat)
+        phase_ptr.append(len(term_off))
+        counts = [-(-(n - r) // s) for n, r, s in zip(big, rho, spec.stride)]
+        J = np.indices(counts).reshape(len(counts), -1)
+        src = np.ravel_multi_index(tuple(J), lengths)
+        dst = np.ravel_multi_index(tuple(J * np.array(spec.stride)[:, None] + np.array(rho)[:, None]), big)
+        valid = int(src[-1]) + 1 if src.size else 0
+        starts = np.searchsorted(src, np.arange(0, valid + block, block)[: -(-valid // block) + 1])
+        base = len(keep_src)
+        for q0, k0, k1 in zip(range(0, valid, block), starts[:-1], starts[1:]):
+            blocks.append((ph, q0, min(valid, q0 + block) - q0, base + k0, base + k1))
+        keep_src.extend(src.tolist())
+        keep_dst.extend(dst.tolist())
+    arrays = [np.asarray(v, dtype=np.int64) for v in (phase_ptr, term_off, term_w)]
+    columns = np.asarray(blocks, dtype=np.int64).reshape(-1, 5).T
+    arrays += [np.ascontiguousarray(c) for c in columns] + [np.asarray(keep_src, dtype=np.int64),
+                                                             np.asarray(keep_dst, dtype=np.int64)]
+    for a in arrays:
+        a.setflags(write=False)
+    return TransposePhases(tuple(lead), tuple(lengths), *arrays)
 
 
 @compiled.zero_padded(transposed=True)
 def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    small = y.shape[2:]
+    """A transposed convolution as one stride-1 correlation per output phase
+    (:class:`TransposePhases`), summed as shifted runs: no GEMM, no scatter."""
     n, c_in = y.shape[:2]
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
-    big = spec.transpose_output_shape(small)
-    out = np.zeros((n, co_g * g) + big, dtype=y.dtype)
-    yf = y.reshape(n, c_in, -1)
-    wg = w.reshape((g, ci_g, co_g, -1))
-    for rho, flat, plan in phase_plans(spec, tuple(small)):
-        J = tuple(len(range(r, b, s)) for r, b, s in zip(rho, big, spec.stride))
-        positions = int(np.prod(J))
-        taps = len(flat)
-        # samples per block: the gathered columns stay under the output's size (at least one sample)
-        nb = int(max(1, min(n, out.nbytes // max(1, ci_g * taps * positions * y.itemsize))))
-        # flat, so that a block's columns are always one contiguous prefix (the compiled
-        # gather writes it through a flat view), the last, shorter block included
-        cols = np.empty(ci_g * taps * nb * positions, dtype=y.dtype)
-        where = (slice(None), slice(None)) + tuple(slice(r, None, s) for r, s in zip(rho, spec.stride))
-        for gi in range(g):
-            # the phase's sub-kernel as (C_out/g, C_in/g * T_rho): a copy of its taps
-            w_rho = np.ascontiguousarray(wg[gi][:, :, flat].transpose(1, 0, 2)).reshape(co_g, ci_g * taps)
-            for n0 in range(0, n, nb):
-                m = min(nb, n - n0)
-                c = cols[:ci_g * taps * m * positions].reshape(ci_g * taps, m * positions)
-                compiled.gather_rows(yf, c, gi * ci_g, ci_g, n0, m, 0, plan.small_rows, plan,
-                                     serial=compiled.SERIAL_ONLY)
-                target = out[n0:n0 + m, gi * co_g:(gi + 1) * co_g][where]  # the phase's interleaved positions
-                if positions >= 256:  # a GEMM per sample: its result is the target's layout
-                    for k in range(m):
-                        target[k] = (w_rho @ c[:, k * positions:(k + 1) * positions]).reshape((co_g,) + J)
-                else:
-                    target[...] = np.moveaxis((w_rho @ c).reshape((co_g, m) + J), 0, 1)
-    return out
+    geometry = transpose_phases(spec, y.shape[2:], ci_g, co_g)
+    big = spec.transpose_output_shape(y.shape[2:])
+    ypad = np.zeros((n, c_in) + geometry.lengths, dtype=y.dtype)
+    ypad[(slice(None), slice(None)) + tuple(slice(l, l + m) for l, m in zip(geometry.lead, y.shape[2:]))] = y
+    # the weight as rows of output channels: wt[g * co_g + co, ci * T + t] = w[g * ci_g + ci, co, t]
+    T = math.prod(spec.kernel_size)
+    wt = np.ascontiguousarray(w.reshape(g, ci_g, co_g, T).transpose(0, 2, 1, 3)).reshape(g * co_g, ci_g * T)
+    out = np.empty((n, g * co_g, math.prod(big)), dtype=y.dtype)
+    adds = n * g * co_g * len(geometry.term_off) * int(geometry.blk_width.sum()) // max(1, len(geometry.phase_ptr) - 1)
+    serial = compiled.SERIAL_ONLY or adds < compiled._SERIAL_BELOW
+    (compiled._runs_transpose_serial if serial else compiled._runs_transpose)(
+        ypad.reshape(n, -1), wt, out, co_g, geometry.blk_phase, geometry.blk_q0, geometry.blk_width, geometry.blk_k0,
+        geometry.blk_k1, geometry.phase_ptr, geometry.term_off, geometry.term_w, geometry.keep_src, geometry.keep_dst)
+    return out.reshape((n, g * co_g) + big)
 
 
-def conv_phase(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The polyphase sum over all taps: one GEMM, as ``"gemm"`` computes it."""
-    return compiled.gemm_conv(x, w, spec)
+def weight_grad_phase(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``dW[c, (ci, t)]`` of a convolution from the padded input ``xpad`` and the gradient ``g``
+    (see :mod:`transconv.ops.weight_grad`): the terms of :func:`conv_phase` read backwards, no
+    column buffer; extra memory is the stride phases (none at stride 1) and one partial
+    weight per sample."""
+    n, c_out = g.shape[:2]
+    co_g, ci_g = c_out // spec.groups, xpad.shape[1] // spec.groups
+    bare = replace(spec, padding=((0, 0),) * spec.ndim)  # xpad is padded already
+    geometry = conv_phases(bare, xpad.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
+    phases = stride_phases(xpad, bare, geometry.lengths)
+    parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
+    serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
+    (compiled._runs_weight_grad_serial if serial else compiled._runs_weight_grad)(
+        phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
+        geometry.p_start, geometry.block, geometry.valid)
+    return parts.sum(axis=1)

@@ -20,7 +20,7 @@ Methods
                  its samples and positions folded into the contraction.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
-``"runs"``       compiled: :func:`transconv.ops.compiled.runs_conv`'s shifted runs of the
+``"phase"``      compiled: :func:`transconv.ops.phase.conv_phase`'s shifted runs of the
                  input's stride phases read backwards, a dot product per (output
                  channel, input channel, tap); no column buffer (few channels).
 ``"swap"``       batch <-> channel swap: ``dW`` is ``conv`` of ``xpad`` read as
@@ -42,7 +42,7 @@ from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
 
-WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "runs")
+WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "phase")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
 _COLUMN_FLOOR = 2 * 2**20  # the buffer may always be this large: smaller blocks cost more in GEMM calls than they save
@@ -167,25 +167,25 @@ def _weight_grad_swap(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     return np.concatenate(parts, axis=0).reshape(weight_shape)
 
 
-def _weight_grad_runs(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
-    """Compiled: the shifted runs of :func:`transconv.ops.compiled.runs_conv` read backwards
+def _weight_grad_phase(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
+    """Compiled: the shifted runs of :func:`transconv.ops.phase.conv_phase` read backwards
     (a dot product per output channel and (input channel, tap) over the flat phase grid)."""
-    from . import compiled
+    from . import compiled, phase
 
     if xpad.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
         return _weight_grad_gemm(xpad, g, spec, weight_shape)
-    return compiled.runs_weight_grad(xpad, g, spec).reshape(weight_shape)
+    return phase.weight_grad_phase(xpad, g, spec).reshape(weight_shape)
 
 
 _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "shift": _weight_grad_shift,
-                    "swap": _weight_grad_swap, "runs": _weight_grad_runs}
+                    "swap": _weight_grad_swap, "phase": _weight_grad_phase}
 
 
-_RUNS_CHANNEL_PAIRS = 32  # (input, output) channel pairs per group up to which "runs" wins (docs/performance.md)
+_PHASE_CHANNEL_PAIRS = 32  # (input, output) channel pairs per group up to which "phase" wins (docs/performance.md)
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
-    """The method ``"auto"`` picks: ``"runs"`` for few channels per group (depthwise and the
+    """The method ``"auto"`` picks: ``"phase"`` for few channels per group (depthwise and the
     like, where a column buffer is mostly copies of a thin input and its GEMM is thin), else
     ``"gemm"``; ``"shift"`` and ``"swap"`` are there to ask for by name and to cross-check.
 
@@ -193,12 +193,12 @@ def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[i
     >>> choose_weight_grad_method((64, 32, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
     'gemm'
     >>> choose_weight_grad_method((8, 1, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3, groups=8))
-    'runs'
+    'phase'
     """
     from . import compiled
 
     pairs = weight_shape[0] // spec.groups * weight_shape[1]
-    return "runs" if pairs <= _RUNS_CHANNEL_PAIRS and not compiled.NUMBA_ERROR else "gemm"
+    return "phase" if pairs <= _PHASE_CHANNEL_PAIRS and not compiled.NUMBA_ERROR else "gemm"
 
 
 def conv_weight_grad(
@@ -232,7 +232,7 @@ def conv_weight_grad(
         :func:`transconv.conv_transpose`.
     transposed : bool
         The layer is a transposed convolution.
-    method : {"auto", "reference", "gemm", "shift", "swap", "runs"}
+    method : {"auto", "reference", "gemm", "shift", "swap", "phase"}
         See the module docstring; ``"auto"`` uses :func:`choose_weight_grad_method`.
 
     Returns
