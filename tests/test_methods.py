@@ -527,7 +527,7 @@ def test_phase_geometry_is_the_connectivity(case, transposed):
         lo = np.array([p[0] for p in spec.padding])[:, None]
         for t in range(T):
             k, q = np.divmod(geometry.keep + geometry.terms[t], grid_size)
-            rho = np.array(np.unravel_index(k, spec.stride))
+            rho = np.array(np.unravel_index(np.array(geometry.used)[k], spec.stride))
             i = np.array(np.unravel_index(q, geometry.lengths)) * np.array(spec.stride)[:, None] + rho - lo
             ok = np.all((i >= 0) & (i < np.array(big)[:, None]), axis=0)
             got[t, ok] = np.ravel_multi_index(tuple(i[:, ok]), big)

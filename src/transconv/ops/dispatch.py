@@ -272,6 +272,11 @@ def _shift_cost(p: Problem) -> float:
 register_method(Method("shift", compiled.shift_conv, compiled.shift_conv_transpose, _shift_cost, _shift_supports))
 
 
+def _phases_read(spec: ConvSpec) -> int:
+    """How many of a convolution's input stride phases its taps read (the phase method copies those)."""
+    return math.prod(len({t * d % s for t in range(k)}) for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
+
+
 def _phase_supports(p: Problem) -> Optional[str]:
     why_not = _needs_numba(p)
     if why_not:
@@ -281,7 +286,7 @@ def _phase_supports(p: Problem) -> Optional[str]:
     spec = p.spec
     if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
         lengths = [-(-(n + lo + hi) // s) for n, (lo, hi), s in zip(p.x_shape[2:], spec.padding, spec.stride)]
-        copy = p.x_shape[0] * p.x_shape[1] * math.prod(spec.stride) * math.prod(lengths) * p.dtype.itemsize
+        copy = p.x_shape[0] * p.x_shape[1] * _phases_read(spec) * math.prod(lengths) * p.dtype.itemsize
         out = p.x_shape[0] * p.w_shape[0] * math.prod(p.output_spatial) * p.dtype.itemsize
         if copy > max(2 * out, _PHASE_COPY_FLOOR):
             return (f"its copy of the input's stride phases ({copy / 2**20:.1f} MB) would exceed twice the output "
@@ -311,8 +316,8 @@ def _phase_cost(p: Problem) -> float:
     r = cost_rates()
     copied = 0.0  # the stride phases or the padded copy of the input
     if p.transposed or any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
-        copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * math.prod(spec.stride) * p.dtype.itemsize
-        copied /= r["copy_bytes"] * (math.prod(spec.stride) if p.transposed else 1)
+        phases = 1 if p.transposed else _phases_read(spec)
+        copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * phases * p.dtype.itemsize / r["copy_bytes"]
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
     # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs

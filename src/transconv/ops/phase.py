@@ -47,7 +47,8 @@ class ConvPhases:
     """
 
     lengths: tuple[int, ...]  # L per axis
-    terms: np.ndarray  # (ci_g * T,) flat offset of each (input channel, tap) in a group's (ci_g, phases, L) input
+    used: tuple[int, ...]  # the phases some tap reads (flat index), the only ones copied
+    terms: np.ndarray  # (ci_g * T,) flat offset of each (input channel, tap) in a group's (ci_g, used, L) input
     keep: np.ndarray  # (P,) flat index of each output position in the phase grid
     p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
     block: int
@@ -65,6 +66,7 @@ def conv_phases(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
     small = spec.conv_output_shape(big) if small is None else small
     reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
     phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
+    used, phase_of_tap = np.unique(phase_of_tap, return_inverse=True)  # e.g. dilation = stride reads one phase
     pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
     offsets = ((reach // stride[:, None]) * pitch[:, None]).sum(axis=0).astype(np.int64)
     keep = np.ravel_multi_index(np.indices(small).reshape(spec.ndim, -1), lengths).astype(np.int64)
@@ -72,22 +74,22 @@ def conv_phases(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
     block = int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
     p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
     grid = math.prod(lengths)
-    channel = np.arange(ci_g, dtype=np.int64)[:, None] * (math.prod(spec.stride) * grid)
-    terms = (channel + phase_of_tap[None] * grid + offsets[None]).reshape(-1)
+    channel = np.arange(ci_g, dtype=np.int64)[:, None] * (len(used) * grid)
+    terms = (channel + phase_of_tap.reshape(-1)[None] * grid + offsets[None]).reshape(-1)
     for a in terms, keep, p_start:
         a.setflags(write=False)
-    return ConvPhases(lengths, terms, keep, p_start, block, valid)
+    return ConvPhases(lengths, tuple(int(u) for u in used), terms, keep, p_start, block, valid)
 
 
-def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...]) -> np.ndarray:
-    """``(N, C, prod(stride) * prod(lengths))``: the zero-padded input split into its stride phases,
-    each on the common grid ``lengths`` (padding and ragged tails zero), in one strided copy
-    per phase straight from ``x``.  With stride 1 and no padding, a view of ``x``."""
+def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...], used: tuple[int, ...]) -> np.ndarray:
+    """``(N, C, len(used) * prod(lengths))``: the stride phases ``used`` (flat indices) of the
+    zero-padded input, each on the common grid ``lengths`` (padding and ragged tails zero), in
+    one strided copy per phase straight from ``x``.  With stride 1 and no padding, a view of ``x``."""
     n, c = x.shape[:2]
     if all(s == 1 for s in spec.stride) and not any(lo or hi for lo, hi in spec.padding):
         return x.reshape(n, c, -1)
-    phases = np.zeros((n, c, math.prod(spec.stride)) + lengths, dtype=x.dtype)
-    for k, rho in enumerate(np.ndindex(*spec.stride)):
+    phases = np.zeros((n, c, len(used)) + lengths, dtype=x.dtype)
+    for k, rho in enumerate(np.unravel_index(u, spec.stride) for u in used):
         # phase position j holds padded position s*j + rho, input position s*j + rho - lo
         source, target = [slice(None), slice(None)], [slice(None), slice(None), k]
         for r, s, (lo, _), size, length in zip(rho, spec.stride, spec.padding, x.shape[2:], lengths):
@@ -110,7 +112,7 @@ def conv_phase(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     co_g = c_out // spec.groups
     geometry = conv_phases(spec, x.shape[2:], w.shape[1], co_g)
     small = spec.conv_output_shape(x.shape[2:])
-    phases = stride_phases(x, spec, geometry.lengths)
+    phases = stride_phases(x, spec, geometry.lengths, geometry.used)
     out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
     serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
     kernel = compiled._runs_conv_serial if serial else compiled._runs_conv
@@ -225,7 +227,7 @@ def weight_grad_phase(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nda
     co_g, ci_g = c_out // spec.groups, xpad.shape[1] // spec.groups
     bare = replace(spec, padding=((0, 0),) * spec.ndim)  # xpad is padded already
     geometry = conv_phases(bare, xpad.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
-    phases = stride_phases(xpad, bare, geometry.lengths)
+    phases = stride_phases(xpad, bare, geometry.lengths, geometry.used)
     parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
     serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
     (compiled._runs_weight_grad_serial if serial else compiled._runs_weight_grad)(
