@@ -321,8 +321,11 @@ def _phase_cost(p: Problem) -> float:
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
     # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs
-    # and the more channel pairs, the better a GEMM's register blocking pays
-    thin = (1 + 2 / c_make) * (1 + c_make / 64) * (1 + c_sum * c_make / 512)
+    # and the more channel pairs, the better a GEMM's register blocking pays; a transposed call
+    # with many output phases (FCN's stride 32) cuts the work into many small correlations
+    thin = (1 + 2 / c_make) * (1 + c_make / 64) * (1 + c_sum * c_make / 2048)
+    if p.transposed:
+        thin *= 1 + math.prod(spec.stride) / 64
     return thin * idle * adds / (_PHASE_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
 
 
