@@ -737,7 +737,32 @@ if numba is not None:
             src = xph[n]
             base = g * plane + q0
             acc = np.zeros(co_g * width, dtype=out.dtype)
-            for co in range(co_g):
+            for co in range(0, co_g - 1, 2):  # pairs of output channels share the input's loads
+                wa = w[g * co_g + co]
+                wb = w[g * co_g + co + 1]
+                a0 = co * width
+                b0 = a0 + width
+                k = 0
+                while k + 4 <= K:
+                    o0, o1, o2, o3 = base + terms[k], base + terms[k + 1], base + terms[k + 2], base + terms[k + 3]
+                    x0, x1, x2, x3 = wa[k], wa[k + 1], wa[k + 2], wa[k + 3]
+                    y0, y1, y2, y3 = wb[k], wb[k + 1], wb[k + 2], wb[k + 3]
+                    for q in range(width):
+                        s0, s1 = src[uintp(o0 + q)], src[uintp(o1 + q)]
+                        s2, s3 = src[uintp(o2 + q)], src[uintp(o3 + q)]
+                        acc[uintp(a0 + q)] += x0 * s0 + x1 * s1 + x2 * s2 + x3 * s3
+                        acc[uintp(b0 + q)] += y0 * s0 + y1 * s1 + y2 * s2 + y3 * s3
+                    k += 4
+                while k < K:
+                    o = base + terms[k]
+                    x0, y0 = wa[k], wb[k]
+                    for q in range(width):
+                        s0 = src[uintp(o + q)]
+                        acc[uintp(a0 + q)] += x0 * s0
+                        acc[uintp(b0 + q)] += y0 * s0
+                    k += 1
+            if co_g % 2:  # the last, unpaired output channel
+                co = co_g - 1
                 wrow = w[g * co_g + co]
                 a0 = co * width
                 k = 0
@@ -819,7 +844,33 @@ if numba is not None:
             k0 = phase_ptr[blk_phase[b]]
             k1 = phase_ptr[blk_phase[b] + 1]
             acc = np.zeros(co_g * width, dtype=out.dtype)
-            for co in range(co_g):
+            for co in range(0, co_g - 1, 2):  # pairs of output channels share the input's loads
+                wa = wt[g * co_g + co]
+                wb = wt[g * co_g + co + 1]
+                a0 = co * width
+                b0 = a0 + width
+                k = k0
+                while k + 4 <= k1:
+                    o0, o1 = base + term_off[k], base + term_off[k + 1]
+                    o2, o3 = base + term_off[k + 2], base + term_off[k + 3]
+                    x0, x1, x2, x3 = wa[term_w[k]], wa[term_w[k + 1]], wa[term_w[k + 2]], wa[term_w[k + 3]]
+                    y0, y1, y2, y3 = wb[term_w[k]], wb[term_w[k + 1]], wb[term_w[k + 2]], wb[term_w[k + 3]]
+                    for q in range(width):
+                        s0, s1 = src[uintp(o0 + q)], src[uintp(o1 + q)]
+                        s2, s3 = src[uintp(o2 + q)], src[uintp(o3 + q)]
+                        acc[uintp(a0 + q)] += x0 * s0 + x1 * s1 + x2 * s2 + x3 * s3
+                        acc[uintp(b0 + q)] += y0 * s0 + y1 * s1 + y2 * s2 + y3 * s3
+                    k += 4
+                while k < k1:
+                    o = base + term_off[k]
+                    x0, y0 = wa[term_w[k]], wb[term_w[k]]
+                    for q in range(width):
+                        s0 = src[uintp(o + q)]
+                        acc[uintp(a0 + q)] += x0 * s0
+                        acc[uintp(b0 + q)] += y0 * s0
+                    k += 1
+            if co_g % 2:  # the last, unpaired output channel
+                co = co_g - 1
                 wrow = wt[g * co_g + co]
                 a0 = co * width
                 k = k0
