@@ -16,7 +16,7 @@ Methods
 ``"reference"``  the formula read off the connectivity (``tap_index``), tap by tap.
 ``"gemm"``       im2col: the strided windows of ``xpad`` (a ``sliding_window_view``)
                  copied into a column buffer per block of samples and output rows
-                 (about the size of ``grad_out``, at least 2 MB), one GEMM per block with
+                 (about the size of the smaller array, at least 2 MB), one GEMM per block with
                  its samples and positions folded into the contraction.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
@@ -82,8 +82,8 @@ def _windows(xpad: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...]) -> np
 
 def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
     """im2col in blocks of samples and output rows (the column buffer at most about the size of
-    ``grad_out``, at least 2 MB), one batched GEMM over groups per block, the block's samples
-    and positions folded into the contraction."""
+    the smaller of ``xpad`` and ``g``, at least 2 MB), one batched GEMM over groups per block,
+    the block's samples and positions folded into the contraction."""
     groups = spec.groups
     n, c_in = xpad.shape[:2]
     c_out = g.shape[1]
@@ -92,8 +92,10 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     taps = int(np.prod(spec.kernel_size))
     cig, cog = c_in // groups, c_out // groups
     windows = _windows(xpad, spec, out_shape)  # (N, C_in, *p, *k)
-    row_bytes = c_in * taps * int(np.prod(out_shape[1:])) * xpad.itemsize  # columns of one output row of a sample
-    budget = min(_COLUMN_BYTES, max(g.nbytes, _COLUMN_FLOOR))
+    # one output row of a sample: its columns and its copy of the gradient
+    row_bytes = (c_in * taps + c_out) * int(np.prod(out_shape[1:])) * xpad.itemsize
+    # about the size of the smaller of the two arrays (a transposed layer's is its output)
+    budget = min(_COLUMN_BYTES, max(min(g.nbytes, xpad.nbytes), _COLUMN_FLOOR))
     rows = out_shape[0]
     rb = int(max(1, min(rows, budget // max(row_bytes, 1))))
     nb = int(max(1, min(n, budget // max(row_bytes * rows, 1)))) if rb == rows else 1
