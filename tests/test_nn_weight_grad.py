@@ -116,3 +116,35 @@ def test_gemm_per_sample_path_matches_torch(c_in, c_out, k, stride, groups):
     np.testing.assert_allclose(
         tc.conv_weight_grad(g, x, w_shape, stride, 1, 1, groups, transposed=True, output_padding=0), ref, atol=1e-10
     )
+
+
+@given(cases(), st.sampled_from(["zeros", "reflect", "circular"]), st.booleans())
+def test_gemm_in_blocks_of_one_output_row_equals_the_reference(case: Case, mode: str, transposed: bool):
+    """The gemm weight gradient with its column buffer forced down to one output row of one
+    sample: every block pads its own slab of input rows (zeros) or its samples (other modes)."""
+    from transconv.ops import weight_grad
+
+    assume(mode != "reflect" or all(b >= 2 for b in case.big))
+    assume(mode != "circular" or all(p <= b for p, b in zip(case.padding, case.big)))
+    assume(mode == "zeros" or not transposed)
+    rng = np.random.default_rng(case.seed)
+    stride, padding, dilation, groups = _conv_args(case)
+    if transposed:
+        x = rng.standard_normal((case.batch or 1, case.c_in) + case.small)
+        w_shape = (case.c_in, case.c_out // groups) + case.kernel
+        kwargs = dict(transposed=True, output_padding=case.output_padding)
+        y = tc.conv_transpose(x, np.zeros(w_shape), None, stride, padding, case.output_padding, groups, dilation)
+    else:
+        x = rng.standard_normal((case.batch or 1, case.c_in) + case.big)
+        w_shape = (case.c_out, case.c_in // groups) + case.kernel
+        kwargs = dict(padding_mode=mode)
+        y = tc.conv(x, np.zeros(w_shape), None, stride, padding, dilation, groups, padding_mode=mode)
+    g = rng.standard_normal(y.shape)
+    reference = tc.conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups, method="reference", **kwargs)
+    saved = weight_grad._COLUMN_BYTES, weight_grad._COLUMN_FLOOR
+    weight_grad._COLUMN_BYTES, weight_grad._COLUMN_FLOOR = 1, 1
+    try:
+        dw = tc.conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups, method="gemm", **kwargs)
+    finally:
+        weight_grad._COLUMN_BYTES, weight_grad._COLUMN_FLOOR = saved
+    np.testing.assert_allclose(dw, reference, rtol=1e-10, atol=1e-10)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -218,19 +218,18 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     return out.reshape((n, g * co_g) + big)
 
 
-def weight_grad_phase(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """``dW[c, (ci, t)]`` of a convolution from the padded input ``xpad`` and the gradient ``g``
-    (see :mod:`transconv.ops.weight_grad`): the terms of :func:`conv_phase` read backwards, no
-    column buffer; extra memory is the stride phases (none at stride 1) and one partial
-    weight per sample."""
+def weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``dW[c, (ci, t)]`` of a zero-padded convolution from its unpadded input ``x`` and the
+    gradient ``g`` (see :mod:`transconv.ops.weight_grad`): the terms of :func:`conv_phase`
+    read backwards, no column buffer; extra memory is the stride phases (the padding is part of
+    their copy; none at stride 1 without padding) and one partial weight per sample."""
     n, c_out = g.shape[:2]
-    co_g, ci_g = c_out // spec.groups, xpad.shape[1] // spec.groups
-    bare = replace(spec, padding=((0, 0),) * spec.ndim)  # xpad is padded already
-    geometry = conv_phases(bare, xpad.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
-    phases = stride_phases(xpad, bare, geometry.lengths, geometry.used)
+    co_g, ci_g = c_out // spec.groups, x.shape[1] // spec.groups
+    geometry = conv_phases(spec, x.shape[2:], ci_g, co_g, tuple(g.shape[2:]))
+    phases = stride_phases(x, spec, geometry.lengths, geometry.used)
     parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
     serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
-    (compiled._runs_weight_grad_serial if serial else compiled._runs_weight_grad)(
-        phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
-        geometry.p_start, geometry.block, geometry.valid)
+    kernel = compiled._runs_weight_grad_serial if serial else compiled._runs_weight_grad
+    kernel(phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
+           geometry.p_start, geometry.block, geometry.valid)
     return parts.sum(axis=1)

@@ -80,22 +80,32 @@ def _windows(xpad: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...]) -> np
     return view[index]
 
 
-def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
+def _row_windows(x: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray:
+    """``_windows`` of output rows ``r0 <= r < r1`` of a zero-padded convolution, from the slab of
+    ``x``'s rows they read (padded rows outside ``x`` are zeros)."""
+    (lo, hi), s, k_eff, size = spec.padding[0], spec.stride[0], spec.effective_kernel[0], x.shape[2]
+    a, b = r0 * s - lo, (r1 - 1) * s + k_eff - lo  # input rows [a, b), some of them padding
+    slab = x[:, :, max(0, a):min(size, b)]
+    widths = [(0, 0), (0, 0), (max(0, -a), max(0, b - size))] + [tuple(p) for p in spec.padding[1:]]
+    return _windows(np.pad(slab, widths), spec, (r1 - r0,) + tuple(out_shape[1:]))
+
+
+def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
     """im2col in blocks of samples and output rows (the column buffer at most about the size of
-    the smaller of ``xpad`` and ``g``, at least 2 MB), one batched GEMM over groups per block,
-    the block's samples and positions folded into the contraction."""
+    the smaller of ``x`` and ``g``, at least 2 MB), one batched GEMM over groups per block, the
+    block's samples and positions folded into the contraction.  ``x`` is unpadded: each block
+    of samples is padded on its own, so no padded copy of the whole input is made."""
     groups = spec.groups
-    n, c_in = xpad.shape[:2]
+    n, c_in = x.shape[:2]
     c_out = g.shape[1]
     ndim = spec.ndim
     out_shape = g.shape[2:]
     taps = int(np.prod(spec.kernel_size))
     cig, cog = c_in // groups, c_out // groups
-    windows = _windows(xpad, spec, out_shape)  # (N, C_in, *p, *k)
     # one output row of a sample: its columns and its copy of the gradient
-    row_bytes = (c_in * taps + c_out) * int(np.prod(out_shape[1:])) * xpad.itemsize
+    row_bytes = (c_in * taps + c_out) * int(np.prod(out_shape[1:])) * x.itemsize
     # about the size of the smaller of the two arrays (a transposed layer's is its output)
-    budget = min(_COLUMN_BYTES, max(min(g.nbytes, xpad.nbytes), _COLUMN_FLOOR))
+    budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR))
     rows = out_shape[0]
     rb = int(max(1, min(rows, budget // max(row_bytes, 1))))
     nb = int(max(1, min(n, budget // max(row_bytes * rows, 1)))) if rb == rows else 1
@@ -105,9 +115,12 @@ def _weight_grad_gemm(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
     for start in range(0, n, nb):
         stop = min(n, start + nb)
+        whole = None if spec.padding_mode == "zeros" else _windows(pad(x[start:stop], spec), spec, out_shape)
         for r0 in range(0, rows, rb):
             r1 = min(rows, r0 + rb)
-            block = windows[start:stop, :, r0:r1]
+            # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
+            # block reads, padded on its own (no padded copy of a whole sample either)
+            block = whole[:, :, r0:r1] if whole is not None else _row_windows(x[start:stop], spec, out_shape, r0, r1)
             width = (stop - start) * int(np.prod(block.shape[2:2 + ndim]))
             w_blk = block.reshape((stop - start, groups, cig) + block.shape[2:])
             cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, width)
@@ -169,14 +182,19 @@ def _weight_grad_swap(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_sh
     return np.concatenate(parts, axis=0).reshape(weight_shape)
 
 
-def _weight_grad_phase(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
+def _weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
     """Compiled: the shifted runs of :func:`transconv.ops.phase.conv_phase` read backwards
-    (a dot product per output channel and (input channel, tap) over the flat phase grid)."""
+    (a dot product per output channel and (input channel, tap) over the flat phase grid).
+    ``x`` is unpadded: zero padding is part of the phases' copy, other modes pad first."""
+    from dataclasses import replace
+
     from . import compiled, phase
 
-    if xpad.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
-        return _weight_grad_gemm(xpad, g, spec, weight_shape)
-    return phase.weight_grad_phase(xpad, g, spec).reshape(weight_shape)
+    if x.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
+        return _weight_grad_gemm(x, g, spec, weight_shape)
+    if spec.padding_mode != "zeros":
+        x, spec = pad(x, spec), replace(spec, padding=((0, 0),) * spec.ndim, padding_mode="zeros")
+    return phase.weight_grad_phase(x, g, spec).reshape(weight_shape)
 
 
 _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_gemm, "shift": _weight_grad_shift,
@@ -294,4 +312,6 @@ def conv_weight_grad(
         return np.zeros(weight_shape, dtype=dtype)
     if method == "reference":
         return _weight_grad_reference(x, g, spec, conv_shape)
+    if method in ("gemm", "phase"):  # they pad as they go
+        return _IMPLEMENTATIONS[method](x, g, spec, conv_shape)
     return _IMPLEMENTATIONS[method](pad(x, spec), g, spec, conv_shape)
