@@ -46,6 +46,7 @@ WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "phase")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
 _COLUMN_FLOOR = 2 * 2**20  # the buffer may always be this large: smaller blocks cost more in GEMM calls than they save
+_PADDED_COPY_BYTES = 16 * 2**20  # past this a block pads slabs of input rows, not its whole samples
 
 
 def _weight_grad_reference(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -115,7 +116,12 @@ def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
     for start in range(0, n, nb):
         stop = min(n, start + nb)
-        whole = None if spec.padding_mode == "zeros" else _windows(pad(x[start:stop], spec), spec, out_shape)
+        padded_bytes = (stop - start) * c_in * int(np.prod([b + lo + hi for b, (lo, hi) in
+                                                            zip(x.shape[2:], spec.padding)])) * x.itemsize
+        # a padded copy of the block's samples unless it would be large (then slabs of rows)
+        whole = None
+        if spec.padding_mode != "zeros" or padded_bytes <= _PADDED_COPY_BYTES:
+            whole = _windows(pad(x[start:stop], spec), spec, out_shape)
         for r0 in range(0, rows, rb):
             r1 = min(rows, r0 + rb)
             # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
