@@ -717,75 +717,7 @@ if numba is not None:
             for p in range(P):
                 dst[uintp(p)] = acc[uintp(keep[p])]
 
-    def _runs_conv_py(xph, w, out, co_g, terms, keep, p_start, block, valid):  # pragma: no cover - compiled
-        # out[n, c, p] = sum_k w[c, k] * xph[n, g * ci_g * S * L + terms[k] + keep[p]] over the group's
-        # terms k = (ci, t) (see transconv.ops.phase.ConvPhases).  One task per (sample, group, block of the flat
-        # phase grid): every term is a long unit-stride run, four terms added per pass so that
-        # the accumulator is loaded and stored once per four multiply-adds.
-        N = xph.shape[0]
-        C_out, K = w.shape
-        G = C_out // co_g
-        plane = xph.shape[1] // G  # the group's inputs: ci_g * S * L
-        nblocks = p_start.shape[0] - 1
-        for task in prange(N * G * nblocks):
-            b = task % nblocks
-            ng = task // nblocks
-            g = ng % G
-            n = ng // G
-            q0 = b * block
-            width = min(valid, q0 + block) - q0
-            src = xph[n]
-            base = g * plane + q0
-            acc = np.zeros(co_g * width, dtype=out.dtype)
-            for co in range(0, co_g - 1, 2):  # pairs of output channels share the input's loads
-                wa = w[g * co_g + co]
-                wb = w[g * co_g + co + 1]
-                a0 = co * width
-                b0 = a0 + width
-                k = 0
-                while k + 4 <= K:
-                    o0, o1, o2, o3 = base + terms[k], base + terms[k + 1], base + terms[k + 2], base + terms[k + 3]
-                    x0, x1, x2, x3 = wa[k], wa[k + 1], wa[k + 2], wa[k + 3]
-                    y0, y1, y2, y3 = wb[k], wb[k + 1], wb[k + 2], wb[k + 3]
-                    for q in range(width):
-                        s0, s1 = src[uintp(o0 + q)], src[uintp(o1 + q)]
-                        s2, s3 = src[uintp(o2 + q)], src[uintp(o3 + q)]
-                        acc[uintp(a0 + q)] += x0 * s0 + x1 * s1 + x2 * s2 + x3 * s3
-                        acc[uintp(b0 + q)] += y0 * s0 + y1 * s1 + y2 * s2 + y3 * s3
-                    k += 4
-                while k < K:
-                    o = base + terms[k]
-                    x0, y0 = wa[k], wb[k]
-                    for q in range(width):
-                        s0 = src[uintp(o + q)]
-                        acc[uintp(a0 + q)] += x0 * s0
-                        acc[uintp(b0 + q)] += y0 * s0
-                    k += 1
-            if co_g % 2:  # the last, unpaired output channel
-                co = co_g - 1
-                wrow = w[g * co_g + co]
-                a0 = co * width
-                k = 0
-                while k + 4 <= K:
-                    w0, w1, w2, w3 = wrow[k], wrow[k + 1], wrow[k + 2], wrow[k + 3]
-                    o0, o1, o2, o3 = base + terms[k], base + terms[k + 1], base + terms[k + 2], base + terms[k + 3]
-                    for q in range(width):
-                        acc[uintp(a0 + q)] += (w0 * src[uintp(o0 + q)] + w1 * src[uintp(o1 + q)]
-                                               + w2 * src[uintp(o2 + q)] + w3 * src[uintp(o3 + q)])
-                    k += 4
-                while k < K:
-                    wv = wrow[k]
-                    o = base + terms[k]
-                    for q in range(width):
-                        acc[uintp(a0 + q)] += wv * src[uintp(o + q)]
-                    k += 1
-            for co in range(co_g):
-                dst = out[n, g * co_g + co]
-                a0 = co * width - q0
-                for p in range(p_start[b], p_start[b + 1]):
-                    dst[uintp(p)] = acc[uintp(a0 + keep[p])]
-
-    def _runs_weight_grad_py(xph, g, parts, co_g, terms, keep, p_start, block, valid):  # pragma: no cover
+    def _shifted_runs_weight_grad_py(xph, g, parts, co_g, terms, keep, p_start, block, valid):  # pragma: no cover
         # parts[c, n, k] = sum_p g[n, c, p] * xph[n, gi * ci_g * S * L + terms[k] + keep[p]] (c in group gi):
         # the convolution's terms read backwards, a dot product per (output channel, term) over
         # each block of the flat phase grid, the gradient spread on that block (zeros off keep).
@@ -822,12 +754,15 @@ if numba is not None:
                         total += spread[uintp(q)] * src[uintp(o + q)]
                     out[k] += total
 
-    def _runs_transpose_py(ypad, wt, out, co_g, blk_phase, blk_q0, blk_width, blk_k0, blk_k1, phase_ptr, term_off,
-                           term_w, keep_src, keep_dst):  # pragma: no cover - compiled
+    def _shifted_runs_py(ypad, wt, out, co_g, blk_phase, blk_q0, blk_width, blk_k0, blk_k1, phase_ptr, term_off,
+                         term_w, keep_src, keep_dst):  # pragma: no cover - compiled
         # out[n, c, keep_dst[p]] = sum over the terms k of the block's phase of
-        # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]] (see transconv.ops.phase.TransposePhases):
-        # every output phase of a transposed convolution is a stride-1 correlation of the padded
-        # input, summed as the convolution's shifted runs, four terms per pass over the accumulator.
+        # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]]: the phase method's
+        # shifted runs (transconv.ops.phase: a convolution is one phase over its input's stride
+        # phases, a transposed one a stride-1 correlation per output phase).  One task per
+        # (sample, group, block of a phase's grid); four terms per pass over the accumulator and
+        # output channels in pairs, so each accumulator load and store serves four multiply-adds
+        # and each input load two output channels.
         N = ypad.shape[0]
         C_out = wt.shape[0]
         G = C_out // co_g
@@ -917,10 +852,10 @@ if numba is not None:
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
     _shift_single, _shift_single_serial = _twins(_shift_single_py, fastmath={"contract"})
-    _runs_conv, _runs_conv_serial = _twins(_runs_conv_py, fastmath={"contract"})
-    _runs_transpose, _runs_transpose_serial = _twins(_runs_transpose_py, fastmath={"contract"})
+    _shifted_runs, _shifted_runs_serial = _twins(_shifted_runs_py, fastmath={"contract"})
     # reassoc: the dot products vectorise
-    _runs_weight_grad, _runs_weight_grad_serial = _twins(_runs_weight_grad_py, fastmath={"contract", "reassoc"})
+    _shifted_runs_weight_grad, _shifted_runs_weight_grad_serial = _twins(_shifted_runs_weight_grad_py,
+                                                                         fastmath={"contract", "reassoc"})
     _direct_transpose, _direct_transpose_serial = _twins(_direct_transpose_py)
     _direct_conv, _direct_conv_serial = _twins(_direct_conv_py)
     _DIRECT_CONV, _DIRECT_TRANSPOSE = (_direct_conv, _direct_conv_serial), (_direct_transpose, _direct_transpose_serial)

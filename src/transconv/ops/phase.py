@@ -14,7 +14,7 @@ weight gradient reads the convolution's terms backwards (a dot product per term)
 No column buffer and no GEMM: the work is ``prod(kernel)`` multiply-adds per output and
 channel pair, at vector speed over L1-sized blocks, which pays where channels are few and
 taps many (the GEMM of ``"gemm"`` is thin there and its column buffer many times the input).
-The compiled kernels are ``_runs_*`` in :mod:`transconv.ops.compiled`.
+The compiled kernels are ``_shifted_runs*`` in :mod:`transconv.ops.compiled`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -53,6 +53,18 @@ class ConvPhases:
     p_start: np.ndarray  # (blocks + 1,) first output position of each block of ``block`` grid positions
     block: int
     valid: int  # grid positions the runs cover (the last kept one + 1)
+
+    @cached_property
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        """The arguments of the shifted-run kernel after the arrays, as one phase (see
+        :class:`TransposePhases`): per block, phase 0, its first grid position, width and kept
+        positions; all terms; kept positions in output order."""
+        count = len(self.p_start) - 1
+        q0 = np.arange(count, dtype=np.int64) * self.block
+        width = np.minimum(self.valid, q0 + self.block) - q0
+        return (np.zeros(count, dtype=np.int64), q0, width, self.p_start[:-1].copy(), self.p_start[1:].copy(),
+                np.array([0, len(self.terms)], dtype=np.int64), self.terms, np.arange(len(self.terms), dtype=np.int64),
+                self.keep, np.arange(len(self.keep), dtype=np.int64))
 
 
 @lru_cache(maxsize=64)
@@ -115,9 +127,9 @@ def conv_phase(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     phases = stride_phases(x, spec, geometry.lengths, geometry.used)
     out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
     serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
-    kernel = compiled._runs_conv_serial if serial else compiled._runs_conv
-    kernel(phases.reshape(n, -1), w.reshape(c_out, -1), out, co_g, geometry.terms, geometry.keep, geometry.p_start,
-           geometry.block, geometry.valid)
+    kernel = compiled._shifted_runs_serial if serial else compiled._shifted_runs
+    # one phase: every block of the grid reads all terms, keeps its output positions in order
+    kernel(phases.reshape(n, -1), w.reshape(c_out, -1), out, co_g, *geometry.blocks)
     return out.reshape((n, c_out) + small)
 
 
@@ -212,7 +224,7 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     out = np.empty((n, g * co_g, math.prod(big)), dtype=y.dtype)
     adds = n * g * co_g * len(geometry.term_off) * int(geometry.blk_width.sum()) // max(1, len(geometry.phase_ptr) - 1)
     serial = compiled.SERIAL_ONLY or adds < compiled._SERIAL_BELOW
-    (compiled._runs_transpose_serial if serial else compiled._runs_transpose)(
+    (compiled._shifted_runs_serial if serial else compiled._shifted_runs)(
         ypad.reshape(n, -1), wt, out, co_g, geometry.blk_phase, geometry.blk_q0, geometry.blk_width, geometry.blk_k0,
         geometry.blk_k1, geometry.phase_ptr, geometry.term_off, geometry.term_w, geometry.keep_src, geometry.keep_dst)
     return out.reshape((n, g * co_g) + big)
@@ -229,7 +241,7 @@ def weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarra
     phases = stride_phases(x, spec, geometry.lengths, geometry.used)
     parts = np.empty((c_out, n, len(geometry.terms)), dtype=g.dtype)
     serial = compiled.SERIAL_ONLY or n * c_out * len(geometry.terms) * geometry.valid < compiled._SERIAL_BELOW
-    kernel = compiled._runs_weight_grad_serial if serial else compiled._runs_weight_grad
+    kernel = compiled._shifted_runs_weight_grad_serial if serial else compiled._shifted_runs_weight_grad
     kernel(phases.reshape(n, -1), g.reshape(n, c_out, -1), parts, co_g, geometry.terms, geometry.keep,
            geometry.p_start, geometry.block, geometry.valid)
     return parts.sum(axis=1)
