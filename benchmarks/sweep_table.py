@@ -16,6 +16,8 @@ import statistics
 import sys
 from collections import defaultdict
 
+from transconv.bench import sweep_summary as summary
+
 OPS = ("conv_transpose", "conv", "conv_transpose_weight_grad", "conv_weight_grad")
 
 
@@ -39,18 +41,6 @@ def combine(paths: list[str]) -> dict[int, dict]:
                          "extra_memory_x_output": max(r["extra_memory_x_output"] for r in rs)})
         combined[seed] = {"count": runs[0].get("count"), "runs": len(runs), "rows": rows}
     return combined
-
-
-def summary(rows: list[dict]) -> dict:
-    out = {}
-    for op in OPS:
-        sel = [r for r in rows if r["op"] == op]
-        if sel:
-            worst = max(sel, key=lambda r: r["ratio_nchw"])
-            out[op] = {"median": statistics.median(r["ratio_nchw"] for r in sel), "worst": worst["ratio_nchw"],
-                       "worst_layer": worst["layer"], "at_or_under_1": sum(r["ratio_nchw"] <= 1.0 for r in sel),
-                       "layers": len(sel), "max_mem_x_output": max(r["extra_memory_x_output"] for r in sel)}
-    return out
 
 
 def table(seed: int, data: dict) -> str:

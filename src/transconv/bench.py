@@ -395,7 +395,8 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
     }
 
 
-def _sweep_summary(rows: list[dict]) -> dict:
+def sweep_summary(rows: list[dict]) -> dict:
+    """Per operation: median, worst (and which layer), how many at or under 1.0, peak extra memory."""
     summary = {}
     for op in ("conv_transpose", "conv", "conv_transpose_weight_grad", "conv_weight_grad"):
         sel = [r for r in rows if r["op"] == op]
@@ -418,7 +419,7 @@ def _sweep_table(rows: list[dict], seed: int) -> str:
     lines = [f"sweep seed {seed}, {len(rows)} calls, float32; ratio = median over rounds of ours/torch NCHW",
              f"{'op':5s} {'layer':44s} {'method':15s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'mem x':>6s}"]
     lines += [_sweep_line(r) for r in rows]
-    for op, s in _sweep_summary(rows).items():
+    for op, s in sweep_summary(rows).items():
         lines.append(f"{op}: median {s['median']:.2f}, worst {s['worst']:.2f} ({s['worst_layer']}), "
                      f"{s['at_or_under_1']} of {s['layers']} at or under 1.0, peak extra memory {s['max_mem_x_output']:.2f}x")
     return "\n".join(lines)
@@ -438,7 +439,7 @@ def run_sweep(args: argparse.Namespace, rates: dict) -> int:
                     print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "rows": rows,
-                          "summary": _sweep_summary(rows)}, indent=2))
+                          "summary": sweep_summary(rows)}, indent=2))
     else:
         print(_sweep_table(rows, args.seed))
     return 0
