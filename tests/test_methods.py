@@ -424,9 +424,10 @@ def test_shift_agrees_with_the_reference_and_torch(case, mode, k1):
 
 @pytest.mark.parametrize("ndim, size, multiplier, dilation, padding", [
     (1, 9000, 1, 1, 2), (2, 75, 2, 2, 3), (2, 20, 1, 1, (0, 4)), (3, 19, 1, 1, 1), (3, 6, 3, 2, 0)])
-def test_depthwise_shifted_runs_agree_with_torch(ndim, size, multiplier, dilation, padding):
-    """Stride 1 with one input channel per group runs the shifted-run kernel (no GEMM): planes
-    of one to several 4096-position blocks, channel multipliers, dilation, uneven padding."""
+def test_depthwise_at_stride_1_agrees_with_torch(ndim, size, multiplier, dilation, padding):
+    """Depthwise (one input channel per group) at stride 1 goes to the phase method's shifted
+    runs: planes of one to several 4096-position blocks, channel multipliers, dilation, uneven
+    padding; shift's per-group GEMMs agree."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(size)
     groups = 3
@@ -435,14 +436,17 @@ def test_depthwise_shifted_runs_agree_with_torch(ndim, size, multiplier, dilatio
     pad = (padding,) * ndim if isinstance(padding, int) else (padding[:1] * (ndim - 1) + padding[1:])[:ndim]
     conv = getattr(torch.nn.functional, f"conv{ndim}d")
     expected = conv(torch.from_numpy(x), torch.from_numpy(w), None, 1, pad, dilation, groups).numpy()
-    got = tc.conv(x, w, padding=pad, dilation=dilation, groups=groups, method="shift")
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    for method in ("phase", "shift"):
+        got = tc.conv(x, w, padding=pad, dilation=dilation, groups=groups, method=method)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=method)
     wt = rng.standard_normal((groups, multiplier) + (3,) * ndim).astype(np.float32)
     transpose = getattr(torch.nn.functional, f"conv_transpose{ndim}d")
     expected = transpose(torch.from_numpy(x), torch.from_numpy(wt), None, 1, 0, 0, groups, dilation).numpy()
-    got = tc.conv_transpose(x, wt, dilation=dilation, groups=groups, method="shift")
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    assert tc.choose_method(x, w, padding=pad, dilation=dilation, groups=groups).method == "shift"
+    for method in ("phase", "shift"):
+        got = tc.conv_transpose(x, wt, dilation=dilation, groups=groups, method=method)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=method)
+    # auto takes the shifted runs on a realistic depthwise layer (the sweep's seed 2 #6)
+    assert tc.choose_method((32, 28, 20, 20), (28, 1, 5, 5), padding=2, groups=28).method == "phase"
 
 
 @settings(deadline=None, max_examples=120)

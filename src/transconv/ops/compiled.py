@@ -689,34 +689,6 @@ if numba is not None:
                             for i in range(lo[j], hi[j]):
                                 dst[uintp(base + i)] += wv * phases[uintp(s0 + i)]
 
-    def _shift_single_py(x, w, out, co_g, place, padded, offsets, keep, valid):  # pragma: no cover - compiled
-        # out[n, c, p] = sum_t w[c, t] * xp[keep[p] + offsets[t]], xp the flat zero-padded plane of
-        # input channel c // co_g (x[n, ci, i] sits at place[i]): one input channel per group
-        # (depthwise), stride 1.  Each tap adds the whole padded plane shifted by its offset (one
-        # long unit-stride loop, vectorised) at the padded width; keep[p] crops the result.
-        N, C_out, P = out.shape
-        T = offsets.shape[0]
-        I = place.shape[0]
-        for task in prange(N * C_out):
-            n = task // C_out
-            c = task % C_out
-            src = x[n, c // co_g]
-            xp = np.zeros(padded, dtype=out.dtype)
-            for i in range(I):
-                xp[uintp(place[i])] = src[uintp(i)]
-            wrow = w[c]
-            acc = np.zeros(valid, dtype=out.dtype)
-            for q0 in range(0, valid, 4096):  # blocks of the result that stay in L1 across the taps
-                q1 = min(valid, q0 + 4096)
-                for t in range(T):
-                    wv = wrow[t]
-                    o = offsets[t]
-                    for q in range(q0, q1):
-                        acc[uintp(q)] += wv * xp[uintp(q + o)]
-            dst = out[n, c]
-            for p in range(P):
-                dst[uintp(p)] = acc[uintp(keep[p])]
-
     def _shifted_runs_weight_grad_py(xph, g, parts, co_g, terms, keep, p_start, block, valid):  # pragma: no cover
         # parts[c, n, k] = sum_p g[n, c, p] * xph[n, gi * ci_g * S * L + terms[k] + keep[p]] (c in group gi):
         # the convolution's terms read backwards, a dot product per (output channel, term) over
@@ -851,7 +823,6 @@ if numba is not None:
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
-    _shift_single, _shift_single_serial = _twins(_shift_single_py, fastmath={"contract"})
     _shifted_runs, _shifted_runs_serial = _twins(_shifted_runs_py, fastmath={"contract"})
     # reassoc: the dot products vectorise
     _shifted_runs_weight_grad, _shifted_runs_weight_grad_serial = _twins(_shifted_runs_weight_grad_py,
@@ -1319,36 +1290,6 @@ def _k1_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarr
     return out
 
 
-@lru_cache(maxsize=64)
-def _shift_crop(spec: ConvSpec, big: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """``(place, offsets, keep, padded size, valid)`` of a stride-1 convolution over the flat
-    padded grid: each input position's flat index in that grid, each tap's offset, each output
-    position's flat index, the grid's size, and how many leading positions of the grid the
-    taps' shifted runs cover."""
-    padded = tuple(b + lo + hi for b, (lo, hi) in zip(big, spec.padding))
-    small = spec.conv_output_shape(big)
-    inside = np.indices(big).reshape(len(big), -1) + np.array([lo for lo, _ in spec.padding])[:, None]
-    place = np.ravel_multi_index(inside, padded).astype(np.int64)
-    keep = np.ravel_multi_index(np.indices(small).reshape(len(small), -1), padded).astype(np.int64)
-    offsets = _shift_offsets(spec, padded)
-    for a in place, offsets, keep:
-        a.setflags(write=False)
-    return place, offsets, keep, math.prod(padded), int(keep[-1]) + 1 if keep.size else 0
-
-
-def _shift_single_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """Stride 1 with one input channel per group (depthwise, with any channel multiplier): no
-    GEMM, every tap adds its shifted run of the flat padded plane (``_shift_single_py``)."""
-    n, c_out = x.shape[0], w.shape[0]
-    small = spec.conv_output_shape(x.shape[2:])
-    place, offsets, keep, padded, valid = _shift_crop(spec, x.shape[2:])
-    out = np.empty((n, c_out, math.prod(small)), dtype=x.dtype)
-    serial = SERIAL_ONLY or n * c_out * valid * len(offsets) < _SERIAL_BELOW
-    (_shift_single_serial if serial else _shift_single)(x.reshape(n, x.shape[1], -1), w.reshape(c_out, -1), out,
-                                                        c_out // spec.groups, place, padded, offsets, keep, valid)
-    return out.reshape((n, c_out) + small)
-
-
 @zero_padded(transposed=False)
 def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Stride-1 convolution: with stride 1, tap ``t`` reads the flat padded input shifted by
@@ -1357,8 +1298,6 @@ def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     and cropped.  A 1-tap kernel, any stride, is a GEMM over (a strided view of) the input."""
     if all(k == 1 for k in spec.kernel_size):
         return _k1_conv(x, w, spec)
-    if x.shape[1] == spec.groups:
-        return _shift_single_conv(x, w, spec)
     n, c_in = x.shape[:2]
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g

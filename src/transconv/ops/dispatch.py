@@ -256,12 +256,6 @@ def _shift_cost(p: Problem) -> float:
         streamed = positions * (c_sum + c_make) * p.spec.groups * p.dtype.itemsize
         eff = min(1.0, c_make / 16) * min(1.0, c_sum / 16) + 1e-3
         return max(2 * p.macs / (r["gemm_flops"] * eff), streamed / r["write_bytes"]) + _CALL_SECONDS * 3
-    if c_sum == 1:  # one input channel per group: shifted runs added in place, no GEMM (vectorised rows)
-        out_bytes = positions * c_make * p.spec.groups * p.dtype.itemsize
-        planes = p.x_shape[0] * c_make * p.spec.groups  # one task each: fewer than the cores leave some idle
-        idle = compiled.thread_count() / min(max(1, planes), compiled.thread_count())
-        adds = positions * waste * taps * c_make * p.spec.groups  # every output at the padded width, every tap
-        return idle * adds / (3 * r["compiled_macs"]) + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
     eff = _gemm_efficiency(c_make, c_sum * taps, positions)
     copied = positions * waste * taps * c_sum * p.spec.groups
     return (2 * p.macs * waste / (r["gemm_flops"] * eff) + copied * p.dtype.itemsize / r["copy_bytes"]
@@ -320,10 +314,11 @@ def _phase_cost(p: Problem) -> float:
         copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * phases * p.dtype.itemsize / r["copy_bytes"]
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
-    # matrix-vector product then, streams better); many shorten the L1-sized blocks' runs
-    # and the more channel pairs, the better a GEMM's register blocking pays; a transposed call
-    # with many output phases (FCN's stride 32) cuts the work into many small correlations
-    thin = (1 + 2 / c_make) * (1 + c_make / 64) * (1 + c_sum * c_make / 2048)
+    # matrix-vector product then, streams better, unless one input channel makes it a scaled
+    # add); many shorten the L1-sized blocks' runs, and the more channel pairs, the better a
+    # GEMM's register blocking pays; a transposed call with many output phases (FCN's stride
+    # 32) cuts the work into many small correlations
+    thin = (1 + (2 / c_make if c_sum > 1 else 0)) * (1 + c_make / 64) * (1 + c_sum * c_make / 2048)
     if p.transposed:
         thin *= 1 + math.prod(spec.stride) / 64
     return thin * idle * adds / (_PHASE_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
