@@ -24,7 +24,7 @@ from ..files import atomic_write
 from ..connectivity import axis_tap_indices
 from ..limits import check_allocation
 from ..spec import ConvSpec, Layout, integer_or_none, as_numeric, compute_dtypes, validate_call
-from . import compiled
+from . import compiled, phase
 from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
@@ -266,11 +266,6 @@ def _shift_cost(p: Problem) -> float:
 register_method(Method("shift", compiled.shift_conv, compiled.shift_conv_transpose, _shift_cost, _shift_supports))
 
 
-def _phases_read(spec: ConvSpec) -> int:
-    """How many of a convolution's input stride phases its taps read (the phase method copies those)."""
-    return math.prod(len({t * d % s for t in range(k)}) for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation))
-
-
 def _phase_supports(p: Problem) -> Optional[str]:
     why_not = _needs_numba(p)
     if why_not:
@@ -279,8 +274,8 @@ def _phase_supports(p: Problem) -> Optional[str]:
         return None
     spec = p.spec
     if any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
-        lengths = [-(-(n + lo + hi) // s) for n, (lo, hi), s in zip(p.x_shape[2:], spec.padding, spec.stride)]
-        copy = p.x_shape[0] * p.x_shape[1] * _phases_read(spec) * math.prod(lengths) * p.dtype.itemsize
+        lengths, used = phase.conv_grid(spec, p.x_shape[2:])
+        copy = p.x_shape[0] * p.x_shape[1] * len(used) * math.prod(lengths) * p.dtype.itemsize
         out = p.x_shape[0] * p.w_shape[0] * math.prod(p.output_spatial) * p.dtype.itemsize
         if copy > max(2 * out, _PHASE_COPY_FLOOR):
             return (f"its copy of the input's stride phases ({copy / 2**20:.1f} MB) would exceed twice the output "
@@ -297,20 +292,19 @@ def _phase_cost(p: Problem) -> float:
     c_sum, c_make = _channels(p)
     out = p.output_spatial
     if p.transposed:  # one stride-1 correlation per output phase, on the padded input's grid
-        lengths = [-(-b // s) + -(-(d * (k - 1) + 1) // s) for b, s, d, k in
-                   zip(out, spec.stride, spec.dilation, spec.kernel_size)]
+        _, _, lengths = phase.transpose_grid(spec, p.x_shape[2:])
+        phases = 1
         grid = -(-out[0] // spec.stride[0]) * math.prod(lengths[1:])
-    else:  # the input's stride phases
-        padded = [b + lo + hi for b, (lo, hi) in zip(p.x_shape[2:], spec.padding)]
-        lengths = [-(-n // s) for n, s in zip(padded, spec.stride)]
-        grid = out[0] * math.prod(lengths[1:])  # output rows at the phase grid's width
+    else:  # the input's stride phases, output rows at their grid's width
+        lengths, used = phase.conv_grid(spec, p.x_shape[2:])
+        phases = len(used)
+        grid = out[0] * math.prod(lengths[1:])
     adds = p.x_shape[0] * grid * math.prod(spec.kernel_size) * c_sum * c_make * spec.groups
     tasks = p.x_shape[0] * spec.groups * max(1, grid * c_make // 4096) * (math.prod(spec.stride) if p.transposed else 1)
     idle = compiled.thread_count() / min(max(1, tasks), compiled.thread_count())
     r = cost_rates()
     copied = 0.0  # the stride phases or the padded copy of the input
     if p.transposed or any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
-        phases = 1 if p.transposed else _phases_read(spec)
         copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * phases * p.dtype.itemsize / r["copy_bytes"]
     out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
@@ -321,24 +315,14 @@ def _phase_cost(p: Problem) -> float:
     thin = (1 + (2 / c_make if c_sum > 1 else 0)) * (1 + c_make / 64) * (1 + c_sum * c_make / 2048)
     if p.transposed:
         thin *= 1 + math.prod(spec.stride) / 64
-    return thin * idle * adds / (_PHASE_RATE * r["compiled_macs"]) + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
-
-
-def _phase_conv(x, w, spec):
-    from . import phase
-
-    return phase.conv_phase(x, w, spec)
-
-
-def _phase_conv_transpose(y, w, spec):
-    from . import phase
-
-    return phase.conv_transpose_phase(y, w, spec)
+    compute = thin * idle * adds / (_PHASE_RATE * r["compiled_macs"])
+    return compute + copied + out_bytes / r["write_bytes"] + _CALL_SECONDS * 3
 
 
 # Polyphase decomposition as shifted runs (transconv.ops.phase): the input's stride phases
 # (conv) or one stride-1 correlation per output phase (conv_transpose), no GEMM.
-register_method(Method("phase", _phase_conv, _phase_conv_transpose, _phase_cost, _phase_supports))
+register_method(Method("phase", phase.conv_phase, phase.conv_transpose_phase, _phase_cost, _phase_supports))
+
 
 @dataclass(frozen=True)
 class MethodChoice:

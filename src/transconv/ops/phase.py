@@ -67,30 +67,70 @@ class ConvPhases:
                 self.keep, np.arange(len(self.keep), dtype=np.int64))
 
 
+def conv_grid(spec: ConvSpec, big: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(lengths, used)`` of a convolution of input ``big``: the common length per axis of its
+    padded input's stride phases, and the flat indices (in ``spec.stride``) of the phases
+    some tap reads, ascending (dilation = stride reads one).
+
+    >>> from transconv.spec import conv_spec
+    >>> conv_grid(conv_spec("conv", (9,), 3, stride=2, padding=1), (9,))
+    ((6,), (0, 1))
+    """
+    lengths = tuple(-(-(b + lo + hi) // s) for b, (lo, hi), s in zip(big, spec.padding, spec.stride))
+    residues = [sorted({t * d % s for t in range(k)}) for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation)]
+    used = np.ravel_multi_index(tuple(np.meshgrid(*residues, indexing="ij")), spec.stride).reshape(-1)
+    return lengths, tuple(int(u) for u in used)
+
+
+def transpose_grid(spec: ConvSpec, small: tuple[int, ...]) -> tuple[list, tuple[int, ...], tuple[int, ...]]:
+    """``(axes, lead, lengths)`` of a transposed convolution of input ``small``: per axis and
+    output residue ``rho``, the ``(tap, c_t)`` pairs reaching it (input ``J + c_t`` feeds output
+    ``s * J + rho``); per axis, the zeros padded before the input and the padded input's length."""
+    big = spec.transpose_output_shape(small)
+    axes = []
+    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
+        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
+                     for rho in range(min(s, n_big))])
+    lead, lengths = [], []
+    for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
+        offsets = [c for taps in residues for _, c in taps] or [0]
+        lead.append(max(0, -min(offsets)))
+        lengths.append(max(n_small, -(-n_big // s) + max(offsets)) + lead[-1])
+    return axes, tuple(lead), tuple(lengths)
+
+
+def _block(co_g: int) -> int:
+    """Grid positions per block: the accumulators of a group's output channels fill about L1."""
+    return int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
+
+
+def _block_starts(keep: np.ndarray, valid: int, block: int) -> np.ndarray:
+    """For each block of ``block`` grid positions in ``[0, valid)``, its first kept position (and the end)."""
+    return np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
+
+
 @lru_cache(maxsize=64)
 def conv_phases(spec: ConvSpec, big: tuple[int, ...], ci_g: int, co_g: int,
                 small: tuple[int, ...] | None = None) -> ConvPhases:
     """The :class:`ConvPhases` of a convolution of input ``big`` with ``ci_g`` input and ``co_g``
     output channels per group, on the output grid ``small`` (by default the whole output)."""
     stride = np.array(spec.stride)
-    padded = np.array([b + lo + hi for b, (lo, hi) in zip(big, spec.padding)])
-    lengths = tuple(int(v) for v in -(-padded // stride))
+    lengths, used = conv_grid(spec, big)
     small = spec.conv_output_shape(big) if small is None else small
     reach = np.indices(spec.kernel_size).reshape(spec.ndim, -1) * np.array(spec.dilation)[:, None]
-    phase_of_tap = np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride).astype(np.int64)
-    used, phase_of_tap = np.unique(phase_of_tap, return_inverse=True)  # e.g. dilation = stride reads one phase
+    phase_of_tap = np.searchsorted(used, np.ravel_multi_index(tuple(reach % stride[:, None]), spec.stride))
     pitch = np.cumprod((lengths[1:] + (1,))[::-1])[::-1]
     offsets = ((reach // stride[:, None]) * pitch[:, None]).sum(axis=0).astype(np.int64)
     keep = np.ravel_multi_index(np.indices(small).reshape(spec.ndim, -1), lengths).astype(np.int64)
     valid = int(keep[-1]) + 1 if keep.size else 0
-    block = int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
-    p_start = np.searchsorted(keep, np.arange(0, valid + block, block)[: -(-valid // block) + 1]).astype(np.int64)
+    block = _block(co_g)
+    p_start = _block_starts(keep, valid, block)
     grid = math.prod(lengths)
     channel = np.arange(ci_g, dtype=np.int64)[:, None] * (len(used) * grid)
-    terms = (channel + phase_of_tap.reshape(-1)[None] * grid + offsets[None]).reshape(-1)
+    terms = (channel + phase_of_tap[None] * grid + offsets[None]).reshape(-1)
     for a in terms, keep, p_start:
         a.setflags(write=False)
-    return ConvPhases(lengths, tuple(int(u) for u in used), terms, keep, p_start, block, valid)
+    return ConvPhases(lengths, used, terms, keep, p_start, block, valid)
 
 
 def stride_phases(x: np.ndarray, spec: ConvSpec, lengths: tuple[int, ...], used: tuple[int, ...]) -> np.ndarray:
@@ -162,23 +202,14 @@ class TransposePhases:
 def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: int) -> TransposePhases:
     """The :class:`TransposePhases` of a transposed convolution of input ``small``."""
     big = spec.transpose_output_shape(small)
-    axes = []  # per axis: per residue, [(tap, c_t)]
-    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
-        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
-                     for rho in range(min(s, n_big))])
-    lead, lengths = [], []
-    for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
-        offsets = [c for taps in residues for _, c in taps] or [0]
-        lead.append(max(0, -min(offsets)))
-        lengths.append(max(n_small, -(-n_big // s) + max(offsets)) + lead[-1])
+    axes, lead, lengths = transpose_grid(spec, small)
     grid = math.prod(lengths)
     pitch = np.cumprod((tuple(lengths[1:]) + (1,))[::-1])[::-1]
     T = math.prod(spec.kernel_size)
-    block = int(max(64, min(4096, ACC_BYTES // 4 // max(1, co_g))))
+    block = _block(co_g)
     phase_ptr, term_off, term_w = [0], [], []
     blocks, keep_src, keep_dst = [], [], []
-    for ph, combo in enumerate(itertools.product(*(range(len(r)) for r in axes))):
-        rho = combo
+    for ph, rho in enumerate(itertools.product(*(range(len(r)) for r in axes))):
         taps = [axes[a][r] for a, r in enumerate(rho)]
         for ci in range(ci_g):
             for pick in itertools.product(*taps):
@@ -192,7 +223,7 @@ def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: in
         src = np.ravel_multi_index(tuple(J), lengths)
         dst = np.ravel_multi_index(tuple(J * np.array(spec.stride)[:, None] + np.array(rho)[:, None]), big)
         valid = int(src[-1]) + 1 if src.size else 0
-        starts = np.searchsorted(src, np.arange(0, valid + block, block)[: -(-valid // block) + 1])
+        starts = _block_starts(src, valid, block)
         base = len(keep_src)
         for q0, k0, k1 in zip(range(0, valid, block), starts[:-1], starts[1:]):
             blocks.append((ph, q0, min(valid, q0 + block) - q0, base + k0, base + k1))
@@ -204,7 +235,7 @@ def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: in
                                                              np.asarray(keep_dst, dtype=np.int64)]
     for a in arrays:
         a.setflags(write=False)
-    return TransposePhases(tuple(lead), tuple(lengths), *arrays)
+    return TransposePhases(lead, lengths, *arrays)
 
 
 @compiled.zero_padded(transposed=True)
