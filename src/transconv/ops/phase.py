@@ -261,11 +261,12 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     return out.reshape((n, g * co_g) + big)
 
 
+@compiled.zero_padded(transposed=False)  # g in the weight's place: other padding modes pad x first
 def weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """``dW[c, (ci, t)]`` of a zero-padded convolution from its unpadded input ``x`` and the
-    gradient ``g`` (see :mod:`transconv.ops.weight_grad`): the terms of :func:`conv_phase`
-    read backwards, no column buffer; extra memory is the stride phases (the padding is part of
-    their copy; none at stride 1 without padding) and one partial weight per sample."""
+    """``dW[c, (ci, t)]`` of a convolution from its unpadded input ``x`` and the gradient ``g``
+    (see :mod:`transconv.ops.weight_grad`): the terms of :func:`conv_phase` read backwards, no
+    column buffer; extra memory is the stride phases (zero padding is part of their copy; none
+    at stride 1 without padding) and one partial weight per sample."""
     n, c_out = g.shape[:2]
     co_g, ci_g = c_out // spec.groups, x.shape[1] // spec.groups
     geometry = conv_phases(spec, x.shape[2:], ci_g, co_g, tuple(g.shape[2:]))

@@ -114,14 +114,12 @@ def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
     # (groups, cig, *k, samples, *p): a block's columns as rows (ci, t) by (sample, position)
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
+    # a padded copy of each block's samples unless it would be large (then slabs of rows)
+    padded = int(np.prod([b + lo + hi for b, (lo, hi) in zip(x.shape[2:], spec.padding)]))
+    whole_samples = spec.padding_mode != "zeros" or nb * c_in * padded * x.itemsize <= _PADDED_COPY_BYTES
     for start in range(0, n, nb):
         stop = min(n, start + nb)
-        padded_bytes = (stop - start) * c_in * int(np.prod([b + lo + hi for b, (lo, hi) in
-                                                            zip(x.shape[2:], spec.padding)])) * x.itemsize
-        # a padded copy of the block's samples unless it would be large (then slabs of rows)
-        whole = None
-        if spec.padding_mode != "zeros" or padded_bytes <= _PADDED_COPY_BYTES:
-            whole = _windows(pad(x[start:stop], spec), spec, out_shape)
+        whole = _windows(pad(x[start:stop], spec), spec, out_shape) if whole_samples else None
         for r0 in range(0, rows, rb):
             r1 = min(rows, r0 + rb)
             # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
@@ -192,14 +190,10 @@ def _weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shap
     """Compiled: the shifted runs of :func:`transconv.ops.phase.conv_phase` read backwards
     (a dot product per output channel and (input channel, tap) over the flat phase grid).
     ``x`` is unpadded: zero padding is part of the phases' copy, other modes pad first."""
-    from dataclasses import replace
-
     from . import compiled, phase
 
     if x.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
         return _weight_grad_gemm(x, g, spec, weight_shape)
-    if spec.padding_mode != "zeros":
-        x, spec = pad(x, spec), replace(spec, padding=((0, 0),) * spec.ndim, padding_mode="zeros")
     return phase.weight_grad_phase(x, g, spec).reshape(weight_shape)
 
 
