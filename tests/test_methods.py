@@ -335,8 +335,8 @@ def test_an_empty_batch_gives_an_empty_batch_as_in_torch(method):
 
 
 @pytest.mark.parametrize("transposed", [True, False])
-def test_phase_with_a_short_last_block_of_samples(transposed):
-    """3 samples in blocks of 2: the last block's columns are a shorter prefix of the buffer."""
+def test_phase_in_float64_on_an_odd_batch(transposed):
+    """3 samples, float64, stride 2 in 1-d: the phase method to 1e-12 of the reference."""
     rng = np.random.default_rng(3)
     w = rng.standard_normal((4, 3, 3))
     x = rng.standard_normal((3, 4, 5) if transposed else (3, 3, 11))

@@ -197,6 +197,12 @@ class TransposePhases:
     keep_src: np.ndarray  # kept positions: grid index
     keep_dst: np.ndarray  # and flat output index
 
+    @property
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        """The arguments of the shifted-run kernel after the arrays (``compiled._shifted_runs_py``)."""
+        return (self.blk_phase, self.blk_q0, self.blk_width, self.blk_k0, self.blk_k1, self.phase_ptr, self.term_off,
+                self.term_w, self.keep_src, self.keep_dst)
+
 
 @lru_cache(maxsize=64)
 def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: int) -> TransposePhases:
@@ -255,9 +261,8 @@ def conv_transpose_phase(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nda
     out = np.empty((n, g * co_g, math.prod(big)), dtype=y.dtype)
     adds = n * g * co_g * len(geometry.term_off) * int(geometry.blk_width.sum()) // max(1, len(geometry.phase_ptr) - 1)
     serial = compiled.SERIAL_ONLY or adds < compiled._SERIAL_BELOW
-    (compiled._shifted_runs_serial if serial else compiled._shifted_runs)(
-        ypad.reshape(n, -1), wt, out, co_g, geometry.blk_phase, geometry.blk_q0, geometry.blk_width, geometry.blk_k0,
-        geometry.blk_k1, geometry.phase_ptr, geometry.term_off, geometry.term_w, geometry.keep_src, geometry.keep_dst)
+    kernel = compiled._shifted_runs_serial if serial else compiled._shifted_runs
+    kernel(ypad.reshape(n, -1), wt, out, co_g, *geometry.blocks)
     return out.reshape((n, g * co_g) + big)
 
 
