@@ -884,6 +884,11 @@ def tuned(**changes):
         _TUNING = saved
 
 
+def thread_count() -> int:
+    """numba's threads (1 without numba, or in a forked child that runs serially)."""
+    return 1 if numba is None or SERIAL_ONLY else max(1, numba.get_num_threads())
+
+
 def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
     """Work-buffer bytes per block: all workers of :func:`_split` together hold at most
     ``reference_bytes`` (the output for conv_transpose, 1.5 times it for conv), each at
@@ -892,18 +897,12 @@ def _worker_budget(reference_bytes: int, serial: bool = True) -> int:
     threads to numba's and back, which costs more than a cache miss."""
     if not serial:
         return int(min(_TUNING.block_bytes, max(reference_bytes, _PARALLEL_FLOOR)))
-    workers = max(1, numba.get_num_threads())
-    return int(min(_TUNING.block_bytes, max(reference_bytes // workers, _WORKER_FLOOR)))
-
-
-def thread_count() -> int:
-    """numba's threads (1 without numba, or in a forked child that runs serially)."""
-    return 1 if numba is None or SERIAL_ONLY else max(1, numba.get_num_threads())
+    return int(min(_TUNING.block_bytes, max(reference_bytes // thread_count(), _WORKER_FLOOR)))
 
 
 def _chunks(planes: int, rows: int) -> int:
     """Row blocks per plane so that a parallel kernel has a few tasks per thread."""
-    tasks = 4 * max(1, numba.get_num_threads())
+    tasks = 4 * thread_count()
     return int(max(1, min(rows, -(-tasks // max(planes, 1)))))
 
 
