@@ -11,9 +11,9 @@ per-layer tables.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 
 from transconv.bench import sweep_summary as summary
@@ -73,10 +73,17 @@ def summary_table(combined: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    combined = combine([a for a in args if a != "--summary"])
-    if "--summary" in args:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="JSON files of `transconv bench --sweep N --seed S --json`")
+    parser.add_argument("--summary", action="store_true", help="one line per seed and operation")
+    args = parser.parse_args()
+    combined = combine(args.files)
+    if args.summary:
         print(summary_table(combined))
     else:
         print("\n\n".join(table(seed, data) for seed, data in combined.items()))
+
+
+if __name__ == "__main__":
+    main()

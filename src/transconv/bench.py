@@ -297,14 +297,18 @@ def sweep_layers(count: int, seed: int) -> list[Layer]:
 
 
 def alternating_blocks(fns: list[Callable[[], object]], rounds: int, *, block_seconds: float = 0.0,
-                       calls: int = 0) -> list[list[float]]:
+                       calls: int = 0, gap_seconds: float = 0.0) -> list[list[float]]:
     """Per-call seconds of each function, in ``rounds`` rounds of alternating blocks.
 
     Each block repeats one function ``calls`` times, or for about ``block_seconds`` (at
     least one call) when ``calls`` is 0, so each side's thread pool runs warm, and the
     functions take turns block by block, so a drift of the machine touches both;
     interleaving single calls would time the hand-over between two spinning thread pools
-    instead of the kernels.
+    instead of the kernels.  Before each block the calling thread busy-waits ``gap_seconds``
+    (untimed): the previous block's thread pools keep spinning after their last call
+    (OpenBLAS's for about 0.1 s, GNU OpenMP's for about 10 ms) and would take a core from
+    the next block's; a busy wait, not a sleep, because after an idle 0.1 s this machine
+    runs the next 30 ms about 2x slower (docs/performance.md).
 
     >>> [len(t) for t in alternating_blocks([lambda: None, lambda: None], 3, calls=2)]
     [3, 3]
@@ -323,6 +327,9 @@ def alternating_blocks(fns: list[Callable[[], object]], rounds: int, *, block_se
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < gap_seconds:
+                pass
             t0 = time.perf_counter()
             for _ in range(per_block[i]):
                 fn()
@@ -363,7 +370,12 @@ def _weight_grad_calls(layer: Layer, transposed: bool, seed: int = 1):
     return x, w, g, ours, torch_call, "auto"
 
 
-def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float, weight_grad: bool = False) -> dict:
+SWEEP_BLOCK_SECONDS = 0.05  # each side's block of calls in the sweep
+SWEEP_GAP_SECONDS = 0.12  # busy wait before each block: the other side's pools stop spinning (alternating_blocks)
+
+
+def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float = SWEEP_BLOCK_SECONDS,
+              weight_grad: bool = False, gap_seconds: float = SWEEP_GAP_SECONDS) -> dict:
     """Ours against PyTorch NCHW on one sweep layer: the median over rounds of the per-round ratio."""
     import torch
 
@@ -379,7 +391,8 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float,
     with torch.no_grad():
         expected = torch_call(xt, wt).numpy()
         error = float(np.abs(result - expected).max() / max(1e-30, np.abs(expected).max()))
-        t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds)
+        t_ours, t_torch = alternating_blocks([ours, lambda: torch_call(xt, wt)], rounds, block_seconds=block_seconds,
+                                             gap_seconds=gap_seconds)
     result, peak = with_peak_bytes(ours)
     ratios = [a / b for a, b in zip(t_ours, t_torch)]
     return {
@@ -434,11 +447,12 @@ def run_sweep(args: argparse.Namespace, rates: dict) -> int:
     for weight_grad in grads:
         for transposed in ops:
             for layer in layers:
-                rows.append(sweep_row(layer, transposed, rounds, 0.02, weight_grad))
+                rows.append(sweep_row(layer, transposed, rounds, weight_grad=weight_grad))
                 if not args.json:
                     print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "rows": rows,
+        protocol = {"rounds": rounds, "block_seconds": SWEEP_BLOCK_SECONDS, "gap_seconds": SWEEP_GAP_SECONDS}
+        print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "protocol": protocol, "rows": rows,
                           "summary": sweep_summary(rows)}, indent=2))
     else:
         print(_sweep_table(rows, args.seed))

@@ -92,10 +92,15 @@ def _row_windows(x: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...], r0: 
 
 
 def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
-    """im2col in blocks of samples and output rows (the column buffer at most about the size of
-    the smaller of ``x`` and ``g``, at least 2 MB), one batched GEMM over groups per block, the
-    block's samples and positions folded into the contraction.  ``x`` is unpadded: each block
-    of samples is padded on its own, so no padded copy of the whole input is made."""
+    """im2col in blocks of samples and output rows (the column buffers together at most about
+    the size of the smaller of ``x`` and ``g``, at least 2 MB), one batched GEMM over groups per
+    block, the block's samples and positions folded into the contraction.  ``x`` is unpadded:
+    each block of samples is padded on its own, so no padded copy of the whole input is made.
+    The cores take shares of the samples (or of the output rows) through ``compiled._split``,
+    each with single-threaded BLAS and its own partial ``dW``: the copies into the column
+    buffer run on every core, and a thin ``dW`` does not leave BLAS one core's worth of work."""
+    from . import compiled
+
     groups = spec.groups
     n, c_in = x.shape[:2]
     c_out = g.shape[1]
@@ -103,38 +108,46 @@ def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape
     out_shape = g.shape[2:]
     taps = int(np.prod(spec.kernel_size))
     cig, cog = c_in // groups, c_out // groups
+    rows = out_shape[0]
+    macs = n * int(np.prod(out_shape)) * taps * cig * cog * groups
+    workers = compiled.thread_count() if macs >= compiled._SERIAL_BELOW else 1
     # one output row of a sample: its columns and its copy of the gradient
     row_bytes = (c_in * taps + c_out) * int(np.prod(out_shape[1:])) * x.itemsize
-    # about the size of the smaller of the two arrays (a transposed layer's is its output)
-    budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR))
-    rows = out_shape[0]
+    # about the size of the smaller of the two arrays (a transposed layer's is its output), shared by the workers
+    budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
     rb = int(max(1, min(rows, budget // max(row_bytes, 1))))
-    nb = int(max(1, min(n, budget // max(row_bytes * rows, 1)))) if rb == rows else 1
-    dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
+    nb = int(max(1, min(-(-n // workers), budget // max(row_bytes * rows, 1)))) if rb == rows else 1
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
     # (groups, cig, *k, samples, *p): a block's columns as rows (ci, t) by (sample, position)
     order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
     # a padded copy of each block's samples unless it would be large (then slabs of rows)
     padded = int(np.prod([b + lo + hi for b, (lo, hi) in zip(x.shape[2:], spec.padding)]))
     whole_samples = spec.padding_mode != "zeros" or nb * c_in * padded * x.itemsize <= _PADDED_COPY_BYTES
-    for start in range(0, n, nb):
-        stop = min(n, start + nb)
-        whole = _windows(pad(x[start:stop], spec), spec, out_shape) if whole_samples else None
-        for r0 in range(0, rows, rb):
-            r1 = min(rows, r0 + rb)
-            # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
-            # block reads, padded on its own (no padded copy of a whole sample either)
-            block = whole[:, :, r0:r1] if whole is not None else _row_windows(x[start:stop], spec, out_shape, r0, r1)
-            width = (stop - start) * int(np.prod(block.shape[2:2 + ndim]))
-            w_blk = block.reshape((stop - start, groups, cig) + block.shape[2:])
-            cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, width)
-            g_blk = g[start:stop, :, r0:r1].reshape((stop - start, groups, cog, -1))
-            g_rows = np.ascontiguousarray(g_blk.transpose(1, 2, 0, 3)).reshape(groups, cog, width)
-            if wide:
-                dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
-            else:
-                dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
-    return dw.reshape(weight_shape)
+    partials = []
+
+    def work(n0: int, n1: int, r_lo: int, r_hi: int, serial: bool) -> None:
+        dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
+        for start in range(n0, n1, nb):
+            stop = min(n1, start + nb)
+            whole = _windows(pad(x[start:stop], spec), spec, out_shape) if whole_samples else None
+            for r0 in range(r_lo, r_hi, rb):
+                r1 = min(r_hi, r0 + rb)
+                # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
+                # block reads, padded on its own (no padded copy of a whole sample either)
+                block = whole[:, :, r0:r1] if whole is not None else _row_windows(x[start:stop], spec, out_shape, r0, r1)
+                width = (stop - start) * int(np.prod(block.shape[2:2 + ndim]))
+                w_blk = block.reshape((stop - start, groups, cig) + block.shape[2:])
+                cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, width)
+                g_blk = g[start:stop, :, r0:r1].reshape((stop - start, groups, cog, -1))
+                g_rows = np.ascontiguousarray(g_blk.transpose(1, 2, 0, 3)).reshape(groups, cog, width)
+                if wide:
+                    dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
+                else:
+                    dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
+        partials.append(dw)  # list.append is atomic: the workers' partials, summed below
+
+    compiled._split(n, rows, work, macs)
+    return sum(partials[1:], partials[0]).reshape(weight_shape)
 
 
 def _weight_grad_shift(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -201,7 +214,8 @@ _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_ge
                     "swap": _weight_grad_swap, "phase": _weight_grad_phase}
 
 
-_PHASE_CHANNEL_PAIRS = 32  # (input, output) channel pairs per group up to which "phase" wins (docs/performance.md)
+# (input, output) channel pairs per group up to which "phase" wins (fitted on the sweep, docs/performance.md)
+_PHASE_CHANNEL_PAIRS = 512
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
