@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python benchmarks/methods_on_sweep.py --count 24 --seed 0 [--op conv]
 
-Prints, per layer and direction, each method's time (minimum of a few runs, in ms), auto's
+Prints, per layer and direction, each method's time (median of 3 alternating blocks, in ms), auto's
 pick and the cost model's estimates, and how much slower auto's pick is than the fastest.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 import transconv as tc
-from transconv.bench import best_time, layer_calls, sweep_layers
+from transconv.bench import SWEEP_GAP_SECONDS, alternating_blocks, layer_calls, sweep_layers
 
 
 def main() -> None:
@@ -28,7 +28,12 @@ def main() -> None:
             x, w, _, _, choice = layer_calls(layer, transposed)
             kw = layer.kwargs() if transposed else layer.conv_kwargs()
             run = tc.conv_transpose if transposed else tc.conv
-            times = {m: best_time(lambda: run(x, w, method=m, **kw), 3) for m in choice.costs}
+            # every method in alternating blocks after a busy wait, as the sweep times ours against
+            # PyTorch: one method's spinning BLAS or OpenMP threads must not slow the next one's
+            methods = list(choice.costs)
+            blocks = alternating_blocks([lambda m=m: run(x, w, method=m, **kw) for m in methods], 3,
+                                        block_seconds=0.03, gap_seconds=SWEEP_GAP_SECONDS)
+            times = {m: float(np.median(t)) for m, t in zip(methods, blocks)}
             fastest = min(times, key=times.get)
             loss = times[choice.method] / times[fastest]
             losses.append(loss)

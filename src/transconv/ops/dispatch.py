@@ -157,6 +157,10 @@ def _channels(p: Problem) -> tuple[int, int]:
     return p.w_shape[1], p.w_shape[0] // g
 
 
+def _output_bytes(p: Problem) -> int:
+    return p.x_shape[0] * math.prod(p.output_spatial) * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
+
+
 def _gemm_efficiency(m: int, k: int, n: int) -> float:
     """Fraction of peak a GEMM of this shape reaches: thin products are memory-bound."""
     return min(1.0, m / 64) * min(1.0, k / 64) * min(1.0, n / 256) + 1e-3
@@ -185,13 +189,17 @@ def _gemm_cost(p: Problem) -> float:
     eff = _gemm_efficiency(c_make * (taps if p.transposed else 1), c_sum * (1 if p.transposed else taps), positions)
     moved = positions * taps * (c_make if p.transposed else c_sum) * p.spec.groups  # scatter / gather elements
     r = cost_rates()
-    return 2 * p.macs / (r["gemm_flops"] * eff) + moved / r["scatter_elements"] + _CALL_SECONDS * (4 + 6 * p.spec.groups)
+    # every output element is written once more after the GEMM (the scatter's interleave, the
+    # conv's copy out of a folded block): the write term keeps a 1x1 stride-4 transposed
+    # call, whose output is 64x its input, off gemm (refitted on the sweep, docs/performance.md)
+    return (2 * p.macs / (r["gemm_flops"] * eff) + moved / r["scatter_elements"] + _output_bytes(p) / r["write_bytes"]
+            + _CALL_SECONDS * (4 + 6 * p.spec.groups))
 
 
 def _compiled_direct_cost(p: Problem) -> float:
     # vectorised along rows of the output: short rows pay loop overhead per row
     width = p.output_spatial[-1]
-    out_bytes = math.prod(p.output_spatial) * p.x_shape[0] * _channels(p)[1] * p.spec.groups * p.dtype.itemsize
+    out_bytes = _output_bytes(p)
     r = cost_rates()
     split = 0  # conv with stride: every (output channel, input channel, outer tap) splits a big row into phases
     if not p.transposed and p.spec.stride[-1] > 1:
@@ -306,7 +314,7 @@ def _phase_cost(p: Problem) -> float:
     copied = 0.0  # the stride phases or the padded copy of the input
     if p.transposed or any(s > 1 for s in spec.stride) or any(lo or hi for lo, hi in spec.padding):
         copied = 2 * p.x_shape[0] * p.x_shape[1] * math.prod(lengths) * phases * p.dtype.itemsize / r["copy_bytes"]
-    out_bytes = p.x_shape[0] * c_make * spec.groups * math.prod(out) * p.dtype.itemsize
+    out_bytes = _output_bytes(p)
     # few output channels per group leave the input's loads unshared (the gathered GEMM, a
     # matrix-vector product then, streams better, unless one input channel makes it a scaled
     # add); many shorten the L1-sized blocks' runs, and the more channel pairs, the better a
