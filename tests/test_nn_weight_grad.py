@@ -121,7 +121,8 @@ def test_gemm_per_sample_path_matches_torch(c_in, c_out, k, stride, groups):
 @given(cases(), st.sampled_from(["zeros", "reflect", "circular"]), st.booleans())
 def test_gemm_in_blocks_of_one_output_row_equals_the_reference(case: Case, mode: str, transposed: bool):
     """The gemm weight gradient with its column buffer forced down to one output row of one
-    sample: every block pads its own slab of input rows (zeros) or its samples (other modes)."""
+    sample: every block gathers one row (zero padding through the gather's margins, other
+    modes from the padded input)."""
     from transconv.ops import weight_grad
 
     assume(mode != "reflect" or all(b >= 2 for b in case.big))

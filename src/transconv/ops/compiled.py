@@ -988,6 +988,39 @@ def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, n
                                             plan.small_width, plan.big_width, plan.stride, *plan.margins)
 
 
+@dataclass(frozen=True)
+class ColumnGather:
+    """A convolution's im2col: ``cols[(ci, t), (n, r, i)] = x[n, ci, q(t, (r, i))]`` for a block
+    of samples and output rows, zero where a tap meets padding.  Through the row plan (each
+    input row split once into its stride phases, every last-axis tap one unit-stride copy), or
+    for outputs under ``_FLAT_GATHER_BELOW`` wide through a flat per-tap table while it stays
+    cache-sized (it is re-read per channel: not FCN's 4096 taps).  ``gemm_conv`` and the
+    ``gemm`` weight gradient fill their column buffers with it."""
+
+    plan: RowPlan
+    table: np.ndarray | None
+
+    def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
+             serial: bool) -> None:
+        """Columns of channels ``ci0 .. ci0 + ci_g`` of samples ``n0 .. n0 + nb`` (``xf`` is
+        ``(N, C, prod(big))``), output rows ``r0 <= r < r1``, into ``cols`` ``(ci_g * T, nb * span)``."""
+        width = self.plan.small_width
+        if self.table is not None:
+            (_gather_flat_serial if serial else _gather_flat)(xf, cols, ci0, ci_g, n0, nb, r0 * width, r1 * width,
+                                                              self.table)
+        else:
+            gather_rows(xf, cols, ci0, ci_g, n0, nb, r0, r1, self.plan, serial)
+
+
+def column_gather(spec: ConvSpec, big: tuple[int, ...]) -> ColumnGather:
+    """The :class:`ColumnGather` of a zero-padded convolution of input ``big`` (plan and table cached)."""
+    plan = conv_row_plan(spec, big)
+    taps, positions = math.prod(spec.kernel_size), math.prod(spec.conv_output_shape(big))
+    flat = _TUNING.gather == "flat" or (
+        _TUNING.gather == "auto" and plan.small_width < _FLAT_GATHER_BELOW and taps * positions * 4 <= _FLAT_TABLE_BYTES)
+    return ColumnGather(plan, _conv_flat(spec, big) if flat else None)
+
+
 @zero_padded(transposed=True)
 def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = y.shape[2:]
@@ -1074,17 +1107,14 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     small = spec.conv_output_shape(big)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
-    plan = conv_row_plan(spec, big)
+    gather = column_gather(spec, big)
+    plan = gather.plan
     T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
     out = np.empty((n, co_g * g, P), dtype=x.dtype)
     width = plan.small_width
     row_bytes = ci_g * T * width * x.itemsize  # gather buffer per output row of a sample
-    # the flat table is re-read per channel: only while it stays cache-sized (not FCN's 4096 taps)
-    flat = _TUNING.gather == "flat" or (
-        _TUNING.gather == "auto" and width < _FLAT_GATHER_BELOW and T * P * 4 <= _FLAT_TABLE_BYTES)
-    table = _conv_flat(spec, big) if flat else None
 
     def work(start: int, stop: int, r_lo: int, r_hi: int, serial: bool) -> None:
         # cache-sized gather blocks: the GEMM then reads its columns from L2
@@ -1102,11 +1132,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                     r1 = min(r_hi, r0 + rb)
                     span = (r1 - r0) * width
                     c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
-                    if table is not None:  # narrow rows: through the flat table
-                        (_gather_flat_serial if serial else _gather_flat)(xf, c, gi * ci_g, ci_g, n0, m, r0 * width,
-                                                                          r1 * width, table)
-                    else:
-                        gather_rows(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, plan, serial)
+                    gather.fill(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, serial)
                     # GEMMs write the output in place (BLAS takes its row stride) unless
                     # planes are small enough that one GEMM over the block pays for a copy
                     if m == 1:

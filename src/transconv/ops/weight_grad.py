@@ -14,10 +14,10 @@ One implementation serves both.
 Methods
 -------
 ``"reference"``  the formula read off the connectivity (``tap_index``), tap by tap.
-``"gemm"``       im2col: the strided windows of ``xpad`` (a ``sliding_window_view``)
-                 copied into a column buffer per block of samples and output rows
-                 (about the size of the smaller array, at least 2 MB), one GEMM per block with
-                 its samples and positions folded into the contraction.
+``"gemm"``       im2col through the convolution's gather (``compiled.ColumnGather``) into a
+                 column buffer per block of samples and output rows (about the size of
+                 the smaller array, at least 2 MB), one GEMM per block with its samples
+                 and positions folded into the contraction, on every core.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
 ``"phase"``      compiled: :func:`transconv.ops.phase.conv_phase`'s shifted runs of the
@@ -38,6 +38,7 @@ import numpy as np
 from ..connectivity import axis_tap_indices
 from ..errors import TransconvError
 from ..spec import ConvSpec, checked_int, per_axis_items, as_numeric, compute_dtypes, validate_call
+from . import compiled, phase
 from .direct import pad
 
 __all__ = ["conv_weight_grad", "WEIGHT_GRAD_METHODS", "choose_weight_grad_method"]
@@ -46,7 +47,6 @@ WEIGHT_GRAD_METHODS = ("reference", "gemm", "shift", "swap", "phase")
 
 _COLUMN_BYTES = 64 * 2**20  # cap of the im2col buffer per block
 _COLUMN_FLOOR = 2 * 2**20  # the buffer may always be this large: smaller blocks cost more in GEMM calls than they save
-_PADDED_COPY_BYTES = 16 * 2**20  # past this a block pads slabs of input rows, not its whole samples
 
 
 def _weight_grad_reference(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -70,84 +70,62 @@ def _weight_grad_reference(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_
     return dw.reshape(weight_shape)
 
 
-def _windows(xpad: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...]) -> np.ndarray:
-    """View ``(N, C, *p, *k)``: ``xpad[n, c, p * s + t * d]`` without copying."""
-    ndim = spec.ndim
-    axes = tuple(range(2, 2 + ndim))
-    view = np.lib.stride_tricks.sliding_window_view(xpad, spec.effective_kernel, axis=axes)
-    index = (slice(None), slice(None))
-    index += tuple(slice(0, (p - 1) * s + 1, s) for p, s in zip(out_shape, spec.stride))
-    index += tuple(slice(None, None, d) for d in spec.dilation)
-    return view[index]
-
-
-def _row_windows(x: np.ndarray, spec: ConvSpec, out_shape: tuple[int, ...], r0: int, r1: int) -> np.ndarray:
-    """``_windows`` of output rows ``r0 <= r < r1`` of a zero-padded convolution, from the slab of
-    ``x``'s rows they read (padded rows outside ``x`` are zeros)."""
-    (lo, hi), s, k_eff, size = spec.padding[0], spec.stride[0], spec.effective_kernel[0], x.shape[2]
-    a, b = r0 * s - lo, (r1 - 1) * s + k_eff - lo  # input rows [a, b), some of them padding
-    slab = x[:, :, max(0, a):min(size, b)]
-    widths = [(0, 0), (0, 0), (max(0, -a), max(0, b - size))] + [tuple(p) for p in spec.padding[1:]]
-    return _windows(np.pad(slab, widths), spec, (r1 - r0,) + tuple(out_shape[1:]))
-
-
 def _weight_grad_gemm(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
-    """im2col in blocks of samples and output rows (the column buffers together at most about
-    the size of the smaller of ``x`` and ``g``, at least 2 MB), one batched GEMM over groups per
-    block, the block's samples and positions folded into the contraction.  ``x`` is unpadded:
-    each block of samples is padded on its own, so no padded copy of the whole input is made.
-    The cores take shares of the samples (or of the output rows) through ``compiled._split``,
-    each with single-threaded BLAS and its own partial ``dW``: the copies into the column
-    buffer run on every core, and a thin ``dW`` does not leave BLAS one core's worth of work."""
-    from . import compiled
+    """im2col through the convolution's own gather (``compiled.ColumnGather``, the one ``gemm``
+    uses for ``conv``) in blocks of samples and output rows, then one GEMM per block and group
+    with the block's samples and positions folded into the contraction.  The column buffers
+    together hold about the size of the smaller of ``x`` and ``g`` (at least 2 MB); zero
+    padding is the gather's margins, not a padded copy.  The cores take shares of the samples
+    (or of the output rows) through ``compiled._split``, each with single-threaded BLAS and its
+    own partial ``dW``.  Without numba: ``"shift"``."""
+    if compiled.NUMBA_ERROR or x.dtype not in (np.float32, np.float64):
+        return _weight_grad_shift(pad(x, spec), g, spec, weight_shape)
+    return _gathered_weight_grad(x, g, spec).reshape(weight_shape)
 
+
+@compiled.zero_padded(transposed=False)  # g in the weight's place: other padding modes pad x first
+def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
     groups = spec.groups
     n, c_in = x.shape[:2]
     c_out = g.shape[1]
-    ndim = spec.ndim
-    out_shape = g.shape[2:]
-    taps = int(np.prod(spec.kernel_size))
     cig, cog = c_in // groups, c_out // groups
-    rows = out_shape[0]
-    macs = n * int(np.prod(out_shape)) * taps * cig * cog * groups
+    taps = int(np.prod(spec.kernel_size))
+    small = spec.conv_output_shape(x.shape[2:])
+    if tuple(g.shape[2:]) != small:  # a transposed layer's grid convolves to more positions than its input has
+        grown = np.zeros(g.shape[:2] + small, dtype=g.dtype)
+        grown[(slice(None), slice(None)) + tuple(slice(0, e) for e in g.shape[2:])] = g
+        g = grown
+    gather = compiled.column_gather(spec, x.shape[2:])
+    width, rows = gather.plan.small_width, gather.plan.small_rows
+    xf, gf = x.reshape(n, c_in, -1), g.reshape(n, c_out, -1)
+    macs = n * rows * width * taps * cig * cog * groups
     workers = compiled.thread_count() if macs >= compiled._SERIAL_BELOW else 1
-    # one output row of a sample: its columns and its copy of the gradient
-    row_bytes = (c_in * taps + c_out) * int(np.prod(out_shape[1:])) * x.itemsize
-    # about the size of the smaller of the two arrays (a transposed layer's is its output), shared by the workers
+    # one output row of a sample: one group's columns and its copy of the gradient
+    row_bytes = (cig * taps + cog) * width * x.itemsize
     budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
-    rb = int(max(1, min(rows, budget // max(row_bytes, 1))))
-    nb = int(max(1, min(-(-n // workers), budget // max(row_bytes * rows, 1)))) if rb == rows else 1
+    rb = int(max(1, min(rows, budget // row_bytes)))
+    nb = int(max(1, min(-(-n // workers), budget // (row_bytes * rows)))) if rb == rows else 1
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
-    # (groups, cig, *k, samples, *p): a block's columns as rows (ci, t) by (sample, position)
-    order = (1, 2) + tuple(range(3 + ndim, 3 + 2 * ndim)) + (0,) + tuple(range(3, 3 + ndim))
-    # a padded copy of each block's samples unless it would be large (then slabs of rows)
-    padded = int(np.prod([b + lo + hi for b, (lo, hi) in zip(x.shape[2:], spec.padding)]))
-    whole_samples = spec.padding_mode != "zeros" or nb * c_in * padded * x.itemsize <= _PADDED_COPY_BYTES
     partials = []
 
     def work(n0: int, n1: int, r_lo: int, r_hi: int, serial: bool) -> None:
         dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
-        for start in range(n0, n1, nb):
-            stop = min(n1, start + nb)
-            whole = _windows(pad(x[start:stop], spec), spec, out_shape) if whole_samples else None
-            for r0 in range(r_lo, r_hi, rb):
-                r1 = min(r_hi, r0 + rb)
-                # (nb, C_in, rows, *p, *k) views: with zero padding, of the slab of input rows the
-                # block reads, padded on its own (no padded copy of a whole sample either)
-                block = whole[:, :, r0:r1] if whole is not None else _row_windows(x[start:stop], spec, out_shape, r0, r1)
-                width = (stop - start) * int(np.prod(block.shape[2:2 + ndim]))
-                w_blk = block.reshape((stop - start, groups, cig) + block.shape[2:])
-                cols = np.ascontiguousarray(w_blk.transpose(order)).reshape(groups, cig * taps, width)
-                g_blk = g[start:stop, :, r0:r1].reshape((stop - start, groups, cog, -1))
-                g_rows = np.ascontiguousarray(g_blk.transpose(1, 2, 0, 3)).reshape(groups, cog, width)
-                if wide:
-                    dw += np.matmul(g_rows, cols.transpose(0, 2, 1))
-                else:
-                    dw += np.matmul(cols, g_rows.transpose(0, 2, 1)).transpose(0, 2, 1)
+        cols = np.empty(cig * taps * nb * rb * width, dtype=x.dtype)
+        for gi in range(groups):
+            for start in range(n0, n1, nb):
+                m = min(nb, n1 - start)
+                for r0 in range(r_lo, r_hi, rb):
+                    r1 = min(r_hi, r0 + rb)
+                    span = (r1 - r0) * width
+                    c = cols[:cig * taps * m * span].reshape(cig * taps, m * span)
+                    gather.fill(xf, c, gi * cig, cig, start, m, r0, r1, serial)
+                    g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, r0 * width:r1 * width]
+                    g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
+                    dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
         partials.append(dw)  # list.append is atomic: the workers' partials, summed below
 
     compiled._split(n, rows, work, macs)
-    return sum(partials[1:], partials[0]).reshape(weight_shape)
+    return sum(partials[1:], partials[0])
 
 
 def _weight_grad_shift(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -203,8 +181,6 @@ def _weight_grad_phase(x: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shap
     """Compiled: the shifted runs of :func:`transconv.ops.phase.conv_phase` read backwards
     (a dot product per output channel and (input channel, tap) over the flat phase grid).
     ``x`` is unpadded: zero padding is part of the phases' copy, other modes pad first."""
-    from . import compiled, phase
-
     if x.dtype not in (np.float32, np.float64) or compiled.NUMBA_ERROR:
         return _weight_grad_gemm(x, g, spec, weight_shape)
     return phase.weight_grad_phase(x, g, spec).reshape(weight_shape)
@@ -229,8 +205,6 @@ def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[i
     >>> choose_weight_grad_method((8, 1, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3, groups=8))
     'phase'
     """
-    from . import compiled
-
     pairs = weight_shape[0] // spec.groups * weight_shape[1]
     return "phase" if pairs <= _PHASE_CHANNEL_PAIRS and not compiled.NUMBA_ERROR else "gemm"
 
