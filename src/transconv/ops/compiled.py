@@ -999,6 +999,7 @@ class ColumnGather:
 
     plan: RowPlan
     table: np.ndarray | None
+    taps: int
 
     def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
              serial: bool) -> None:
@@ -1011,6 +1012,22 @@ class ColumnGather:
         else:
             gather_rows(xf, cols, ci0, ci_g, n0, nb, r0, r1, self.plan, serial)
 
+    def blocks(self, xf: np.ndarray, groups: int, ci_g: int, samples: tuple[int, int], nb: int,
+               rows: tuple[int, int], rb: int, serial: bool):
+        """Per group, block of up to ``nb`` of the ``samples`` and block of up to ``rb`` of the
+        output ``rows``: ``(group, first sample, samples, first row, end row, columns)``, the
+        block's columns ``(ci_g * T, samples * rows * width)`` filled, in one buffer reused."""
+        width = self.plan.small_width
+        cols = np.empty(ci_g * self.taps * nb * rb * width, dtype=xf.dtype)
+        for gi in range(groups):
+            for n0 in range(samples[0], samples[1], nb):
+                m = min(nb, samples[1] - n0)
+                for r0 in range(rows[0], rows[1], rb):
+                    r1 = min(rows[1], r0 + rb)
+                    c = cols[:ci_g * self.taps * m * (r1 - r0) * width].reshape(ci_g * self.taps, -1)
+                    self.fill(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, serial)
+                    yield gi, n0, m, r0, r1, c
+
 
 def column_gather(spec: ConvSpec, big: tuple[int, ...]) -> ColumnGather:
     """The :class:`ColumnGather` of a zero-padded convolution of input ``big`` (plan and table cached)."""
@@ -1018,7 +1035,7 @@ def column_gather(spec: ConvSpec, big: tuple[int, ...]) -> ColumnGather:
     taps, positions = math.prod(spec.kernel_size), math.prod(spec.conv_output_shape(big))
     flat = _TUNING.gather == "flat" or (
         _TUNING.gather == "auto" and plan.small_width < _FLAT_GATHER_BELOW and taps * positions * 4 <= _FLAT_TABLE_BYTES)
-    return ColumnGather(plan, _conv_flat(spec, big) if flat else None)
+    return ColumnGather(plan, _conv_flat(spec, big) if flat else None, taps)
 
 
 @zero_padded(transposed=True)
@@ -1123,26 +1140,18 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             budget = min(budget, _GATHER_CAP)
         rb = int(max(1, min(r_hi - r_lo, budget // row_bytes)))
         nb = int(max(1, min(stop - start, budget // (row_bytes * plan.small_rows)))) if rb == plan.small_rows else 1
-        cols = np.empty(ci_g * T * nb * rb * width, dtype=x.dtype)
-        for gi in range(g):
+        for gi, n0, m, r0, r1, c in gather.blocks(xf, g, ci_g, (start, stop), nb, (r_lo, r_hi), rb, serial):
             wg = wf[gi * co_g:(gi + 1) * co_g]
-            for n0 in range(start, stop, nb):
-                m = min(nb, stop - n0)
-                for r0 in range(r_lo, r_hi, rb):
-                    r1 = min(r_hi, r0 + rb)
-                    span = (r1 - r0) * width
-                    c = cols[:ci_g * T * m * span].reshape(ci_g * T, m * span)
-                    gather.fill(xf, c, gi * ci_g, ci_g, n0, m, r0, r1, serial)
-                    # GEMMs write the output in place (BLAS takes its row stride) unless
-                    # planes are small enough that one GEMM over the block pays for a copy
-                    if m == 1:
-                        np.matmul(wg, c, out=out[n0, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width])
-                    elif P >= _FOLD_BELOW:
-                        for k in range(m):
-                            np.matmul(wg, c[:, k * P:(k + 1) * P], out=out[n0 + k, gi * co_g:(gi + 1) * co_g])
-                    else:
-                        part = (wg @ c).reshape(co_g, m, span).transpose(1, 0, 2)
-                        out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
+            # GEMMs write the output in place (BLAS takes its row stride) unless
+            # planes are small enough that one GEMM over the block pays for a copy
+            if m == 1:
+                np.matmul(wg, c, out=out[n0, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width])
+            elif P >= _FOLD_BELOW:
+                for k in range(m):
+                    np.matmul(wg, c[:, k * P:(k + 1) * P], out=out[n0 + k, gi * co_g:(gi + 1) * co_g])
+            else:
+                part = (wg @ c).reshape(co_g, m, (r1 - r0) * width).transpose(1, 0, 2)
+                out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
     _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)

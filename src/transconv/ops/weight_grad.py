@@ -110,18 +110,10 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
 
     def work(n0: int, n1: int, r_lo: int, r_hi: int, serial: bool) -> None:
         dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
-        cols = np.empty(cig * taps * nb * rb * width, dtype=x.dtype)
-        for gi in range(groups):
-            for start in range(n0, n1, nb):
-                m = min(nb, n1 - start)
-                for r0 in range(r_lo, r_hi, rb):
-                    r1 = min(r_hi, r0 + rb)
-                    span = (r1 - r0) * width
-                    c = cols[:cig * taps * m * span].reshape(cig * taps, m * span)
-                    gather.fill(xf, c, gi * cig, cig, start, m, r0, r1, serial)
-                    g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, r0 * width:r1 * width]
-                    g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
-                    dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
+        for gi, start, m, r0, r1, c in gather.blocks(xf, groups, cig, (n0, n1), nb, (r_lo, r_hi), rb, serial):
+            g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, r0 * width:r1 * width]
+            g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
+            dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
         partials.append(dw)  # list.append is atomic: the workers' partials, summed below
 
     compiled._split(n, rows, work, macs)
