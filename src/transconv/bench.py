@@ -312,6 +312,9 @@ def alternating_blocks(fns: list[Callable[[], object]], rounds: int, *, block_se
 
     >>> [len(t) for t in alternating_blocks([lambda: None, lambda: None], 3, calls=2)]
     [3, 3]
+    >>> t0 = time.perf_counter(); _ = alternating_blocks([lambda: None], 2, calls=1, gap_seconds=0.01)
+    >>> time.perf_counter() - t0 >= 0.02  # the gaps are waited, untimed
+    True
     """
     for fn in fns:  # warm-up: compilation, plans, allocator, thread pools
         fn()
