@@ -152,22 +152,26 @@ def test_gemm_in_blocks_of_one_output_row_equals_the_reference(case: Case, mode:
 
 
 @pytest.mark.parametrize("batch", [3, 1])
-def test_gemm_split_over_the_cores_matches_torch(monkeypatch, batch):
-    """Above the serial threshold the gemm weight gradient splits the samples (one sample: the
-    output rows) over the cores, each summing its own partial dW: the partials add up to PyTorch's."""
+def test_gemm_partials_of_a_split_add_up_to_torch(monkeypatch, batch):
+    """The gemm weight gradient's work ranges (samples; one sample: output rows), as
+    ``compiled._split`` hands them to the cores, each sum their own partial dW: run here as
+    two ranges in turn on any machine, the partials add up to PyTorch's."""
     from transconv.ops import compiled
 
-    if compiled.thread_count() < 2:
-        pytest.skip("needs two numba threads to split")
-    monkeypatch.setattr(compiled, "_SERIAL_BELOW", 0)
     ranges = []
-    split = compiled._split
-    monkeypatch.setattr(compiled, "_split", lambda n, units, work, macs: split(
-        n, units, lambda *r: (ranges.append(r[:4]), work(*r)), macs))
+
+    def two_ranges(n, units, work, macs):
+        halves = [(0, n // 2, 0, units), (n // 2, n, 0, units)] if n >= 2 else \
+                 [(0, n, 0, units // 2), (0, n, units // 2, units)]
+        for r in halves:
+            ranges.append(r)
+            work(*r, True)
+
+    monkeypatch.setattr(compiled, "_split", two_ranges)
     rng = np.random.default_rng(batch)
     x = rng.standard_normal((batch, 6, 19, 17))
     w_shape = (10, 3, 3, 3)
     g = rng.standard_normal(tc.conv(x, np.zeros(w_shape), None, 2, 1, 1, 2).shape)
     ref = torch.nn.grad.conv2d_weight(torch.from_numpy(x), w_shape, torch.from_numpy(g), 2, 1, 1, 2).numpy()
     np.testing.assert_allclose(tc.conv_weight_grad(x, g, w_shape, 2, 1, 1, 2, method="gemm"), ref, atol=1e-10)
-    assert len(ranges) == 2  # two workers, two partials
+    assert len(ranges) == 2 and all(r[1] > r[0] and r[3] > r[2] for r in ranges)  # two non-empty partials
