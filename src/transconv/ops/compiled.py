@@ -99,7 +99,7 @@ except Exception as exc:  # pragma: no cover - exercised only without numba
     NUMBA_ERROR = f"numba is not importable ({exc})"
 
 __all__ = ["NUMBA_ERROR", "RowPlan", "row_plan", "conv_row_plan", "transpose_row_plan", "phase_planes", "gemm_conv",
-           "gemm_conv_transpose", "direct_conv", "direct_conv_transpose", "gather_rows", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
+           "gemm_conv_transpose", "direct_conv", "direct_conv_transpose", "ColumnGather", "column_gather", "Tuning", "tuned", "shift_conv", "shift_conv_transpose", "shift_supports", "shift_waste"]
 
 
 # --------------------------------------------------------------------------------------
@@ -980,14 +980,6 @@ def _runs(plan: RowPlan) -> tuple:
     return (plan.lo, plan.hi, plan.phase, plan.shift)
 
 
-def gather_rows(x: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
-                plan: RowPlan, serial: bool = False) -> None:
-    """``cols[(ci, t), (n, r, i)] = x[n0 + n, ci0 + ci, q(t, (r, i))]`` for the small rows
-    ``r0 <= r < r1`` of ``plan`` (zero where a tap meets padding): the conv's row gather."""
-    (_gather_serial if serial else _gather)(x, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
-                                            plan.small_width, plan.big_width, plan.stride, *plan.margins)
-
-
 @dataclass(frozen=True)
 class ColumnGather:
     """A convolution's im2col: ``cols[(ci, t), (n, r, i)] = x[n, ci, q(t, (r, i))]`` for a block
@@ -1009,8 +1001,10 @@ class ColumnGather:
         if self.table is not None:
             (_gather_flat_serial if serial else _gather_flat)(xf, cols, ci0, ci_g, n0, nb, r0 * width, r1 * width,
                                                               self.table)
-        else:
-            gather_rows(xf, cols, ci0, ci_g, n0, nb, r0, r1, self.plan, serial)
+        else:  # the row plan: each big row split into its stride phases once
+            plan = self.plan
+            (_gather_serial if serial else _gather)(xf, cols, ci0, ci_g, n0, nb, r0, r1, plan.outer, *_runs(plan),
+                                                    width, plan.big_width, plan.stride, *plan.margins)
 
     def blocks(self, xf: np.ndarray, groups: int, ci_g: int, samples: tuple[int, int], nb: int,
                rows: tuple[int, int], rb: int, serial: bool):
