@@ -227,18 +227,19 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
 
 
 @settings(deadline=None, max_examples=60)
-@given(case=cases(max_ndim=3), mover=st.sampled_from(["planes", "flat", "rows"]),
+@given(case=cases(max_ndim=3), mover=st.sampled_from(["planes", "flat", "rows", "channels_last"]),
        mode=st.sampled_from(["zeros", "reflect"]))
 def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
     """gemm's data movers in each direction, each forced on: whole phase planes (the
     conv_transpose scatter wherever the output is stride x the input), the flat tables
-    (the scatter's inverse table, the conv gather's table) at every width and depth, or
-    the row runs only (tables off)."""
+    (the scatter's inverse table, the conv gather's table) at every width and depth, the
+    row runs only (tables off), or the conv's channels-last gather."""
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    forced = {"planes": "auto", "flat": "flat", "rows": "rows"}[mover]
-    with compiled.tuned(scatter=forced, gather=forced):
+    scatter, gather = {"planes": ("auto", "auto"), "flat": ("flat", "flat"), "rows": ("rows", "rows"),
+                       "channels_last": ("channels_last", "channels_last")}[mover]
+    with compiled.tuned(scatter=scatter, gather=gather):
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
                       padding_mode=mode)
         x, w, b = case.arrays(transposed=True)
@@ -296,6 +297,45 @@ def test_one_sample_splits_channels_or_rows_and_stays_lean(transposed):
     else:
         bound = max(2 * result.nbytes, compiled._PARALLEL_FLOOR) + 2**20
     assert peak - result.nbytes < bound
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])  # 1: split by output positions or channels; 3: by samples
+@pytest.mark.parametrize("block_bytes", [compiled.Tuning().block_bytes, 1])  # 1: the smallest blocks
+@pytest.mark.parametrize("geometry", [
+    dict(big=(6, 6), kernel=(5, 5), stride=1, padding=1, dilation=1, groups=1),
+    dict(big=(14, 13), kernel=(4, 3), stride=2, padding=(0, 2), dilation=1, groups=2),
+    dict(big=(15,), kernel=(5,), stride=1, padding=1, dilation=3, groups=3),
+    dict(big=(9, 7, 9), kernel=(5, 3, 5), stride=(2, 1, 2), padding=1, dilation=1, groups=1),
+])
+def test_gemm_channels_last_movers_agree_with_torch(geometry, block_bytes, batch, transposed):
+    """gemm's channels-last gather (conv) and scatter (conv_transpose) against PyTorch, in the
+    smallest blocks too.  ``auto`` takes them where a group's channels outnumber an output
+    row's positions (the first geometry: 24 channels, rows of 4 and 8)."""
+    torch = pytest.importorskip("torch")
+    from transconv.spec import conv_spec
+
+    g = geometry
+    rng = np.random.default_rng(len(g["big"]) + batch)
+    kwargs = {k: g[k] for k in ("stride", "padding", "dilation", "groups")}
+    name = f"conv{'_transpose' if transposed else ''}{len(g['big'])}d"
+    x = rng.standard_normal((batch, 24) + g["big"]).astype(np.float32)
+    if transposed:  # (C_in, C_out / groups, *kernel)
+        w = rng.standard_normal((24, 12) + g["kernel"]).astype(np.float32)
+        expected = getattr(torch.nn.functional, name)(torch.from_numpy(x), torch.from_numpy(w), None, g["stride"],
+                                                      g["padding"], 0, g["groups"], g["dilation"]).numpy()
+    else:
+        w = rng.standard_normal((6 * g["groups"], 24 // g["groups"]) + g["kernel"]).astype(np.float32)
+        expected = getattr(torch.nn.functional, name)(torch.from_numpy(x), torch.from_numpy(w), None, **kwargs).numpy()
+    with compiled.tuned(block_bytes=block_bytes, scatter="channels_last", gather="channels_last"):
+        got = (tc.conv_transpose if transposed else tc.conv)(x, w, method="gemm", **kwargs)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    if g["big"] == (6, 6):
+        spec = conv_spec("conv", g["big"], g["kernel"], g["stride"], g["padding"], g["dilation"], g["groups"])
+        if transposed:  # rows of the small grid: the input's
+            assert compiled._moves_channels_last("auto", 12, g["big"], expected.shape[2:], 25, w.nbytes)
+        else:
+            assert compiled.column_gather(spec, g["big"]).channels_last(w)
 
 
 def test_gemm_declines_when_its_smallest_block_is_too_large():

@@ -283,6 +283,15 @@ def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
+def _conv_flat_by_position(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
+    """``table[p, t]``: :func:`_conv_flat` position-major, for the channels-last gather, which
+    reads one output position's taps together."""
+    table = np.ascontiguousarray(forward_table(spec, spec.conv_output_shape(big), big), dtype=np.int32)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=16)
 def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ptr, tap, position)``: the connectivity's inverse (CSR), the pairs ``ptr[o]:ptr[o + 1]``
     of small position and tap that reach output ``o``."""
@@ -455,6 +464,26 @@ if numba is not None:
                     acc += z[uintp(base + tap[e] * cols + pos[e])]
                 dst[uintp(o)] = acc
 
+    def _scatter_channels_last_py(z, out, ptr, tap, pos, P, cb):  # pragma: no cover - compiled
+        # out[n, o, c] = sum over the pairs e of o of z[n * P + pos[e], tap[e] * cb + c] (CSR, see
+        # connectivity.inverse_csr): z is the GEMM result with rows (sample, small position) and
+        # columns (tap, output channel), out channels-last, so every pair adds one run of cb channels
+        big = ptr.shape[0] - 1
+        nb = out.shape[0] // big
+        T = z.shape[1] // cb
+        src = z.reshape(-1)
+        dst = out.reshape(-1)
+        for task in prange(nb * big):
+            n = task // big
+            o = task - n * big
+            d = task * cb
+            for c in range(cb):
+                dst[uintp(d + c)] = 0
+            for e in range(ptr[o], ptr[o + 1]):
+                s0 = ((n * P + pos[e]) * T + tap[e]) * cb
+                for c in range(cb):
+                    dst[uintp(d + c)] += src[uintp(s0 + c)]
+
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
                            row_phase, row_start, last_stride, big_width):  # pragma: no cover - compiled
         # per output channel co of the block: every tap adds its GEMM row (all nb samples
@@ -601,6 +630,31 @@ if numba is not None:
                     q = table[t, p]
                     v = src[uintp(max(q, 0))]
                     dst[uintp(base + p)] = v if q >= 0 else zero
+
+    def _gather_channels_last_py(x, cols, table, c0, c_g, positions, r0, r1):  # pragma: no cover - compiled
+        # cols[r - r0, (t, c)] = x[n * positions + table[p, t], c0 + c] (0 where the table says
+        # -1, padding) for rows r = (n, p) of the output, r0 <= r < r1: x is channels-last
+        # (samples x input positions, channels), so every (row, tap) is one unit-stride run of
+        # the group's channels
+        P, T = table.shape
+        width = T * c_g
+        src = x.reshape(-1)
+        dst = cols.reshape(-1)
+        channels = x.shape[1]
+        for r in prange(r0, r1):
+            n = r // P
+            p = r - n * P
+            d0 = (r - r0) * width
+            for t in range(T):
+                q = table[p, t]
+                d = d0 + t * c_g
+                if q < 0:
+                    for c in range(c_g):
+                        dst[uintp(d + c)] = 0
+                    continue
+                s0 = (n * positions + q) * channels + c0
+                for c in range(c_g):
+                    dst[uintp(d + c)] = src[uintp(s0 + c)]
 
     def _gather_shift_py(x, cols, ci0, ci_g, n0, nb, q0, span, length, offsets):  # pragma: no cover - compiled
         # cols[(ci, t), (n, q)] = x[n0 + n, ci0 + ci, q0 + q + offsets[t]] for q < length, 0 up to span:
@@ -819,8 +873,10 @@ if numba is not None:
     _scatter, _scatter_serial = _twins(_scatter_py)
     _scatter_flat, _scatter_flat_serial = _twins(_scatter_flat_py)
     _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
+    _scatter_channels_last, _scatter_channels_last_serial = _twins(_scatter_channels_last_py)
     _gather, _gather_serial = _twins(_gather_py)
     _gather_flat, _gather_flat_serial = _twins(_gather_flat_py)
+    _gather_channels_last, _gather_channels_last_serial = _twins(_gather_channels_last_py)
     _gather_shift, _gather_shift_serial = _twins(_gather_shift_py)
     # contract: fused multiply-adds (one rounding per tap, as PyTorch's kernels)
     _shifted_runs, _shifted_runs_serial = _twins(_shifted_runs_py, fastmath={"contract"})
@@ -842,6 +898,9 @@ _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
 _FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
+_CHANNELS_LAST_FROM = 8  # channels per group from which gemm may move data channels-last (_moves_channels_last)
+_CHANNELS_LAST_WIDTH = 16  # ... on small grids narrower than this
+_CHANNELS_LAST_WEIGHTS = 2**20  # ... with weights up to this many bytes
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
@@ -851,10 +910,11 @@ class Tuning:
     """The compiled methods' internal choices, fixed for tests and benchmarks with :func:`tuned`.
 
     ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
-    data mover (``"auto"``: phase planes where the output is stride x the input, else the
-    CSR table or the row runs by width; ``"flat"`` / ``"rows"`` force one; ``"none"`` skips
-    it, leaving the output unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``,
-    ``"flat"``, ``"rows"``); last-axis kernels of ``along_kernel`` taps or more loop along
+    data mover (``"auto"``: channels-last where a group's output channels outnumber an output
+    row's positions, else phase planes where the output is stride x the input, else the CSR
+    table or the row runs by width; ``"channels_last"`` / ``"flat"`` / ``"rows"`` force one;
+    ``"none"`` skips it, leaving the output unset: the GEMM-only floor); ``gather`` the conv's
+    (``"auto"``: channels-last, the flat table or the row runs by the same rules, or forced); last-axis kernels of ``along_kernel`` taps or more loop along
     the kernel in the direct kernels.
     """
 
@@ -980,6 +1040,18 @@ def _runs(plan: RowPlan) -> tuple:
     return (plan.lo, plan.hi, plan.phase, plan.shift)
 
 
+def _moves_channels_last(mode: str, channels: int, small: tuple[int, ...], big: tuple[int, ...], taps: int,
+                         weight_bytes: int) -> bool:
+    """Whether gemm moves data channels-last (runs of a group's ``channels``) rather than along
+    rows: forced by the tuning ``mode``, or where taps overlap (fewer ``big`` positions than taps
+    times ``small`` ones: the transposed copy of the big side is then paid back) on small grids
+    (rows of ``small`` shorter than the run and than ``_CHANNELS_LAST_WIDTH``) with small
+    weights; on the suite's large layers the copies cost more than the runs save."""
+    return mode == "channels_last" or (
+        mode == "auto" and _CHANNELS_LAST_FROM <= channels and small[-1] < min(channels, _CHANNELS_LAST_WIDTH)
+        and weight_bytes <= _CHANNELS_LAST_WEIGHTS and math.prod(big) < taps * math.prod(small))
+
+
 @dataclass(frozen=True)
 class ColumnGather:
     """A convolution's im2col: ``cols[(ci, t), (n, r, i)] = x[n, ci, q(t, (r, i))]`` for a block
@@ -992,6 +1064,12 @@ class ColumnGather:
     plan: RowPlan
     table: np.ndarray | None
     taps: int
+
+    def channels_last(self, w: np.ndarray) -> bool:
+        """Whether ``gemm_conv`` with weights ``w`` gathers channels-last instead (:func:`_gemm_conv_channels_last`)."""
+        plan = self.plan
+        return _moves_channels_last(_TUNING.gather, w.shape[1], (plan.small_rows, plan.small_width),
+                                    (plan.big_rows, plan.big_width), self.taps, w.nbytes)
 
     def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
              serial: bool) -> None:
@@ -1039,8 +1117,11 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     big = spec.transpose_output_shape(small)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
-    plan = transpose_row_plan(spec, small)
     T, P = math.prod(spec.kernel_size), math.prod(small)
+    if _moves_channels_last(_TUNING.scatter, co_g, small, big, T, w.nbytes) and (
+            _TUNING.scatter != "auto" or T * P * co_g * y.itemsize <= _RESULT_CAP):
+        return _gemm_conv_transpose_channels_last(y, w, spec)
+    plan = transpose_row_plan(spec, small)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
@@ -1111,6 +1192,49 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     return out.reshape((n, co_g * g) + big)
 
 
+def _gemm_conv_transpose_channels_last(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The adjoint of :func:`_gemm_conv_channels_last`: ``z[(n, p), (t, co)]``, a channels-last
+    copy of each block of samples times ``w`` as ``(ci, (t, co))``, and each output position
+    adds its (position, tap) pairs' runs of channels (the connectivity's inverse, CSR)."""
+    small = y.shape[2:]
+    n, c_in = y.shape[:2]
+    big = spec.transpose_output_shape(small)
+    g = spec.groups
+    ci_g, co_g = c_in // g, w.shape[1]
+    ptr, tap, pos = _transpose_flat(spec, small)
+    T, P, O = math.prod(spec.kernel_size), math.prod(small), math.prod(big)
+    yf = y.reshape(n, c_in, P)
+    wl = w.reshape(g, ci_g, co_g, T).transpose(0, 1, 3, 2)  # (group, ci, t, co), a view
+    out = np.empty((n, g * co_g, O), dtype=y.dtype)
+
+    def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
+        budget = _worker_budget(out.nbytes, serial)
+        if serial:
+            budget = min(budget, _RESULT_CAP)
+        per_channel = (P * T + O) * y.itemsize  # a sample's GEMM result and output block per channel
+        # samples per block while all the range's channels fit, else channel blocks of one sample
+        cb = int(max(1, min(c_hi - c_lo, budget // per_channel)))
+        nb = int(max(1, min(stop - start, budget // (per_channel * cb + P * c_in * y.itemsize)))) if (
+            cb == c_hi - c_lo) else 1
+        w_blocks = {(gi, c0): np.ascontiguousarray(wl[gi, :, :, c0:min(c_hi, c0 + cb)]).reshape(ci_g, -1)
+                    for gi in range(g) for c0 in range(c_lo, c_hi, cb)}
+        z = np.empty(nb * P * T * cb, dtype=y.dtype)
+        block = np.empty(nb * O * cb, dtype=y.dtype)
+        scatter = _scatter_channels_last_serial if serial else _scatter_channels_last
+        for n0 in range(start, stop, nb):
+            m = min(nb, stop - n0)
+            yl = np.ascontiguousarray(yf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * P, c_in)
+            for (gi, c0), w_block in w_blocks.items():
+                c1 = min(c_hi, c0 + cb)
+                zb = np.matmul(yl[:, gi * ci_g:(gi + 1) * ci_g], w_block, out=z[:m * P * T * (c1 - c0)].reshape(m * P, -1))
+                ob = block[:m * O * (c1 - c0)].reshape(m * O, c1 - c0)
+                scatter(zb, ob, ptr, tap, pos, P, c1 - c0)
+                out[n0:n0 + m, gi * co_g + c0:gi * co_g + c1] = ob.reshape(m, O, c1 - c0).transpose(0, 2, 1)
+
+    _split(n, co_g, work, n * P * T * c_in * co_g)
+    return out.reshape((n, co_g * g) + big)
+
+
 @zero_padded(transposed=False)
 def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, c_in = x.shape[:2]
@@ -1120,6 +1244,8 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     ci_g, co_g = c_in // g, w.shape[0] // g
     gather = column_gather(spec, big)
     plan = gather.plan
+    if gather.channels_last(w):
+        return _gemm_conv_channels_last(x, w, spec)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
@@ -1148,6 +1274,54 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                 out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
     _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
+    return out.reshape((n, co_g * g) + small)
+
+
+def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``gemm_conv`` with the columns transposed: ``cols[(n, p), (t, ci)]`` times ``w`` as
+    ``((t, ci), co)``, gathered from a channels-last copy of each block of samples, so that
+    every (output position, tap) is one run of the group's channels.  For outputs whose rows
+    are shorter than that run (tiny grids, many channels), where the row runs and the flat
+    table move a few elements per step."""
+    n, c_in = x.shape[:2]
+    big = x.shape[2:]
+    small = spec.conv_output_shape(big)
+    g = spec.groups
+    ci_g, co_g = c_in // g, w.shape[0] // g
+    table = _conv_flat_by_position(spec, big)
+    P, T = table.shape
+    positions = math.prod(big)
+    xf = x.reshape(n, c_in, positions)
+    # w per group as ((t, ci), co): a copy of the weights, small next to the columns
+    wl = np.ascontiguousarray(w.reshape(g, co_g, ci_g, T).transpose(0, 3, 2, 1)).reshape(g, T * ci_g, co_g)
+    out = np.empty((n, g * co_g, P), dtype=x.dtype)
+    row_bytes = (T * ci_g + co_g) * x.itemsize  # a row of columns and its GEMM result
+
+    def work(start: int, stop: int, p_lo: int, p_hi: int, serial: bool) -> None:
+        budget = _worker_budget(3 * out.nbytes // 2, serial)
+        if serial:
+            budget = min(budget, _GATHER_CAP)
+        span = p_hi - p_lo
+        rows = max(1, budget // row_bytes)
+        # whole samples per block while they fit (their rows are consecutive), else position blocks of one
+        nb = max(1, min(stop - start, rows // span)) if span == P else 1
+        pb = span if nb > 1 else min(span, rows)
+        cols = np.empty(nb * pb * T * ci_g, dtype=x.dtype)
+        result = np.empty(nb * pb * co_g, dtype=x.dtype)
+        gather_rows = _gather_channels_last_serial if serial else _gather_channels_last
+        for n0 in range(start, stop, nb):
+            m = min(nb, stop - n0)
+            xl = np.ascontiguousarray(xf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * positions, c_in)
+            for gi in range(g):
+                for q0 in range(p_lo, p_hi, pb):
+                    q1 = min(p_hi, q0 + pb)
+                    r = m * (q1 - q0)
+                    c = cols[:r * T * ci_g].reshape(r, T * ci_g)
+                    gather_rows(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + r)
+                    z = np.matmul(c, wl[gi], out=result[:r * co_g].reshape(r, co_g))
+                    out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, q0:q1] = z.reshape(m, q1 - q0, co_g).transpose(0, 2, 1)
+
+    _split(n, P, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)
 
 
