@@ -335,7 +335,7 @@ def test_gemm_channels_last_movers_agree_with_torch(geometry, block_bytes, batch
         if transposed:  # rows of the small grid: the input's
             assert compiled._moves_channels_last("auto", 12, g["big"], expected.shape[2:], 25, w.nbytes)
         else:
-            assert compiled.column_gather(spec, g["big"]).channels_last(w)
+            assert compiled.column_gather(spec, g["big"]).channels_last(w.shape[1], w.nbytes)
 
 
 def test_gemm_declines_when_its_smallest_block_is_too_large():

@@ -9,6 +9,7 @@ from hypothesis import assume, given, strategies as st
 
 import transconv as tc
 from transconv import TransconvError
+from transconv.ops import compiled
 from transconv.ops.weight_grad import WEIGHT_GRAD_METHODS
 
 from _strategies import Case, cases
@@ -37,6 +38,9 @@ def test_every_method_equals_reference_and_the_adjoint_identity(case: Case, mode
     for method in WEIGHT_GRAD_METHODS[1:] + ("auto",):
         dw = tc.conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups, padding_mode=mode, method=method)
         np.testing.assert_allclose(dw, reference, rtol=1e-10, atol=1e-10, err_msg=method)
+    with compiled.tuned(gather="channels_last"):  # gemm's columns transposed, as auto takes them on small grids
+        dw = tc.conv_weight_grad(x, g, w_shape, stride, padding, dilation, groups, padding_mode=mode, method="gemm")
+    np.testing.assert_allclose(dw, reference, rtol=1e-10, atol=1e-10, err_msg="gemm channels-last")
     # the transposed layer: input on the small grid, grad_out on the large one
     small = rng.standard_normal((batch, case.c_out) + case.small)
     wt_shape = (case.c_out, case.c_in // groups) + case.kernel
@@ -47,6 +51,10 @@ def test_every_method_equals_reference_and_the_adjoint_identity(case: Case, mode
         dwt = tc.conv_weight_grad(small, gt, wt_shape, stride, padding, dilation, groups, padding_mode=mode,
                                   transposed=True, output_padding=case.output_padding, method=method)
         assert np.isclose(np.vdot(dwt, v), expected_t, rtol=1e-10, atol=1e-10), method
+    with compiled.tuned(gather="channels_last"):
+        dwt = tc.conv_weight_grad(small, gt, wt_shape, stride, padding, dilation, groups, padding_mode=mode,
+                                  transposed=True, output_padding=case.output_padding, method="gemm")
+    assert np.isclose(np.vdot(dwt, v), expected_t, rtol=1e-10, atol=1e-10), "gemm channels-last"
 
 
 @pytest.mark.parametrize(

@@ -1058,18 +1058,48 @@ class ColumnGather:
     of samples and output rows, zero where a tap meets padding.  Through the row plan (each
     input row split once into its stride phases, every last-axis tap one unit-stride copy), or
     for outputs under ``_FLAT_GATHER_BELOW`` wide through a flat per-tap table while it stays
-    cache-sized (it is re-read per channel: not FCN's 4096 taps).  ``gemm_conv`` and the
-    ``gemm`` weight gradient fill their column buffers with it."""
+    cache-sized (it is re-read per channel: not FCN's 4096 taps).  Or transposed,
+    ``cols[(n, p), (t, ci)]``, channels-last (:meth:`channels_last_blocks`).  ``gemm_conv``
+    and the ``gemm`` weight gradient fill their column buffers with it."""
 
     plan: RowPlan
     table: np.ndarray | None
     taps: int
+    spec: ConvSpec
+    big: tuple[int, ...]
 
-    def channels_last(self, w: np.ndarray) -> bool:
-        """Whether ``gemm_conv`` with weights ``w`` gathers channels-last instead (:func:`_gemm_conv_channels_last`)."""
+    def channels_last(self, channels: int, weight_bytes: int) -> bool:
+        """Whether to gather channels-last (:meth:`channels_last_blocks`), for ``channels`` input
+        channels per group and weights of ``weight_bytes``."""
         plan = self.plan
-        return _moves_channels_last(_TUNING.gather, w.shape[1], (plan.small_rows, plan.small_width),
-                                    (plan.big_rows, plan.big_width), self.taps, w.nbytes)
+        return _moves_channels_last(_TUNING.gather, channels, (plan.small_rows, plan.small_width),
+                                    (plan.big_rows, plan.big_width), self.taps, weight_bytes)
+
+    def channels_last_blocks(self, xf: np.ndarray, groups: int, ci_g: int, samples: tuple[int, int],
+                             span: tuple[int, int], rows: int, serial: bool):
+        """Per block of up to ``rows`` of the ``samples``' output positions in ``span`` (whole
+        samples while they fit, else positions of one) and group: ``(group, first sample,
+        samples, first position, end position, columns)``, the columns
+        ``cols[(n, p), (t, ci)]`` filled in one buffer reused.  Each block's samples are copied
+        channels-last once, so every (position, tap) is one run of the group's channels, where
+        the row runs and the flat table move a few elements per step on tiny grids."""
+        table = _conv_flat_by_position(self.spec, self.big)
+        P, T = table.shape
+        positions = xf.shape[2]
+        length = span[1] - span[0]
+        nb = max(1, min(samples[1] - samples[0], rows // length)) if length == P else 1
+        pb = length if nb > 1 else min(length, rows)
+        cols = np.empty(nb * pb * T * ci_g, dtype=xf.dtype)
+        gather_rows = _gather_channels_last_serial if serial else _gather_channels_last
+        for n0 in range(samples[0], samples[1], nb):
+            m = min(nb, samples[1] - n0)
+            xl = np.ascontiguousarray(xf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * positions, -1)
+            for gi in range(groups):
+                for q0 in range(span[0], span[1], pb):
+                    q1 = min(span[1], q0 + pb)
+                    c = cols[:m * (q1 - q0) * T * ci_g].reshape(-1, T * ci_g)
+                    gather_rows(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + m * (q1 - q0))
+                    yield gi, n0, m, q0, q1, c
 
     def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
              serial: bool) -> None:
@@ -1107,7 +1137,16 @@ def column_gather(spec: ConvSpec, big: tuple[int, ...]) -> ColumnGather:
     taps, positions = math.prod(spec.kernel_size), math.prod(spec.conv_output_shape(big))
     flat = _TUNING.gather == "flat" or (
         _TUNING.gather == "auto" and plan.small_width < _FLAT_GATHER_BELOW and taps * positions * 4 <= _FLAT_TABLE_BYTES)
-    return ColumnGather(plan, _conv_flat(spec, big) if flat else None, taps)
+    return ColumnGather(plan, _conv_flat(spec, big) if flat else None, taps, spec, big)
+
+
+def gathers_channels_last(spec: ConvSpec, big: tuple[int, ...], channels: int, weight_bytes: int) -> bool:
+    """Whether ``gemm_conv`` (and the ``gemm`` weight gradient) of input ``big`` gathers
+    channels-last (:meth:`ColumnGather.channels_last`), padding modes folded in as they run."""
+    if _folds(spec):
+        big = tuple(b + lo + hi for b, (lo, hi) in zip(big, spec.padding))
+        spec = _zero_core(spec)
+    return column_gather(spec, big).channels_last(channels, weight_bytes)
 
 
 @zero_padded(transposed=True)
@@ -1244,8 +1283,8 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     ci_g, co_g = c_in // g, w.shape[0] // g
     gather = column_gather(spec, big)
     plan = gather.plan
-    if gather.channels_last(w):
-        return _gemm_conv_channels_last(x, w, spec)
+    if gather.channels_last(ci_g, w.nbytes):
+        return _gemm_conv_channels_last(x, w, gather)
     T, P = math.prod(spec.kernel_size), math.prod(small)
     xf = x.reshape(n, c_in, -1)
     wf = w.reshape(w.shape[0], ci_g * T)
@@ -1277,21 +1316,16 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return out.reshape((n, co_g * g) + small)
 
 
-def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """``gemm_conv`` with the columns transposed: ``cols[(n, p), (t, ci)]`` times ``w`` as
-    ``((t, ci), co)``, gathered from a channels-last copy of each block of samples, so that
-    every (output position, tap) is one run of the group's channels.  For outputs whose rows
-    are shorter than that run (tiny grids, many channels), where the row runs and the flat
-    table move a few elements per step."""
+def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, gather: ColumnGather) -> np.ndarray:
+    """``gemm_conv`` with the columns transposed: ``cols[(n, p), (t, ci)]``
+    (:meth:`ColumnGather.channels_last_blocks`) times ``w`` as ``((t, ci), co)``."""
     n, c_in = x.shape[:2]
-    big = x.shape[2:]
-    small = spec.conv_output_shape(big)
+    spec = gather.spec
+    small = spec.conv_output_shape(gather.big)
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[0] // g
-    table = _conv_flat_by_position(spec, big)
-    P, T = table.shape
-    positions = math.prod(big)
-    xf = x.reshape(n, c_in, positions)
+    T, P = gather.taps, math.prod(small)
+    xf = x.reshape(n, c_in, -1)
     # w per group as ((t, ci), co): a copy of the weights, small next to the columns
     wl = np.ascontiguousarray(w.reshape(g, co_g, ci_g, T).transpose(0, 3, 2, 1)).reshape(g, T * ci_g, co_g)
     out = np.empty((n, g * co_g, P), dtype=x.dtype)
@@ -1301,25 +1335,11 @@ def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np
         budget = _worker_budget(3 * out.nbytes // 2, serial)
         if serial:
             budget = min(budget, _GATHER_CAP)
-        span = p_hi - p_lo
         rows = max(1, budget // row_bytes)
-        # whole samples per block while they fit (their rows are consecutive), else position blocks of one
-        nb = max(1, min(stop - start, rows // span)) if span == P else 1
-        pb = span if nb > 1 else min(span, rows)
-        cols = np.empty(nb * pb * T * ci_g, dtype=x.dtype)
-        result = np.empty(nb * pb * co_g, dtype=x.dtype)
-        gather_rows = _gather_channels_last_serial if serial else _gather_channels_last
-        for n0 in range(start, stop, nb):
-            m = min(nb, stop - n0)
-            xl = np.ascontiguousarray(xf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * positions, c_in)
-            for gi in range(g):
-                for q0 in range(p_lo, p_hi, pb):
-                    q1 = min(p_hi, q0 + pb)
-                    r = m * (q1 - q0)
-                    c = cols[:r * T * ci_g].reshape(r, T * ci_g)
-                    gather_rows(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + r)
-                    z = np.matmul(c, wl[gi], out=result[:r * co_g].reshape(r, co_g))
-                    out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, q0:q1] = z.reshape(m, q1 - q0, co_g).transpose(0, 2, 1)
+        result = np.empty(rows * co_g, dtype=x.dtype)
+        for gi, n0, m, q0, q1, c in gather.channels_last_blocks(xf, g, ci_g, (start, stop), (p_lo, p_hi), rows, serial):
+            z = np.matmul(c, wl[gi], out=result[:c.shape[0] * co_g].reshape(-1, co_g))
+            out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, q0:q1] = z.reshape(m, q1 - q0, co_g).transpose(0, 2, 1)
 
     _split(n, P, work, n * P * T * ci_g * co_g * g)
     return out.reshape((n, co_g * g) + small)

@@ -17,7 +17,8 @@ Methods
 ``"gemm"``       im2col through the convolution's gather (``compiled.ColumnGather``) into a
                  column buffer per block of samples and output rows (about the size of
                  the smaller array, at least 2 MB), one GEMM per block with its samples
-                 and positions folded into the contraction, on every core.
+                 and positions folded into the contraction, on every core; channels-last
+                 on small grids, as ``gemm_conv``.
 ``"shift"``      one GEMM per tap against a shifted view of the input flattened over
                  (batch, padded grid); ``grad_out`` spread on the same grid; no column buffer.
 ``"phase"``      compiled: :func:`transconv.ops.phase.conv_phase`'s shifted runs of the
@@ -31,6 +32,7 @@ Methods
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -100,9 +102,11 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
     xf, gf = x.reshape(n, c_in, -1), g.reshape(n, c_out, -1)
     macs = n * rows * width * taps * cig * cog * groups
     workers = compiled.thread_count() if macs >= compiled._SERIAL_BELOW else 1
+    budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
+    if gather.channels_last(cig, c_out * cig * taps * x.itemsize):
+        return _channels_last_weight_grad(xf, gf, gather, budget)
     # one output row of a sample: one group's columns and its copy of the gradient
     row_bytes = (cig * taps + cog) * width * x.itemsize
-    budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
     rb = int(max(1, min(rows, budget // row_bytes)))
     nb = int(max(1, min(-(-n // workers), budget // (row_bytes * rows)))) if rb == rows else 1
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
@@ -118,6 +122,27 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
 
     compiled._split(n, rows, work, macs)
     return sum(partials[1:], partials[0])
+
+
+def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.ColumnGather, budget: int) -> np.ndarray:
+    """``_gathered_weight_grad`` on the columns transposed (``ColumnGather.channels_last_blocks``):
+    ``dW[(t, ci), co] += cols.T @ g`` with each block of ``g`` copied channels-last, per worker."""
+    n, c_in, positions = gf.shape[0], xf.shape[1], gf.shape[2]
+    groups, taps = gather.spec.groups, gather.taps
+    cig, cog = c_in // groups, gf.shape[1] // groups
+    rows = max(1, budget // ((cig * taps + cog) * xf.itemsize))  # an output position's columns and gradient
+    partials = []
+
+    def work(n0: int, n1: int, p_lo: int, p_hi: int, serial: bool) -> None:
+        dw = np.zeros((groups, taps * cig, cog), dtype=gf.dtype)
+        for gi, start, m, q0, q1, c in gather.channels_last_blocks(xf, groups, cig, (n0, n1), (p_lo, p_hi), rows, serial):
+            g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, q0:q1]
+            dw[gi] += c.T @ np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog)
+        partials.append(dw)  # list.append is atomic: the workers' partials, summed below
+
+    compiled._split(n, positions, work, n * positions * taps * cig * cog * groups)
+    dw = sum(partials[1:], partials[0])
+    return np.ascontiguousarray(dw.reshape(groups, taps, cig, cog).transpose(0, 3, 2, 1)).reshape(groups, cog, -1)
 
 
 def _weight_grad_shift(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -186,19 +211,29 @@ _IMPLEMENTATIONS = {"reference": _weight_grad_reference, "gemm": _weight_grad_ge
 _PHASE_CHANNEL_PAIRS = 512
 
 
-def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec) -> str:
+def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec,
+                              in_shape: Sequence[int] | None = None) -> str:
     """The method ``"auto"`` picks: ``"phase"`` for few channels per group (depthwise and the
-    like, where a column buffer is mostly copies of a thin input and its GEMM is thin), else
-    ``"gemm"``; ``"shift"`` and ``"swap"`` are there to ask for by name and to cross-check.
+    like, where a column buffer is mostly copies of a thin input and its GEMM is thin) unless
+    the convolution's input grid ``in_shape`` is given and small enough for ``gemm`` to gather
+    channels-last (``compiled.ColumnGather.channels_last``), else ``"gemm"``; ``"shift"`` and
+    ``"swap"`` are there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((64, 32, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
     'gemm'
     >>> choose_weight_grad_method((8, 1, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3, groups=8))
     'phase'
+    >>> choose_weight_grad_method((8, 12, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3), in_shape=(8, 8))
+    'gemm'
     """
+    if compiled.NUMBA_ERROR:
+        return "gemm"
+    if in_shape is not None and compiled.gathers_channels_last(spec, tuple(in_shape), weight_shape[1],
+                                                               4 * math.prod(weight_shape)):  # float32 weights
+        return "gemm"
     pairs = weight_shape[0] // spec.groups * weight_shape[1]
-    return "phase" if pairs <= _PHASE_CHANNEL_PAIRS and not compiled.NUMBA_ERROR else "gemm"
+    return "phase" if pairs <= _PHASE_CHANNEL_PAIRS else "gemm"
 
 
 def conv_weight_grad(
@@ -285,7 +320,7 @@ def conv_weight_grad(
         x, g = g, x
     conv_shape = weight_shape
     if method == "auto":
-        method = choose_weight_grad_method(conv_shape, g.shape[2:], spec)
+        method = choose_weight_grad_method(conv_shape, g.shape[2:], spec, x.shape[2:])
     if method not in _IMPLEMENTATIONS:
         raise TransconvError(f"{op}: method must be 'auto' or one of {WEIGHT_GRAD_METHODS}, got {method!r}")
     if x.shape[0] == 0:
