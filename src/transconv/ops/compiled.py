@@ -910,12 +910,12 @@ class Tuning:
     """The compiled methods' internal choices, fixed for tests and benchmarks with :func:`tuned`.
 
     ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
-    data mover (``"auto"``: channels-last where a group's output channels outnumber an output
-    row's positions, else phase planes where the output is stride x the input, else the CSR
-    table or the row runs by width; ``"channels_last"`` / ``"flat"`` / ``"rows"`` force one;
-    ``"none"`` skips it, leaving the output unset: the GEMM-only floor); ``gather`` the conv's
-    (``"auto"``: channels-last, the flat table or the row runs by the same rules, or forced); last-axis kernels of ``along_kernel`` taps or more loop along
-    the kernel in the direct kernels.
+    data mover (``"auto"``: channels-last on small grids, :func:`_moves_channels_last`, else
+    phase planes where the output is stride x the input, else the CSR table or the row runs by
+    width; ``"channels_last"`` / ``"flat"`` / ``"rows"`` force one; ``"none"`` skips it, leaving
+    the output unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``: channels-last,
+    the flat table or the row runs by the same rules, or forced); last-axis kernels of
+    ``along_kernel`` taps or more loop along the kernel in the direct kernels.
     """
 
     block_bytes: int = 512 * 2**20
