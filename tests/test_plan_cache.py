@@ -171,10 +171,12 @@ def test_phase_with_an_infinite_weight_after_a_cached_call():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.longdouble])
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
-def test_all_finite_is_isfinite_all(dtype, bad):
-    w = np.full((2, 3, 3, 3), np.finfo(dtype).max, dtype=dtype)  # finite, with squares and sums past the range
+@pytest.mark.parametrize("size, where", [(54, 37), (24003, 0), (24003, 12000), (24003, 24002)])
+def test_all_finite_is_isfinite_all(dtype, bad, size, where):
+    """At the start, the middle and in the tail a vectorised sum leaves to scalar code."""
+    w = np.full(size, np.finfo(dtype).max, dtype=dtype)  # finite, with squares and sums past the range
     if bad is not None:
-        w[1, 2, 0, 1] = bad
+        w[where] = bad
     assert compiled.all_finite(w) is (bad is None) is bool(np.isfinite(w).all())
 
 

@@ -674,9 +674,10 @@ if numba is not None:
                 for q in range(length, span):
                     dst[uintp(d0 + q)] = zero
 
-    @njit(cache=True, nogil=True, boundscheck=False)
+    @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc"})
     def _all_finite(a):  # pragma: no cover - compiled
-        # v - v is 0 for a finite v and NaN for a NaN or an infinity (no fastmath: nothing folds it)
+        # v - v is 0 for a finite v and NaN for a NaN or an infinity; reassoc lets the sum
+        # vectorise, and without nnan / ninf nothing may fold v - v to 0
         total = a.dtype.type(0)
         for i in range(a.shape[0]):
             total += a[uintp(i)] - a[uintp(i)]
