@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 import types
 from contextlib import contextmanager
@@ -1015,26 +1016,57 @@ def _split(n: int, units: int, work, macs: int) -> None:
     else:
         ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
     with _SPLIT_LOCK:
-        if "pool" not in _WORKERS:
-            from concurrent.futures import ThreadPoolExecutor
-
+        if "blas" not in _WORKERS:
             from threadpoolctl import ThreadpoolController
 
-            _WORKERS["pool"] = ThreadPoolExecutor(max(1, workers - 1), thread_name_prefix="transconv")
-            _WORKERS["blas"] = ThreadpoolController()
-        with _WORKERS["blas"].limit(limits=1, user_api="blas"):
-            # the caller takes the first range itself: one hand-over to a pool thread fewer
-            futures = [_WORKERS["pool"].submit(work, *r, True) for r in ranges[1:]]
-            try:
+            _WORKERS["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+            _WORKERS["pool"] = []
+        pool, blas = _WORKERS["pool"], _WORKERS["blas"]
+        while len(pool) < len(ranges) - 1:
+            pool.append(_Worker(len(pool)))
+        # the BLAS libraries' own calls, not threadpoolctl's limit(): 2.6 against 7.5 us a call
+        saved = [lib.get_num_threads() for lib in blas]
+        for lib in blas:
+            lib.set_num_threads(1)
+        try:
+            for worker, r in zip(pool, ranges[1:]):
+                worker.tasks.put((work, r + (True,)))
+            errors = []
+            try:  # the caller takes the first range itself: one hand-over to another thread fewer
                 work(*ranges[0], True)
             finally:
-                for f in futures:
-                    f.result()
+                errors = [worker.done.get() for worker, _ in zip(pool, ranges[1:])]
+        finally:
+            for lib, count in zip(blas, saved):
+                lib.set_num_threads(count)
+        for error in errors:
+            if error is not None:
+                raise error
+
+
+class _Worker:
+    """A persistent thread running the ranges :func:`_split` hands it, through a queue each
+    way: on sub-millisecond calls an executor's futures and conditions cost tens of us."""
+
+    def __init__(self, index: int) -> None:
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.done: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=f"transconv_{index}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            work, args = self.tasks.get()
+            try:
+                work(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                self.done.put(exc)
+            else:
+                self.done.put(None)
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
-    edges = np.linspace(0, count, parts + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    edges = [count * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 def _runs(plan: RowPlan) -> tuple:
