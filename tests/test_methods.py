@@ -576,3 +576,20 @@ def test_phase_geometry_is_the_connectivity(case, transposed):
             ok = np.all((i >= 0) & (i < np.array(big)[:, None]), axis=0)
             got[t, ok] = np.ravel_multi_index(tuple(i[:, ok]), big)
     np.testing.assert_array_equal(got, expected)
+
+
+@given(steps=st.lists(st.sampled_from([(1, 1), (1, 2), (2, 1), (3, 3)]), max_size=40))
+def test_runs_ahead_are_the_longest_consecutive_runs(steps):
+    """phase.runs_ahead: from each kept position, the run over which grid and output positions
+    both advance by one, checked against a plain scan."""
+    from transconv.ops.phase import runs_ahead
+
+    src = np.cumsum([0] + [a for a, _ in steps])
+    dst = np.cumsum([0] + [b for _, b in steps])
+    expected = []
+    for p in range(len(src)):
+        run = 1
+        while p + run < len(src) and src[p + run] == src[p] + run and dst[p + run] == dst[p] + run:
+            run += 1
+        expected.append(run)
+    assert runs_ahead(src, dst).tolist() == expected

@@ -783,7 +783,7 @@ if numba is not None:
                     out[k] += total
 
     def _shifted_runs_py(ypad, wt, out, co_g, blk_phase, blk_q0, blk_width, blk_k0, blk_k1, phase_ptr, term_off,
-                         term_w, keep_src, keep_dst):  # pragma: no cover - compiled
+                         term_w, keep_src, keep_dst, keep_run):  # pragma: no cover - compiled
         # out[n, c, keep_dst[p]] = sum over the terms k of the block's phase of
         # wt[c, term_w[k]] * ypad[n, group base + term_off[k] + keep_src[p]]: the phase method's
         # shifted runs (transconv.ops.phase: a convolution is one phase over its input's stride
@@ -855,8 +855,13 @@ if numba is not None:
             for co in range(co_g):
                 dst = out[n, g * co_g + co]
                 a0 = co * width - q0
-                for p in range(blk_k0[b], blk_k1[b]):
-                    dst[uintp(keep_dst[p])] = acc[uintp(a0 + keep_src[p])]
+                p = blk_k0[b]
+                while p < blk_k1[b]:  # runs consecutive in the grid and the output (phase.runs_ahead)
+                    run = min(keep_run[p], blk_k1[b] - p)
+                    d0, s0 = keep_dst[p], a0 + keep_src[p]
+                    for j in range(run):
+                        dst[uintp(d0 + j)] = acc[uintp(s0 + j)]
+                    p += run
 
     def _twins(py_func, **options):
         """A parallel and a serial kernel from one function.  parallel=True spreads a call
