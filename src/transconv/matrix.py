@@ -128,7 +128,7 @@ def _build(op: str, layer: _Layer) -> sp.csr_array:
     n_taps = math.prod(spec.kernel_size)
     # at most every tap valid: values and column indices, the connectivity's pair tables and
     # its per-axis index of the padded input
-    padded = sum(n + lo + hi for n, (lo, hi) in zip(layer.input_shape, spec.padding))
+    padded = sum(spec.padded_shape(layer.input_shape))
     check_allocation(op, "the sparse matrix", layer.c_out * n_out * ci_g * n_taps * (w.itemsize + 8)
                      + n_out * n_taps * 33 + 16 * padded * max(spec.kernel_size))
     # int32 indices (half the memory, and what scipy prefers) whenever they fit

@@ -38,7 +38,7 @@ def _axis_counts(op, input_shape, kernel_size, stride, padding, output_padding, 
     lay = validate_call(op, True, None, kernel, input_shape=shape, plain=True, stride=stride, padding=padding,
                         output_padding=output_padding, dilation=dilation)
     spec, out = lay.spec, lay.output_spatial
-    padded = sum(o + lo + hi for o, (lo, hi) in zip(out, spec.padding))
+    padded = sum(spec.padded_shape(out))
     check_allocation(op, "the overlap map", 8 * math.prod(out) + 16 * padded * max(kernel))
     counts = [np.diff(inverse.indptr) for inverse in axis_inverse_csr(spec, shape)]
     return counts, (spec, shape)

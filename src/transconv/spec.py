@@ -421,6 +421,14 @@ class ConvSpec:
     def effective_kernel(self) -> tuple[int, ...]:
         return tuple(effective_kernel(k, d) for k, d in zip(self.kernel_size, self.dilation))
 
+    def padded_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
+        """Spatial shape of ``input_shape`` with the padding added on both sides.
+
+        >>> conv_spec("conv", (4, 5), 3, padding=(1, 2)).padded_shape((4, 5))
+        (6, 9)
+        """
+        return tuple(i + lo + hi for i, (lo, hi) in zip(input_shape, self.padding))
+
     def conv_output_shape(self, input_shape: Sequence[int]) -> tuple[int, ...]:
         """Spatial output shape of the convolution on ``input_shape``."""
         return tuple(

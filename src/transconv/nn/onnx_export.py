@@ -130,7 +130,7 @@ def _add_conv(graph: _Graph, layer: Conv | ConvTranspose, out_shape: tuple[int, 
             graph.node("Add", [graph.const("bias", layer.bias.reshape((-1,) + (1,) * nd).astype(graph.dtype))], out_shape)
         return
     if spec.padding_mode != "zeros":
-        padded = graph.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(graph.shape[2:], spec.padding))
+        padded = graph.shape[:2] + spec.padded_shape(graph.shape[2:])
         graph.node("Pad", [graph.const("pads", np.array([0, 0] + pads[:nd] + [0, 0] + pads[nd:], np.int64))], padded,
                    mode=_PAD_MODES[spec.padding_mode])
         pads = [0] * (2 * nd)

@@ -276,17 +276,17 @@ def conv_row_plan(spec: ConvSpec, big: tuple[int, ...]) -> RowPlan:
 
 @lru_cache(maxsize=16)
 def _conv_flat(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
-    """``table[t, p]``: the flat input position output ``p`` reads through tap ``t`` (``-1`` =
-    padding): the connectivity's forward table, tap-major for the gather."""
-    table = np.ascontiguousarray(forward_table(spec, spec.conv_output_shape(big), big).T, dtype=np.int32)
+    """``table[t, p]``: :func:`_conv_flat_by_position` tap-major, for the flat gather, which
+    reads one tap's positions together."""
+    table = np.ascontiguousarray(_conv_flat_by_position(spec, big).T)
     table.setflags(write=False)
     return table
 
 
 @lru_cache(maxsize=16)
 def _conv_flat_by_position(spec: ConvSpec, big: tuple[int, ...]) -> np.ndarray:
-    """``table[p, t]``: :func:`_conv_flat` position-major, for the channels-last gather, which
-    reads one output position's taps together."""
+    """``table[p, t]``: the flat input position output ``p`` reads through tap ``t`` (``-1`` =
+    padding): the connectivity's forward table, as the channels-last gather reads it."""
     table = np.ascontiguousarray(forward_table(spec, spec.conv_output_shape(big), big), dtype=np.int32)
     table.setflags(write=False)
     return table
@@ -1036,7 +1036,6 @@ def _split(n: int, units: int, work, macs: int) -> None:
         try:
             for worker, r in zip(pool, ranges[1:]):
                 worker.tasks.put((work, r + (True,)))
-            errors = []
             try:  # the caller takes the first range itself: one hand-over to another thread fewer
                 work(*ranges[0], True)
             finally:
@@ -1102,9 +1101,12 @@ class ColumnGather:
 
     plan: RowPlan
     table: np.ndarray | None
-    taps: int
     spec: ConvSpec
     big: tuple[int, ...]
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.spec.kernel_size)
 
     def channels_last(self, channels: int, weight_bytes: int) -> bool:
         """Whether to gather channels-last (:meth:`channels_last_blocks`), for ``channels`` input
@@ -1128,7 +1130,7 @@ class ColumnGather:
         nb = max(1, min(samples[1] - samples[0], rows // length)) if length == P else 1
         pb = length if nb > 1 else min(length, rows)
         cols = np.empty(nb * pb * T * ci_g, dtype=xf.dtype)
-        gather_rows = _gather_channels_last_serial if serial else _gather_channels_last
+        gather = _gather_channels_last_serial if serial else _gather_channels_last
         for n0 in range(samples[0], samples[1], nb):
             m = min(nb, samples[1] - n0)
             xl = np.ascontiguousarray(xf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * positions, -1)
@@ -1136,7 +1138,7 @@ class ColumnGather:
                 for q0 in range(span[0], span[1], pb):
                     q1 = min(span[1], q0 + pb)
                     c = cols[:m * (q1 - q0) * T * ci_g].reshape(-1, T * ci_g)
-                    gather_rows(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + m * (q1 - q0))
+                    gather(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + m * (q1 - q0))
                     yield gi, n0, m, q0, q1, c
 
     def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
@@ -1175,15 +1177,14 @@ def column_gather(spec: ConvSpec, big: tuple[int, ...]) -> ColumnGather:
     taps, positions = math.prod(spec.kernel_size), math.prod(spec.conv_output_shape(big))
     flat = _TUNING.gather == "flat" or (
         _TUNING.gather == "auto" and plan.small_width < _FLAT_GATHER_BELOW and taps * positions * 4 <= _FLAT_TABLE_BYTES)
-    return ColumnGather(plan, _conv_flat(spec, big) if flat else None, taps, spec, big)
+    return ColumnGather(plan, _conv_flat(spec, big) if flat else None, spec, big)
 
 
 def gathers_channels_last(spec: ConvSpec, big: tuple[int, ...], channels: int, weight_bytes: int) -> bool:
     """Whether ``gemm_conv`` (and the ``gemm`` weight gradient) of input ``big`` gathers
     channels-last (:meth:`ColumnGather.channels_last`), padding modes folded in as they run."""
     if _folds(spec):
-        big = tuple(b + lo + hi for b, (lo, hi) in zip(big, spec.padding))
-        spec = _zero_core(spec)
+        big, spec = spec.padded_shape(big), _zero_core(spec)
     return column_gather(spec, big).channels_last(channels, weight_bytes)
 
 
@@ -1195,8 +1196,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
     T, P = math.prod(spec.kernel_size), math.prod(small)
-    if _moves_channels_last(_TUNING.scatter, co_g, small, big, T, w.nbytes) and (
-            _TUNING.scatter != "auto" or T * P * co_g * y.itemsize <= _RESULT_CAP):
+    if _moves_channels_last(_TUNING.scatter, co_g, small, big, T, w.nbytes):
         return _gemm_conv_transpose_channels_last(y, w, spec)
     plan = transpose_row_plan(spec, small)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
@@ -1465,7 +1465,7 @@ def direct_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 def shift_waste(spec: ConvSpec, big: tuple[int, ...]) -> float:
     """Columns the shifted GEMM computes per output position: the padded grid's rows are
     computed whole and the positions past the output cropped (1.0 for 1-d and k1)."""
-    padded = [b + lo + hi for b, (lo, hi) in zip(big, spec.padding)]
+    padded = spec.padded_shape(big)
     out = spec.conv_output_shape(big)
     return float(np.prod(padded[1:]) / max(1, np.prod(out[1:])))
 

@@ -122,7 +122,7 @@ def conv_transpose_direct(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.nd
     g = spec.groups
     small = y.shape[2:]
     big = spec.transpose_output_shape(small)
-    padded = tuple(b + lo + hi for b, (lo, hi) in zip(big, spec.padding))
+    padded = spec.padded_shape(big)
     wg = w.reshape(g, c_in // g, w.shape[1], -1)  # (G, Ci_T/G, Co_T/G, taps)
     wt = np.ascontiguousarray(np.swapaxes(wg, 1, 2))  # (G, Co_T/G, Ci_T/G, taps)
     yg = y.reshape(n, g, c_in // g, -1)

@@ -387,7 +387,7 @@ def _work_bytes(problem: Problem) -> int:
     out = problem.x_shape[0] * c_out * math.prod(spatial) * problem.dtype.itemsize
     inputs = (math.prod(problem.x_shape) + math.prod(problem.w_shape)) * problem.dtype.itemsize
     big, channels = (spatial, c_out) if problem.transposed else (problem.x_shape[2:], c_in)
-    padded = [n + lo + hi for n, (lo, hi) in zip(big, spec.padding)]
+    padded = spec.padded_shape(big)
     return int(2.5 * out + inputs + problem.x_shape[0] * channels * math.prod(padded) * problem.dtype.itemsize
                + 16 * sum(padded) * max(spec.kernel_size))
 

@@ -95,7 +95,7 @@ def conv_grid(spec: ConvSpec, big: tuple[int, ...]) -> tuple[tuple[int, ...], tu
     >>> conv_grid(conv_spec("conv", (9,), 3, stride=2, padding=1), (9,))
     ((6,), (0, 1))
     """
-    lengths = tuple(-(-(b + lo + hi) // s) for b, (lo, hi), s in zip(big, spec.padding, spec.stride))
+    lengths = tuple(-(-p // s) for p, s in zip(spec.padded_shape(big), spec.stride))
     residues = [sorted({t * d % s for t in range(k)}) for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation)]
     used = np.ravel_multi_index(tuple(np.meshgrid(*residues, indexing="ij")), spec.stride).reshape(-1)
     return lengths, tuple(int(u) for u in used)

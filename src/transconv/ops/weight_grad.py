@@ -104,45 +104,52 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
     workers = compiled.thread_count() if macs >= compiled._SERIAL_BELOW else 1
     budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
     if gather.channels_last(cig, c_out * cig * taps * x.itemsize):
-        return _channels_last_weight_grad(xf, gf, gather, budget)
+        return _channels_last_weight_grad(xf, gf, gather, budget, macs)
     # one output row of a sample: one group's columns and its copy of the gradient
     row_bytes = (cig * taps + cog) * width * x.itemsize
     rb = int(max(1, min(rows, budget // row_bytes)))
     nb = int(max(1, min(-(-n // workers), budget // (row_bytes * rows)))) if rb == rows else 1
     wide = cog >= cig * taps  # OpenBLAS runs a long thin product several times faster with the longer side as the rows
-    partials = []
 
-    def work(n0: int, n1: int, r_lo: int, r_hi: int, serial: bool) -> None:
-        dw = np.zeros((groups, cog, cig * taps), dtype=g.dtype)
+    def add(dw: np.ndarray, n0: int, n1: int, r_lo: int, r_hi: int, serial: bool) -> None:
         for gi, start, m, r0, r1, c in gather.blocks(xf, groups, cig, (n0, n1), nb, (r_lo, r_hi), rb, serial):
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, r0 * width:r1 * width]
             g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
             dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
-        partials.append(dw)  # list.append is atomic: the workers' partials, summed below
 
-    compiled._split(n, rows, work, macs)
-    return sum(partials[1:], partials[0])
+    return _summed_over_split(n, rows, macs, (groups, cog, cig * taps), g.dtype, add)
 
 
-def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.ColumnGather, budget: int) -> np.ndarray:
+def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.ColumnGather, budget: int,
+                               macs: int) -> np.ndarray:
     """``_gathered_weight_grad`` on the columns transposed (``ColumnGather.channels_last_blocks``):
-    ``dW[(t, ci), co] += cols.T @ g`` with each block of ``g`` copied channels-last, per worker."""
+    ``dW[(t, ci), co] += cols.T @ g`` with each block of ``g`` copied channels-last."""
     n, c_in, positions = gf.shape[0], xf.shape[1], gf.shape[2]
     groups, taps = gather.spec.groups, gather.taps
     cig, cog = c_in // groups, gf.shape[1] // groups
     rows = max(1, budget // ((cig * taps + cog) * xf.itemsize))  # an output position's columns and gradient
-    partials = []
 
-    def work(n0: int, n1: int, p_lo: int, p_hi: int, serial: bool) -> None:
-        dw = np.zeros((groups, taps * cig, cog), dtype=gf.dtype)
+    def add(dw: np.ndarray, n0: int, n1: int, p_lo: int, p_hi: int, serial: bool) -> None:
         for gi, start, m, q0, q1, c in gather.channels_last_blocks(xf, groups, cig, (n0, n1), (p_lo, p_hi), rows, serial):
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, q0:q1]
             dw[gi] += c.T @ np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog)
-        partials.append(dw)  # list.append is atomic: the workers' partials, summed below
 
-    compiled._split(n, positions, work, n * positions * taps * cig * cog * groups)
-    dw = sum(partials[1:], partials[0])
+    dw = _summed_over_split(n, positions, macs, (groups, taps * cig, cog), gf.dtype, add)
     return np.ascontiguousarray(dw.reshape(groups, taps, cig, cog).transpose(0, 3, 2, 1)).reshape(groups, cog, -1)
+
+
+def _summed_over_split(n: int, units: int, macs: int, shape: tuple[int, ...], dtype: np.dtype, add) -> np.ndarray:
+    """``add(partial, n0, n1, u0, u1, serial)`` over ``compiled._split``'s ranges, each core
+    into its own zeroed partial of ``shape``; the partials summed."""
+    partials = []
+
+    def work(n0: int, n1: int, u0: int, u1: int, serial: bool) -> None:
+        partial = np.zeros(shape, dtype=dtype)
+        add(partial, n0, n1, u0, u1, serial)
+        partials.append(partial)  # list.append is atomic
+
+    compiled._split(n, units, work, macs)
+    return sum(partials[1:], partials[0])
 
 
 def _weight_grad_shift(xpad: np.ndarray, g: np.ndarray, spec: ConvSpec, weight_shape: tuple[int, ...]) -> np.ndarray:
@@ -212,11 +219,11 @@ _PHASE_CHANNEL_PAIRS = 512
 
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec,
-                              in_shape: Sequence[int] | None = None) -> str:
+                              in_shape: Sequence[int] | None = None, itemsize: int = 4) -> str:
     """The method ``"auto"`` picks: ``"phase"`` for few channels per group (depthwise and the
     like, where a column buffer is mostly copies of a thin input and its GEMM is thin) unless
     the convolution's input grid ``in_shape`` is given and small enough for ``gemm`` to gather
-    channels-last (``compiled.ColumnGather.channels_last``), else ``"gemm"``; ``"shift"`` and
+    channels-last (``compiled.ColumnGather.channels_last``, weights of ``itemsize`` bytes), else ``"gemm"``; ``"shift"`` and
     ``"swap"`` are there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
@@ -230,7 +237,7 @@ def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[i
     if compiled.NUMBA_ERROR:
         return "gemm"
     if in_shape is not None and compiled.gathers_channels_last(spec, tuple(in_shape), weight_shape[1],
-                                                               4 * math.prod(weight_shape)):  # float32 weights
+                                                               itemsize * math.prod(weight_shape)):
         return "gemm"
     pairs = weight_shape[0] // spec.groups * weight_shape[1]
     return "phase" if pairs <= _PHASE_CHANNEL_PAIRS else "gemm"
@@ -320,7 +327,7 @@ def conv_weight_grad(
         x, g = g, x
     conv_shape = weight_shape
     if method == "auto":
-        method = choose_weight_grad_method(conv_shape, g.shape[2:], spec, x.shape[2:])
+        method = choose_weight_grad_method(conv_shape, g.shape[2:], spec, x.shape[2:], x.itemsize)
     if method not in _IMPLEMENTATIONS:
         raise TransconvError(f"{op}: method must be 'auto' or one of {WEIGHT_GRAD_METHODS}, got {method!r}")
     if x.shape[0] == 0:
