@@ -7,7 +7,7 @@ computes both (``conv``, ``conv_transpose``), builds both matrices, and explains
 from . import interop
 from .errors import TransconvError
 from .limits import check_allocation, get_memory_limit, set_memory_limit
-from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose
+from .ops import METHODS, MethodChoice, choose_method, conv, conv_transpose, set_autotune
 from .ops.weight_grad import conv_weight_grad
 from .matrix import (
     DeconvolveInfo,
@@ -57,6 +57,7 @@ __all__ = [
     "nn",
     "choose_method",
     "MethodChoice",
+    "set_autotune",
     "METHODS",
     "conv_output_length",
     "conv_transpose_output_length",

@@ -185,10 +185,24 @@ def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
     return x, w, ours, torch_call, choice
 
 
+def settled_method(layer: Layer, transposed: bool, ours: Callable[[], object]) -> str:
+    """Call ``ours`` until ``auto`` has measured its close candidates (as a loop over the layer
+    would), and return the method it runs from then on."""
+    from .ops import dispatch
+
+    for _ in range(dispatch._TUNE_CALLS * dispatch._TUNE_CANDIDATES):
+        ours()
+    x_shape = (layer.batch, layer.c_in) + layer.spatial if transposed else (layer.batch, layer.c_out) + layer.out_spatial()
+    choice = choose_method(x_shape, layer.weight_shape, transposed=transposed,
+                           **(layer.kwargs() if transposed else layer.conv_kwargs()))
+    return choice.fastest_measured or choice.method
+
+
 def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rates: dict) -> dict:
     import torch
 
     x, w, ours, torch_call, choice = layer_calls(layer, transposed)
+    method = settled_method(layer, transposed, ours)
     out = ours()
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     expected = torch_call(xt, wt).numpy()
@@ -205,14 +219,14 @@ def bench_layer(layer: Layer, transposed: bool, repeats: int, budget: float, rat
     # the floor of the gemm method: the same call with its scatter made a no-op (BLAS,
     # blocking and allocation only); conv is not measured so (its GEMM would read an
     # unfilled buffer)
-    t_gemm = _without_scatter(ours, repeats, budget) if transposed and choice.method == "gemm" else float("nan")
+    t_gemm = _without_scatter(ours, repeats, budget) if transposed and method == "gemm" else float("nan")
     result, peak = with_peak_bytes(ours)
     flops = 2 * layer.macs
     moved = x.nbytes + w.nbytes + result.nbytes
     return {
         "layer": layer.name,
         "op": "conv_transpose" if transposed else "conv",
-        "method": choice.method,
+        "method": method,
         "ours_ms": t_ours * 1e3,
         "torch_nchw_ms": t_nchw * 1e3,
         "torch_cl_ms": t_cl * 1e3,
@@ -388,7 +402,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float 
         torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
     else:
         x, w, ours, torch_call, choice = layer_calls(layer, transposed)
-        method, reference_bytes = choice.method, None
+        method, reference_bytes = settled_method(layer, transposed, ours), None
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
     result = ours()
     with torch.no_grad():

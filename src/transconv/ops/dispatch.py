@@ -4,7 +4,9 @@ Methods are registered in :data:`METHODS`.  Each receives batched arrays
 ``(N, C, *spatial)`` in the compute dtype and a :class:`~transconv.spec.ConvSpec`, and
 returns the result without bias.  A method may decline a call (``supports`` returns
 the reason), and reports an estimated cost in seconds; ``method="auto"`` takes the
-cheapest method that accepts the call, and :func:`choose_method` says why.
+cheapest method that accepts the call, and :func:`choose_method` says why.  Where the
+estimates of other methods come close, ``auto`` also measures them on the problem's first
+calls and keeps the fastest (:class:`Trials`; :func:`set_autotune` turns that off).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -29,7 +33,7 @@ from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
 __all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
-           "Plan", "plan", "run_spec", "check_method"]
+           "Plan", "plan", "run_spec", "check_method", "set_autotune", "Trials"]
 
 
 @dataclass(frozen=True)
@@ -334,15 +338,28 @@ register_method(Method("phase", phase.conv_phase, phase.conv_transpose_phase, _p
 
 @dataclass(frozen=True)
 class MethodChoice:
-    """The method ``"auto"`` picks for a call, why, and the estimate for every method considered."""
+    """The method the cost model picks for a call, why, and the estimate for every method considered.
+
+    ``measured`` holds the seconds ``"auto"`` measured for the candidates close to that pick
+    on the problem's first calls (empty before them, or with :func:`set_autotune` off), and
+    ``fastest_measured`` the one it runs from then on.
+    """
 
     method: str
     reason: str
     costs: dict[str, float]
     declined: dict[str, str]
+    measured: dict[str, float] = field(default_factory=dict)
+    fastest_measured: Optional[str] = None
 
     def __str__(self) -> str:
-        return f"{self.method}: {self.reason}"
+        text = f"{self.method}: {self.reason}"
+        if self.measured:
+            times = ", ".join(f"{n} {t * 1e3:.3g} ms" for n, t in sorted(self.measured.items(), key=lambda kv: kv[1]))
+            text += f"; measured on its first calls: {times}"
+            if self.fastest_measured:
+                text += f"; runs {self.fastest_measured}"
+        return text
 
 
 def _choose(problem: Problem) -> MethodChoice:
@@ -369,6 +386,90 @@ def _choose_cached(problem: Problem) -> MethodChoice:
     if declined:
         reason += "; declined: " + "; ".join(f"{n}: {r}" for n, r in declined.items())
     return MethodChoice(best, reason, costs, declined)
+
+
+# --------------------------------------------------------------------------------------
+# Measured choice: the cost model ranks, the problem's first calls decide between close ranks.
+# --------------------------------------------------------------------------------------
+
+_TUNE_WITHIN = 4.0  # candidates estimated within this factor of the cheapest estimate ...
+_TUNE_CANDIDATES = 3  # ... at most this many
+_TUNE_CALLS = 2  # calls per candidate: the first warms its kernels, caches and thread pool; the faster counts
+_TUNE_ABOVE = 50e-6  # estimated seconds under which auto trusts the model (timer noise, dispatch overhead)
+_TUNE_LIMIT = 512  # problems remembered
+_AUTOTUNE = [os.environ.get("TRANSCONV_AUTOTUNE", "1").strip().lower() not in ("0", "false", "no", "off")]
+
+
+def set_autotune(enabled: bool) -> bool:
+    """Whether ``method="auto"`` measures close candidates on a problem's first calls; returns
+    the previous setting.  On by default; ``TRANSCONV_AUTOTUNE=0`` starts it off.
+
+    Off, ``auto`` runs the cost model's pick on every call, so repeated calls give bitwise
+    the same result; on, the first few calls of each problem run the candidates whose
+    estimates are within 4x of the pick (every call computes the full, correct result;
+    methods agree to rounding) and later calls run the fastest of them.
+
+    >>> import transconv as tc
+    >>> previous = tc.set_autotune(False)
+    >>> tc.set_autotune(previous)
+    False
+    """
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TransconvError(f"set_autotune: enabled must be True or False, got {enabled!r}")
+    previous = _AUTOTUNE[0]
+    _AUTOTUNE[0] = bool(enabled)
+    _forget_plans()  # cached plans hold their measurements
+    return previous
+
+
+class Trials:
+    """``auto``'s measurement of one problem: its candidates take turns on its first calls,
+    ``_TUNE_CALLS`` each, and the fastest (by each candidate's fastest call) runs every call
+    after that.  Nothing is computed twice: each trial call returns its real result."""
+
+    def __init__(self, candidates: list[str]) -> None:
+        self.candidates = candidates
+        self.seconds: dict[str, float] = {}
+        self.fastest: Optional[str] = None
+        self._started = 0
+        self._recorded = 0
+        self._lock = threading.Lock()
+
+    def next_method(self) -> Optional[str]:
+        """The candidate the next call runs, or ``None`` once every trial call has started."""
+        with self._lock:
+            turn, self._started = self._started, self._started + 1
+        return self.candidates[turn // _TUNE_CALLS] if turn < len(self.candidates) * _TUNE_CALLS else None
+
+    def record(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[name] = min(seconds, self.seconds.get(name, math.inf))
+            self._recorded += 1
+            if self._recorded == len(self.candidates) * _TUNE_CALLS:
+                self.fastest = min(self.seconds, key=self.seconds.__getitem__)
+
+
+_TRIALS: dict[Problem, Trials] = {}
+
+
+def _trials(problem: Problem, choice: MethodChoice) -> Optional[Trials]:
+    """The problem's :class:`Trials` (made on its first call), or ``None`` where the cost
+    model's pick stands alone: autotune off, a call too small to time, no close candidate."""
+    if not _AUTOTUNE[0]:
+        return None
+    found = _TRIALS.get(problem)
+    if found is not None:
+        return found
+    best = choice.costs[choice.method]
+    if best < _TUNE_ABOVE:
+        return None
+    ranked = sorted(choice.costs, key=choice.costs.__getitem__)
+    candidates = [n for n in ranked if choice.costs[n] <= _TUNE_WITHIN * best][:_TUNE_CANDIDATES]
+    if len(candidates) < 2:
+        return None
+    if len(_TRIALS) >= _TUNE_LIMIT:
+        _TRIALS.clear()
+    return _TRIALS.setdefault(problem, Trials(candidates))
 
 
 # --------------------------------------------------------------------------------------
@@ -402,14 +503,14 @@ class Plan:
     problem: Problem
     op: str = "plan"
     work_bytes: int = 0
+    trials: Optional[Trials] = None  # auto's measurement of close candidates, if any
 
-    @cached_property
-    def _nonfinite_weights_matter(self) -> bool:
+    def _nonfinite_weights_matter(self, method: Method) -> bool:
         """Whether a NaN or infinite weight needs more than the method's own arithmetic:
         zero padding it multiplies (conv), or phase's zero margins (conv_transpose)."""
         spec = self.problem.spec
         if self.problem.transposed:
-            return self.method.name == "phase"
+            return method.name == "phase"
         return spec.padding_mode == "zeros" and any(lo or hi for lo, hi in spec.padding)
 
     def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -418,9 +519,23 @@ class Plan:
         if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
             c_out = _channels(problem)[1] * problem.spec.groups
             return np.zeros((0, c_out) + problem.output_spatial, dtype=problem.dtype)
-        if not self._nonfinite_weights_matter or compiled.all_finite(w):
-            return self.method.run(problem, x, w)
-        method = self.method
+        trials = self.trials
+        if trials is None:
+            return self._run(self.method, x, w)
+        if trials.fastest is not None:
+            return self._run(METHODS[trials.fastest], x, w)
+        name = trials.next_method()
+        if name is None:  # the last trials are still running in other threads
+            return self._run(self.method, x, w)
+        start = time.perf_counter()
+        out = self._run(METHODS[name], x, w)
+        trials.record(name, time.perf_counter() - start)
+        return out
+
+    def _run(self, method: Method, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        problem = self.problem
+        if not self._nonfinite_weights_matter(method) or compiled.all_finite(w):
+            return method.run(problem, x, w)
         if problem.transposed:
             # phase's gather margins are zeros that PyTorch never multiplies: 0 x inf would add NaNs
             method = METHODS["gemm"] if _gemm_supports(problem) is None else METHODS["reference"]
@@ -464,7 +579,8 @@ def plan(op: str, transposed: bool, spec: ConvSpec, x_shape: tuple[int, ...], w_
     work_bytes = _work_bytes(problem)
     check_allocation(op, "the result and its work buffers", work_bytes)
     if method == "auto":
-        return Plan(METHODS[_choose(problem).method], problem, op, work_bytes)
+        choice = _choose(problem)
+        return Plan(METHODS[choice.method], problem, op, work_bytes, _trials(problem, choice))
     chosen = METHODS[method]
     why_not = chosen.supports(problem)
     if why_not is not None:
@@ -480,9 +596,10 @@ _CALLS_LIMIT = 512
 
 
 def _forget_plans() -> None:
-    """Drop every cached plan and method choice (the methods or the cost model changed)."""
+    """Drop every cached plan, method choice and measurement (the methods or the cost model changed)."""
     _choose_cached.cache_clear()
     _CALLS.clear()
+    _TRIALS.clear()
 
 
 def _call_plan(op: str, layout: Layout, x_dtype: np.dtype, w_dtype: np.dtype, bias_dtype: Optional[np.dtype],
@@ -729,5 +846,9 @@ def choose_method(
                            output_size=output_size, padding_mode=padding_mode, plain=plain,
                            bias_shape=None if bias_arr is None else bias_arr.shape)
     _, compute = compute_dtypes(x_dtype or assumed, w_dtype or assumed, None if bias_arr is None else bias_arr.dtype)
-    choice = _choose(Problem(layout.transposed, layout.x_shape, layout.w_shape, layout.spec, compute))
-    return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined))
+    problem = Problem(layout.transposed, layout.x_shape, layout.w_shape, layout.spec, compute)
+    choice = _choose(problem)
+    trials = _TRIALS.get(problem) if _AUTOTUNE[0] else None
+    measured = dict(trials.seconds) if trials is not None else {}
+    return MethodChoice(choice.method, choice.reason, dict(choice.costs), dict(choice.declined), measured,
+                        trials.fastest if trials is not None else None)

@@ -235,6 +235,7 @@ def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: in
     block = _block(co_g)
     phase_ptr, term_off, term_w = [0], [], []
     blocks, keep_src, keep_dst = [], [], []
+    kept = 0
     for ph, rho in enumerate(itertools.product(*(range(len(r)) for r in axes))):
         taps = [axes[a][r] for a, r in enumerate(rho)]
         for ci in range(ci_g):
@@ -250,14 +251,15 @@ def transpose_phases(spec: ConvSpec, small: tuple[int, ...], ci_g: int, co_g: in
         dst = np.ravel_multi_index(tuple(J * np.array(spec.stride)[:, None] + np.array(rho)[:, None]), big)
         valid = int(src[-1]) + 1 if src.size else 0
         starts = _block_starts(src, valid, block)
-        base = len(keep_src)
         for q0, k0, k1 in zip(range(0, valid, block), starts[:-1], starts[1:]):
-            blocks.append((ph, q0, min(valid, q0 + block) - q0, base + k0, base + k1))
-        keep_src.extend(src.tolist())
-        keep_dst.extend(dst.tolist())
+            blocks.append((ph, q0, min(valid, q0 + block) - q0, kept + k0, kept + k1))
+        keep_src.append(src.astype(np.int64, copy=False))
+        keep_dst.append(dst.astype(np.int64, copy=False))
+        kept += src.size
     arrays = [np.asarray(v, dtype=np.int64) for v in (phase_ptr, term_off, term_w)]
     columns = np.asarray(blocks, dtype=np.int64).reshape(-1, 5).T
-    keep_src, keep_dst = np.asarray(keep_src, dtype=np.int64), np.asarray(keep_dst, dtype=np.int64)
+    # one table entry per output position, as arrays (Python lists of them took 3x the output's memory)
+    keep_src, keep_dst = (np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for v in (keep_src, keep_dst))
     arrays += [np.ascontiguousarray(c) for c in columns] + [keep_src, keep_dst, runs_ahead(keep_src, keep_dst)]
     for a in arrays:
         a.setflags(write=False)

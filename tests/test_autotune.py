@@ -1,0 +1,110 @@
+"""auto's measured choice: close candidates take turns on a problem's first calls, then the fastest runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import transconv as tc
+from transconv.ops import dispatch
+
+RNG = np.random.default_rng(0)
+Y = RNG.standard_normal((2, 6, 9, 8)).astype(np.float32)
+W = RNG.standard_normal((6, 4, 3, 3)).astype(np.float32)
+KWARGS = dict(stride=2, padding=1, groups=2)
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """Autotune on for calls of any size; every method records its name when it runs."""
+    names = []
+    monkeypatch.setattr(dispatch, "_TUNE_ABOVE", 0.0)
+    for name, method in list(dispatch.METHODS.items()):
+        def recorded(fn, name=name):
+            def run(*args):
+                names.append(name)
+                return fn(*args)
+            return run
+        monkeypatch.setitem(dispatch.METHODS, name, dispatch.Method(
+            name, recorded(method.conv), recorded(method.conv_transpose), method.cost, method.supports, method.auto))
+    previous = tc.set_autotune(True)
+    yield names
+    tc.set_autotune(previous)
+
+
+def _candidates() -> list[str]:
+    costs = tc.choose_method(Y, W, transposed=True, **KWARGS).costs
+    ranked = sorted(costs, key=costs.get)
+    close = [m for m in ranked if costs[m] <= dispatch._TUNE_WITHIN * costs[ranked[0]]][: dispatch._TUNE_CANDIDATES]
+    assert len(close) >= 2, costs  # the test needs a problem with close candidates
+    return close
+
+
+def test_close_candidates_take_turns_then_the_fastest_runs(ran):
+    candidates = _candidates()
+    expected = tc.conv_transpose(Y, W, method="reference", **KWARGS)
+    ran.clear()
+    trial_calls = dispatch._TUNE_CALLS * len(candidates)
+    for _ in range(trial_calls + 3):
+        np.testing.assert_allclose(tc.conv_transpose(Y, W, **KWARGS), expected, rtol=1e-5, atol=1e-5)
+    assert ran[:trial_calls] == [m for m in candidates for _ in range(dispatch._TUNE_CALLS)]
+    choice = tc.choose_method(Y, W, transposed=True, **KWARGS)
+    assert set(choice.measured) == set(candidates)
+    assert choice.fastest_measured == min(choice.measured, key=choice.measured.get)
+    assert ran[trial_calls:] == [choice.fastest_measured] * 3
+    assert "measured on its first calls" in str(choice) and f"runs {choice.fastest_measured}" in str(choice)
+
+
+def test_explicit_methods_are_never_measured(ran):
+    for _ in range(6):
+        tc.conv_transpose(Y, W, method="direct", **KWARGS)
+    assert ran == ["direct"] * 6
+    assert tc.choose_method(Y, W, transposed=True, **KWARGS).measured == {}
+
+
+def test_off_runs_the_models_pick_with_bitwise_repeatable_results(ran):
+    tc.set_autotune(False)
+    first = tc.conv_transpose(Y, W, **KWARGS)
+    for _ in range(7):
+        assert np.array_equal(tc.conv_transpose(Y, W, **KWARGS), first)
+    choice = tc.choose_method(Y, W, transposed=True, **KWARGS)
+    assert ran == [choice.method] * 8 and choice.measured == {} and choice.fastest_measured is None
+
+
+def test_trials_shared_by_threads_give_correct_results(ran):
+    candidates = _candidates()
+    expected = tc.conv_transpose(Y, W, method="reference", **KWARGS)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: tc.conv_transpose(Y, W, **KWARGS), range(24)))
+    for got in results:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert tc.choose_method(Y, W, transposed=True, **KWARGS).fastest_measured in candidates
+
+
+def test_layers_share_the_measurement(ran):
+    layer = tc.nn.ConvTranspose2d(6, 8, 3, **KWARGS, bias=False)
+    layer.weight[...] = W
+    candidates = _candidates()
+    for _ in range(dispatch._TUNE_CALLS * len(candidates) + 1):
+        np.testing.assert_allclose(layer(Y), tc.conv_transpose(Y, W, method="reference", **KWARGS), rtol=1e-5,
+                                   atol=1e-5)
+    assert tc.choose_method(Y, W, transposed=True, **KWARGS).fastest_measured in candidates
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_set_autotune_takes_only_a_bool(value):
+    with pytest.raises(tc.TransconvError, match=r"set_autotune: enabled must be True or False, got"):
+        tc.set_autotune(value)
+
+
+def test_environment_variable_starts_it_off():
+    env = dict(os.environ, TRANSCONV_AUTOTUNE="0", PYTHONPATH=str(Path(tc.__file__).parents[1]))
+    code = "import transconv as tc; print(tc.set_autotune(True))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
