@@ -108,3 +108,47 @@ def test_environment_variable_starts_it_off():
     code = "import transconv as tc; print(tc.set_autotune(True))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _weight_grad_trials():
+    return [t for k, t in dispatch._TRIALS.items() if k[0] == "conv_weight_grad"]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_weight_gradient_measures_gemm_phase_and_swap(monkeypatch, transposed):
+    from transconv.ops import weight_grad
+
+    monkeypatch.setattr(weight_grad, "_TUNE_ABOVE", 0)
+    previous = tc.set_autotune(True)
+    try:
+        if transposed:
+            x, g = Y, tc.conv_transpose(Y, W, **KWARGS)
+        else:
+            x = RNG.standard_normal((2, 6, 11, 10)).astype(np.float32)
+            g = tc.conv(x, W.reshape(6, 4, 3, 3)[:, :3], **KWARGS)
+        shape = W.shape if transposed else (6, 3, 3, 3)
+        expected = tc.conv_weight_grad(x, g, shape, transposed=transposed, method="reference", **KWARGS)
+        for _ in range(3 * dispatch._TUNE_CALLS + 2):
+            got = tc.conv_weight_grad(x, g, shape, transposed=transposed, **KWARGS)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        (trials,) = _weight_grad_trials()
+        assert sorted(trials.candidates) == ["gemm", "phase", "swap"]
+        assert trials.fastest == min(trials.seconds, key=trials.seconds.get)
+    finally:
+        tc.set_autotune(previous)
+
+
+def test_weight_gradient_leaves_phase_out_when_its_partials_are_large(monkeypatch):
+    from transconv.ops import weight_grad
+
+    monkeypatch.setattr(weight_grad, "_TUNE_ABOVE", 0)
+    monkeypatch.setattr(weight_grad, "_COLUMN_BYTES", 1)
+    previous = tc.set_autotune(True)
+    try:
+        x = RNG.standard_normal((2, 64, 9, 9)).astype(np.float32)  # 64 x 64 channel pairs: the rule picks gemm
+        g = RNG.standard_normal((2, 64, 7, 7)).astype(np.float32)
+        tc.conv_weight_grad(x, g, (64, 64, 3, 3))
+        (trials,) = _weight_grad_trials()
+        assert trials.candidates == ["gemm", "swap"]
+    finally:
+        tc.set_autotune(previous)

@@ -1016,10 +1016,7 @@ def _split(n: int, units: int, work, macs: int) -> None:
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
-    if n >= workers:
-        ranges = [(a, b, 0, units) for a, b in _bounds(n, workers)]
-    else:
-        ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
+    ranges = _split_ranges(n, units, workers)
     with _SPLIT_LOCK:
         if "blas" not in _WORKERS:
             from threadpoolctl import ThreadpoolController
@@ -1035,9 +1032,9 @@ def _split(n: int, units: int, work, macs: int) -> None:
             lib.set_num_threads(1)
         try:
             for worker, r in zip(pool, ranges[1:]):
-                worker.tasks.put((work, r + (True,)))
+                worker.tasks.put((_work_on, (work, r)))
             try:  # the caller takes the first range itself: one hand-over to another thread fewer
-                work(*ranges[0], True)
+                _work_on(work, ranges[0])
             finally:
                 errors = [worker.done.get() for worker, _ in zip(pool, ranges[1:])]
         finally:
@@ -1066,6 +1063,47 @@ class _Worker:
                 self.done.put(exc)
             else:
                 self.done.put(None)
+
+
+def _work_on(work, rectangles: list[tuple[int, int, int, int]]) -> None:
+    for rectangle in rectangles:
+        work(*rectangle, True)
+
+
+def _split_ranges(n: int, units: int, workers: int) -> list[list[tuple[int, int, int, int]]]:
+    """Each worker's rectangles ``(n0, n1, u0, u1)`` of samples x units: whole samples when they
+    divide evenly, else whichever axis splits more evenly, else equal runs of the flattened
+    (sample, unit) order (3 samples on 2 cores: 1.5 each, not 2 and 1).
+
+    >>> _split_ranges(4, 10, 2)
+    [[(0, 2, 0, 10)], [(2, 4, 0, 10)]]
+    >>> _split_ranges(3, 62, 2)
+    [[(0, 3, 0, 31)], [(0, 3, 31, 62)]]
+    >>> _split_ranges(3, 5, 2)
+    [[(0, 1, 0, 5), (1, 2, 0, 2)], [(1, 2, 2, 5), (2, 3, 0, 5)]]
+    """
+    def uneven(count: int) -> float:  # the largest part over the mean
+        return -(-count // workers) * workers / count if count >= workers else math.inf
+
+    if n % workers == 0 or uneven(n) <= min(uneven(units), 1.05):
+        return [[(a, b, 0, units)] for a, b in _bounds(n, workers)]
+    if uneven(units) <= 1.05:
+        return [[(0, n, a, b)] for a, b in _bounds(units, workers)]
+    parts = []
+    for f0, f1 in _bounds(n * units, workers):
+        rectangles = []
+        while f0 < f1:
+            sample, unit = divmod(f0, units)
+            if unit == 0 and f1 - f0 >= units:  # whole samples
+                whole = (f1 - f0) // units
+                rectangles.append((sample, sample + whole, 0, units))
+                f0 += whole * units
+            else:
+                end = min(units, unit + f1 - f0)
+                rectangles.append((sample, sample + 1, unit, end))
+                f0 += end - unit
+        parts.append(rectangles)
+    return parts
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:

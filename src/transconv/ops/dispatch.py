@@ -33,7 +33,7 @@ from .direct import conv_direct, conv_transpose_direct
 from .reference import conv_reference, conv_transpose_reference
 
 __all__ = ["conv", "conv_transpose", "choose_method", "MethodChoice", "Method", "METHODS", "register_method", "Problem",
-           "Plan", "plan", "run_spec", "check_method", "set_autotune", "Trials"]
+           "Plan", "plan", "run_spec", "check_method", "set_autotune", "Trials", "trials_for"]
 
 
 @dataclass(frozen=True)
@@ -449,27 +449,37 @@ class Trials:
                 self.fastest = min(self.seconds, key=self.seconds.__getitem__)
 
 
-_TRIALS: dict[Problem, Trials] = {}
+_TRIALS: dict[Any, Trials] = {}  # by Problem, or by a weight gradient's key (transconv.ops.weight_grad)
+
+
+def trials_for(key: Any, candidates: Callable[[], list[str]]) -> Optional[Trials]:
+    """The :class:`Trials` of ``key``, made on its first call from ``candidates()`` (the pick
+    first), or ``None``: autotune off, or fewer than two candidates."""
+    if not _AUTOTUNE[0]:
+        return None
+    found = _TRIALS.get(key)
+    if found is None:
+        names = candidates()
+        if len(names) < 2:
+            return None
+        if len(_TRIALS) >= _TUNE_LIMIT:
+            _TRIALS.clear()
+        found = _TRIALS.setdefault(key, Trials(names))
+    return found
 
 
 def _trials(problem: Problem, choice: MethodChoice) -> Optional[Trials]:
-    """The problem's :class:`Trials` (made on its first call), or ``None`` where the cost
-    model's pick stands alone: autotune off, a call too small to time, no close candidate."""
-    if not _AUTOTUNE[0]:
-        return None
-    found = _TRIALS.get(problem)
-    if found is not None:
-        return found
+    """The problem's :class:`Trials`: the methods estimated within ``_TUNE_WITHIN`` of the
+    cheapest, none for a call too small to time."""
     best = choice.costs[choice.method]
     if best < _TUNE_ABOVE:
         return None
-    ranked = sorted(choice.costs, key=choice.costs.__getitem__)
-    candidates = [n for n in ranked if choice.costs[n] <= _TUNE_WITHIN * best][:_TUNE_CANDIDATES]
-    if len(candidates) < 2:
-        return None
-    if len(_TRIALS) >= _TUNE_LIMIT:
-        _TRIALS.clear()
-    return _TRIALS.setdefault(problem, Trials(candidates))
+
+    def candidates() -> list[str]:
+        ranked = sorted(choice.costs, key=choice.costs.__getitem__)
+        return [n for n in ranked if choice.costs[n] <= _TUNE_WITHIN * best][:_TUNE_CANDIDATES]
+
+    return trials_for(problem, candidates)
 
 
 # --------------------------------------------------------------------------------------

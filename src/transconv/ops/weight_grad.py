@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -220,11 +221,13 @@ _PHASE_CHANNEL_PAIRS = 512
 
 def choose_weight_grad_method(weight_shape: Sequence[int], out_shape: Sequence[int], spec: ConvSpec,
                               in_shape: Sequence[int] | None = None, itemsize: int = 4) -> str:
-    """The method ``"auto"`` picks: ``"phase"`` for few channels per group (depthwise and the
-    like, where a column buffer is mostly copies of a thin input and its GEMM is thin) unless
-    the convolution's input grid ``in_shape`` is given and small enough for ``gemm`` to gather
-    channels-last (``compiled.ColumnGather.channels_last``, weights of ``itemsize`` bytes), else ``"gemm"``; ``"shift"`` and
-    ``"swap"`` are there to ask for by name and to cross-check.
+    """The method ``"auto"`` starts from: ``"phase"`` for few channels per group (depthwise and
+    the like, where a column buffer is mostly copies of a thin input and its GEMM is thin)
+    unless the convolution's input grid ``in_shape`` is given and small enough for ``gemm`` to
+    gather channels-last (``compiled.ColumnGather.channels_last``, weights of ``itemsize``
+    bytes), else ``"gemm"``.  ``auto`` then measures it against ``gemm``, ``phase`` and ``swap``
+    on the gradient's first calls and keeps the fastest (:func:`transconv.set_autotune`);
+    ``"shift"`` is there to ask for by name and to cross-check.
 
     >>> from transconv.spec import conv_spec
     >>> choose_weight_grad_method((64, 32, 3, 3), (6, 6), conv_spec("conv", (8, 8), 3))
@@ -326,14 +329,51 @@ def conv_weight_grad(
     if transposed:  # the transposed layer is the adjoint of the conv from its output grid: swap roles
         x, g = g, x
     conv_shape = weight_shape
+    trials = None
     if method == "auto":
         method = choose_weight_grad_method(conv_shape, g.shape[2:], spec, x.shape[2:], x.itemsize)
+        trials = _trials(method, conv_shape, x, g, spec)
     if method not in _IMPLEMENTATIONS:
         raise TransconvError(f"{op}: method must be 'auto' or one of {WEIGHT_GRAD_METHODS}, got {method!r}")
     if x.shape[0] == 0:
         return np.zeros(weight_shape, dtype=dtype)
+    if trials is not None:
+        if trials.fastest is not None:
+            return _run(trials.fastest, x, g, spec, conv_shape)
+        name = trials.next_method()
+        if name is not None:
+            start = time.perf_counter()
+            dw = _run(name, x, g, spec, conv_shape)
+            trials.record(name, time.perf_counter() - start)
+            return dw
+    return _run(method, x, g, spec, conv_shape)
+
+
+def _run(method: str, x: np.ndarray, g: np.ndarray, spec: ConvSpec, conv_shape: tuple[int, ...]) -> np.ndarray:
     if method == "reference":
         return _weight_grad_reference(x, g, spec, conv_shape)
     if method in ("gemm", "phase"):  # they pad as they go
         return _IMPLEMENTATIONS[method](x, g, spec, conv_shape)
     return _IMPLEMENTATIONS[method](pad(x, spec), g, spec, conv_shape)
+
+
+_TUNE_ABOVE = 200_000  # multiply-adds under which auto trusts its rule (timer noise, dispatch overhead)
+
+
+def _trials(pick: str, conv_shape: tuple[int, ...], x: np.ndarray, g: np.ndarray, spec: ConvSpec):
+    """``auto``'s measurement of the weight gradient's methods on its first calls
+    (:class:`transconv.ops.dispatch.Trials`): the rule's pick, ``gemm``, ``phase`` and ``swap``;
+    ``phase`` only while its per-sample partial weights fit the column buffer's cap."""
+    from .dispatch import trials_for  # imported here to keep import order one-way
+
+    if compiled.NUMBA_ERROR or x.dtype not in (np.float32, np.float64):
+        return None
+    n = x.shape[0]
+    if n * math.prod(g.shape[2:]) * math.prod(conv_shape[1:]) * conv_shape[0] < _TUNE_ABOVE:
+        return None
+
+    def candidates() -> list[str]:
+        phase_fits = n * math.prod(conv_shape) * x.itemsize <= _COLUMN_BYTES
+        return [pick] + [m for m in ("gemm", "phase", "swap") if m != pick and (m != "phase" or phase_fits)]
+
+    return trials_for(("conv_weight_grad", conv_shape, x.shape, g.shape, spec, x.dtype), candidates)
