@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import transconv as tc
-from transconv.ops import dispatch
+from transconv.ops import compiled, dispatch
 
 RNG = np.random.default_rng(0)
 Y = RNG.standard_normal((2, 6, 9, 8)).astype(np.float32)
@@ -28,7 +28,7 @@ def ran(monkeypatch):
     for name, method in list(dispatch.METHODS.items()):
         def recorded(fn, name=name):
             def run(*args):
-                names.append(name)
+                names.append(name + (dispatch._ONE_RANGE if compiled.ONE_RANGE.get() else ""))
                 return fn(*args)
             return run
         monkeypatch.setitem(dispatch.METHODS, name, dispatch.Method(
@@ -43,6 +43,8 @@ def _candidates() -> list[str]:
     ranked = sorted(costs, key=costs.get)
     close = [m for m in ranked if costs[m] <= dispatch._TUNE_WITHIN * costs[ranked[0]]][: dispatch._TUNE_CANDIDATES]
     assert len(close) >= 2, costs  # the test needs a problem with close candidates
+    if compiled.thread_count() > 1:
+        close += [m + dispatch._ONE_RANGE for m in close if m in dispatch._SPLITS]
     return close
 
 
@@ -59,6 +61,22 @@ def test_close_candidates_take_turns_then_the_fastest_runs(ran):
     assert choice.fastest_measured == min(choice.measured, key=choice.measured.get)
     assert ran[trial_calls:] == [choice.fastest_measured] * 3
     assert "measured on its first calls" in str(choice) and f"runs {choice.fastest_measured}" in str(choice)
+
+
+def test_one_range_runs_the_split_as_one_range_in_the_callers_thread():
+    calls = []
+    token = compiled.ONE_RANGE.set(True)
+    try:
+        compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12)
+    finally:
+        compiled.ONE_RANGE.reset(token)
+    assert calls == [(0, 5, 0, 7, True)]
+    calls.clear()
+    compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12)  # unset again: the split as before
+    covered = np.zeros((5, 7), dtype=int)
+    for n0, n1, u0, u1, _ in calls:
+        covered[n0:n1, u0:u1] += 1
+    assert (covered == 1).all() and (len(calls) > 1) == (compiled.thread_count() > 1)
 
 
 def test_explicit_methods_are_never_measured(ran):
@@ -103,11 +121,15 @@ def test_set_autotune_takes_only_a_bool(value):
         tc.set_autotune(value)
 
 
-def test_environment_variable_starts_it_off():
-    env = dict(os.environ, TRANSCONV_AUTOTUNE="0", PYTHONPATH=str(Path(tc.__file__).parents[1]))
-    code = "import transconv as tc; print(tc.set_autotune(True))"
+@pytest.mark.parametrize("value, expected", [(None, "False"), ("0", "False"), ("1", "True"), ("on", "True")])
+def test_off_by_default_and_the_environment_variable_starts_it_on(value, expected):
+    env = dict(os.environ, PYTHONPATH=str(Path(tc.__file__).parents[1]))
+    env.pop("TRANSCONV_AUTOTUNE", None)
+    if value is not None:
+        env["TRANSCONV_AUTOTUNE"] = value
+    code = "import transconv as tc; print(tc.set_autotune(False))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == expected
 
 
 def _weight_grad_trials():

@@ -190,7 +190,7 @@ def settled_method(layer: Layer, transposed: bool, ours: Callable[[], object]) -
     would), and return the method it runs from then on."""
     from .ops import dispatch
 
-    for _ in range(dispatch._TUNE_CALLS * dispatch._TUNE_CANDIDATES):
+    for _ in range(dispatch._TUNE_CALLS * dispatch._TUNE_MOST if dispatch._AUTOTUNE[0] else 0):
         ours()
     x_shape = (layer.batch, layer.c_in) + layer.spatial if transposed else (layer.batch, layer.c_out) + layer.out_spatial()
     choice = choose_method(x_shape, layer.weight_shape, transposed=transposed,
@@ -468,7 +468,8 @@ def run_sweep(args: argparse.Namespace, rates: dict) -> int:
                 if not args.json:
                     print(_sweep_line(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
-        protocol = {"rounds": rounds, "block_seconds": SWEEP_BLOCK_SECONDS, "gap_seconds": SWEEP_GAP_SECONDS}
+        protocol = {"rounds": rounds, "block_seconds": SWEEP_BLOCK_SECONDS, "gap_seconds": SWEEP_GAP_SECONDS,
+                    "autotune": bool(getattr(args, "autotune", False))}
         print(json.dumps({"seed": args.seed, "count": args.sweep, "machine": rates, "protocol": protocol, "rows": rows,
                           "summary": sweep_summary(rows)}, indent=2))
     else:
@@ -488,6 +489,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-weight-grad", action="store_true", help="the sweep without the weight gradients")
     parser.add_argument("--no-save-rates", action="store_true",
                         help="do not cache the measured GEMM and copy rates for the cost model")
+    parser.add_argument("--autotune", action="store_true",
+                        help="method='auto' measures close candidates on each layer's first calls "
+                             "(transconv.set_autotune(True)) and is timed once they are settled")
     parser.add_argument("--train", action="store_true",
                         help="instead of the suite, one training step of the shipped up-sampler against PyTorch")
     parser.add_argument("--scale", type=int, default=2, choices=(2, 4), help="--train: which shipped model (default: 2)")
@@ -550,6 +554,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
+    if getattr(args, "autotune", False):
+        from .ops.dispatch import set_autotune
+
+        set_autotune(True)
     if args.repeats is not None and args.repeats < 1:
         print(f"transconv bench: error: --repeats must be >= 1, got {args.repeats}", file=sys.stderr)
         return 2
