@@ -1002,69 +1002,6 @@ _SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernel
 ONE_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("transconv_one_range", default=False)
 
 
-@lru_cache(maxsize=1)
-def _cblas() -> dict:
-    """NumPy's own BLAS ``?gemm`` through ctypes, by dtype (empty where it cannot be found).
-
-    ``np.matmul`` keeps the GIL through a single 2-d product (NumPy releases it only for
-    loops of many products), so two of :func:`_split`'s threads multiplying sub-millisecond
-    blocks took turns instead of running together; a ctypes call releases it."""
-    import ctypes
-
-    try:
-        from threadpoolctl import threadpool_info
-
-        paths = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
-        paths.sort(key=lambda path: "numpy" not in path)  # NumPy's copy first
-        lib = ctypes.CDLL(paths[0])
-    except Exception:  # noqa: BLE001 - no such library, or threadpoolctl missing: np.matmul it is
-        return {}
-    found = {}
-    for dtype, letter, real in ((np.float32, "s", ctypes.c_float), (np.float64, "d", ctypes.c_double)):
-        for name, index in ((f"scipy_cblas_{letter}gemm64_", ctypes.c_int64), (f"cblas_{letter}gemm64_", ctypes.c_int64),
-                            (f"cblas_{letter}gemm", ctypes.c_int)):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                p = ctypes.c_void_p
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, index, index, index, real, p, index, p, index,
-                               real, p, index]
-                fn.restype = None
-                found[np.dtype(dtype)] = fn
-                break
-    return found
-
-
-def _operand(a: np.ndarray) -> tuple[int, int] | None:
-    """``(CBLAS transpose flag, leading dimension)`` of a 2-d operand, if BLAS can read it in place."""
-    item, (rows, cols), (s0, s1) = a.itemsize, a.shape, a.strides
-    if s1 == item and s0 % item == 0 and s0 // item >= max(1, cols):
-        return 111, s0 // item  # CblasNoTrans
-    if s0 == item and s1 % item == 0 and s1 // item >= max(1, rows):
-        return 112, s1 // item  # CblasTrans
-    return None
-
-
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, add: bool = False) -> np.ndarray:
-    """``out[...] = a @ b`` (``out += a @ b`` with ``add``) for 2-d float arrays, without
-    holding the GIL where NumPy's BLAS is reachable (:func:`_cblas`), else through NumPy."""
-    gemm = _cblas().get(out.dtype)
-    ready = (gemm is not None and a.dtype == b.dtype == out.dtype and a.ndim == b.ndim == out.ndim == 2
-             and 0 not in a.shape and 0 not in b.shape)
-    if ready and _operand(out) == (112, out.strides[1] // out.itemsize) and out.strides[1] != out.itemsize:
-        return matmul(b.T, a.T, out.T, add).T  # a column-major result is the transposed product, row-major
-    left, right, result = (_operand(v) if ready else None for v in (a, b, out))
-    if left is None or right is None or result is None or result[0] != 111:
-        if add:
-            out += a @ b
-        else:
-            np.matmul(a, b, out=out)
-        return out
-    (m, k), n = a.shape, b.shape[1]
-    gemm(101, left[0], right[0], m, n, k, 1.0, a.ctypes.data, left[1], b.ctypes.data, right[1], 1.0 if add else 0.0,
-         out.ctypes.data, result[1])  # 101: CblasRowMajor
-    return out
-
-
 def _split(n: int, units: int, work, macs: int) -> None:
     """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
     second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
@@ -1368,7 +1305,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                     block = yf[n0, gi * ci_g:(gi + 1) * ci_g]
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
-                    matmul(w_t[c0 * T:c1 * T], block, zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
+                    np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
                     scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
     _split(n, co_g, work, n * P * T * c_in * co_g)
@@ -1409,7 +1346,7 @@ def _gemm_conv_transpose_channels_last(y: np.ndarray, w: np.ndarray, spec: ConvS
             yl = np.ascontiguousarray(yf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * P, c_in)
             for (gi, c0), w_block in w_blocks.items():
                 c1 = min(c_hi, c0 + cb)
-                zb = matmul(yl[:, gi * ci_g:(gi + 1) * ci_g], w_block, z[:m * P * T * (c1 - c0)].reshape(m * P, -1))
+                zb = np.matmul(yl[:, gi * ci_g:(gi + 1) * ci_g], w_block, out=z[:m * P * T * (c1 - c0)].reshape(m * P, -1))
                 ob = block[:m * O * (c1 - c0)].reshape(m * O, c1 - c0)
                 scatter(zb, ob, ptr, tap, pos, P, c1 - c0)
                 out[n0:n0 + m, gi * co_g + c0:gi * co_g + c1] = ob.reshape(m, O, c1 - c0).transpose(0, 2, 1)
@@ -1448,12 +1385,12 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             # GEMMs write the output in place (BLAS takes its row stride) unless
             # planes are small enough that one GEMM over the block pays for a copy
             if m == 1:
-                matmul(wg, c, out[n0, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width])
+                np.matmul(wg, c, out=out[n0, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width])
             elif P >= _FOLD_BELOW:
                 for k in range(m):
-                    matmul(wg, c[:, k * P:(k + 1) * P], out[n0 + k, gi * co_g:(gi + 1) * co_g])
+                    np.matmul(wg, c[:, k * P:(k + 1) * P], out=out[n0 + k, gi * co_g:(gi + 1) * co_g])
             else:
-                part = matmul(wg, c, np.empty((co_g, c.shape[1]), x.dtype)).reshape(co_g, m, (r1 - r0) * width).transpose(1, 0, 2)
+                part = (wg @ c).reshape(co_g, m, (r1 - r0) * width).transpose(1, 0, 2)
                 out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
     _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
@@ -1482,7 +1419,7 @@ def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, gather: ColumnGather)
         rows = max(1, budget // row_bytes)
         result = np.empty(rows * co_g, dtype=x.dtype)
         for gi, n0, m, q0, q1, c in gather.channels_last_blocks(xf, g, ci_g, (start, stop), (p_lo, p_hi), rows, serial):
-            z = matmul(c, wl[gi], result[:c.shape[0] * co_g].reshape(-1, co_g))
+            z = np.matmul(c, wl[gi], out=result[:c.shape[0] * co_g].reshape(-1, co_g))
             out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, q0:q1] = z.reshape(m, q1 - q0, co_g).transpose(0, 2, 1)
 
     _split(n, P, work, n * P * T * ci_g * co_g * g)
@@ -1709,9 +1646,9 @@ def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                         (_gather_shift_serial if serial else _gather_shift)(
                             xf, c, gi * ci_g, ci_g, n0, m, r0 * pitch, span, min(span, valid - r0 * pitch), offsets)
                     if not wide and m == 1:
-                        matmul(wg, c, out[n0, cs, r0 * pitch:r1 * pitch])
+                        np.matmul(wg, c, out=out[n0, cs, r0 * pitch:r1 * pitch])
                         continue
-                    part = matmul(wg, c, np.empty((co_g, c.shape[1]), x.dtype)).reshape((co_g, m, r1 - r0) + tuple(padded[1:]))
+                    part = (wg @ c).reshape((co_g, m, r1 - r0) + tuple(padded[1:]))
                     if wide:
                         part = part[(Ellipsis,) + tuple(slice(0, o) for o in inner)]
                     target = out[n0:n0 + m, cs].reshape((m, co_g, rows) + inner)[:, :, r0:r1]

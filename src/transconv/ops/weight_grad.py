@@ -116,10 +116,7 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
         for gi, start, m, r0, r1, c in gather.blocks(xf, groups, cig, (n0, n1), nb, (r_lo, r_hi), rb, serial):
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, r0 * width:r1 * width]
             g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
-            if wide:
-                compiled.matmul(g_rows, c.T, dw[gi], add=True)
-            else:  # the product transposed, into the transposed view
-                compiled.matmul(c, g_rows.T, dw[gi].T, add=True)
+            dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
 
     return _summed_over_split(n, rows, macs, (groups, cog, cig * taps), g.dtype, add)
 
@@ -136,7 +133,7 @@ def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.
     def add(dw: np.ndarray, n0: int, n1: int, p_lo: int, p_hi: int, serial: bool) -> None:
         for gi, start, m, q0, q1, c in gather.channels_last_blocks(xf, groups, cig, (n0, n1), (p_lo, p_hi), rows, serial):
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, q0:q1]
-            compiled.matmul(c.T, np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog), dw[gi], add=True)
+            dw[gi] += c.T @ np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog)
 
     dw = _summed_over_split(n, positions, macs, (groups, taps * cig, cog), gf.dtype, add)
     return np.ascontiguousarray(dw.reshape(groups, taps, cig, cog).transpose(0, 3, 2, 1)).reshape(groups, cog, -1)
