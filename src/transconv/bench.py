@@ -185,13 +185,18 @@ def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
     return x, w, ours, torch_call, choice
 
 
-def settled_method(layer: Layer, transposed: bool, ours: Callable[[], object]) -> str:
-    """Call ``ours`` until ``auto`` has measured its close candidates (as a loop over the layer
-    would), and return the method it runs from then on."""
+def settle(ours: Callable[[], object]) -> None:
+    """With autotune on, call ``ours`` until ``auto`` has measured its candidates, as a loop
+    over the layer would, so that timing starts with the method it keeps."""
     from .ops import dispatch
 
     for _ in range(dispatch._TUNE_CALLS * dispatch._TUNE_MOST if dispatch._AUTOTUNE[0] else 0):
         ours()
+
+
+def settled_method(layer: Layer, transposed: bool, ours: Callable[[], object]) -> str:
+    """:func:`settle`, then the method ``auto`` runs from then on."""
+    settle(ours)
     x_shape = (layer.batch, layer.c_in) + layer.spatial if transposed else (layer.batch, layer.c_out) + layer.out_spatial()
     choice = choose_method(x_shape, layer.weight_shape, transposed=transposed,
                            **(layer.kwargs() if transposed else layer.conv_kwargs()))
@@ -398,6 +403,7 @@ def sweep_row(layer: Layer, transposed: bool, rounds: int, block_seconds: float 
 
     if weight_grad:
         x, w, g, ours, torch_grad, method = _weight_grad_calls(layer, transposed)
+        settle(ours)
         gt, reference_bytes = torch.from_numpy(g), g.nbytes
         torch_call = lambda xt, wt: torch_grad(xt, wt, gt)  # noqa: E731
     else:
