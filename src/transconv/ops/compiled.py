@@ -997,8 +997,8 @@ if hasattr(os, "register_at_fork"):
 
 
 _SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
-# True: this thread's calls run as one range in the caller's thread (BLAS keeps its threads), as
-# small ones do; auto measures it against the split (transconv.ops.dispatch.Trials)
+# True: this thread's calls run as one range in the caller's thread with serial kernels while
+# BLAS keeps its threads, as small calls do; autotune measures it against the split (dispatch.Trials)
 ONE_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("transconv_one_range", default=False)
 
 
@@ -1021,7 +1021,10 @@ def _split(n: int, units: int, work, macs: int) -> None:
     if workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
-    ranges = _split_ranges(n, units, workers)
+    if n >= workers:
+        ranges = [(a, b, 0, units) for a, b in _bounds(n, workers)]
+    else:
+        ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
     with _SPLIT_LOCK:
         if "blas" not in _WORKERS:
             from threadpoolctl import ThreadpoolController
@@ -1037,9 +1040,9 @@ def _split(n: int, units: int, work, macs: int) -> None:
             lib.set_num_threads(1)
         try:
             for worker, r in zip(pool, ranges[1:]):
-                worker.tasks.put((_work_on, (work, r)))
+                worker.tasks.put((work, r + (True,)))
             try:  # the caller takes the first range itself: one hand-over to another thread fewer
-                _work_on(work, ranges[0])
+                work(*ranges[0], True)
             finally:
                 errors = [worker.done.get() for worker, _ in zip(pool, ranges[1:])]
         finally:
@@ -1068,26 +1071,6 @@ class _Worker:
                 self.done.put(exc)
             else:
                 self.done.put(None)
-
-
-def _work_on(work, rectangles: list[tuple[int, int, int, int]]) -> None:
-    for rectangle in rectangles:
-        work(*rectangle, True)
-
-
-def _split_ranges(n: int, units: int, workers: int) -> list[list[tuple[int, int, int, int]]]:
-    """Each worker's rectangles ``(n0, n1, u0, u1)`` of samples x units: ranges of whole samples,
-    or of units with fewer samples than workers.  (Equal runs of the flattened (sample, unit)
-    order balance odd sample counts, but measured 0.84-1.19x of this: docs/performance.md.)
-
-    >>> _split_ranges(5, 10, 2)
-    [[(0, 2, 0, 10)], [(2, 5, 0, 10)]]
-    >>> _split_ranges(1, 6, 2)
-    [[(0, 1, 0, 3)], [(0, 1, 3, 6)]]
-    """
-    if n >= workers:
-        return [[(a, b, 0, units)] for a, b in _bounds(n, workers)]
-    return [[(0, n, a, b)] for a, b in _bounds(units, workers)]
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:

@@ -393,11 +393,11 @@ def _choose_cached(problem: Problem) -> MethodChoice:
 # --------------------------------------------------------------------------------------
 
 _TUNE_WITHIN = 4.0  # candidates estimated within this factor of the cheapest estimate ...
-_TUNE_CANDIDATES = 3  # ... at most this many, each split methods' also run as one range:
-_ONE_RANGE = " one range"  # the candidate's name suffix (compiled.ONE_RANGE)
-_SPLITS = ("gemm", "shift")  # methods that split calls over cores with compiled._split
-_ONE_RANGE_BELOW = 64_000_000  # multiply-adds above which the split is not measured against one range
-_TUNE_MOST = 2 * _TUNE_CANDIDATES
+_TUNE_CANDIDATES = 3  # ... at most this many; those that split calls over the cores ...
+_SPLITS = ("gemm", "shift")  # ... (compiled._split) also measured as one range ...
+_ONE_RANGE = " one range"  # ... under their name with this suffix (compiled.ONE_RANGE) ...
+_ONE_RANGE_BELOW = 64_000_000  # ... below this many multiply-adds
+_TUNE_MOST = 2 * _TUNE_CANDIDATES  # candidates at most
 _TUNE_CALLS = 3  # calls per candidate: the first warms its kernels, caches and thread pool; the fastest counts
 _TUNE_ABOVE = 50e-6  # estimated seconds under which auto trusts the model (timer noise, dispatch overhead)
 _TUNE_LIMIT = 512  # problems remembered

@@ -369,7 +369,7 @@ def _trials(pick: str, conv_shape: tuple[int, ...], x: np.ndarray, g: np.ndarray
     if compiled.NUMBA_ERROR or x.dtype not in (np.float32, np.float64):
         return None
     n = x.shape[0]
-    if n * math.prod(g.shape[2:]) * math.prod(conv_shape[1:]) * conv_shape[0] < _TUNE_ABOVE:
+    if n * math.prod(g.shape[2:]) * math.prod(conv_shape) < _TUNE_ABOVE:
         return None
 
     def candidates() -> list[str]:
