@@ -27,11 +27,11 @@ def _layers(source: str, count: int) -> list:
     return SUITE if source == "suite" else sweep_layers(count, int(source.split(":")[1]))
 
 
-def _choice(layer, transposed: bool):
-    x_shape = ((layer.batch, layer.c_in) + layer.spatial if transposed
-               else (layer.batch, layer.c_out) + layer.out_spatial())
-    kw = layer.kwargs() if transposed else layer.conv_kwargs()
-    return tc.choose_method(x_shape, layer.weight_shape, transposed=transposed, **kw)
+def _choice(record: dict):
+    """What ``auto`` picks now for a record's layer and direction."""
+    layer, transposed = _layers(record["source"], record.get("count", 24))[record["index"]], record["transposed"]
+    return tc.choose_method(layer.input_shape(transposed), layer.weight_shape, transposed=transposed,
+                            **layer.call_kwargs(transposed))
 
 
 def measure(source: str, count: int, op: str, only: list[int] | None) -> list[dict]:
@@ -45,7 +45,7 @@ def measure(source: str, count: int, op: str, only: list[int] | None) -> list[di
                 continue
             x, w, _, torch_call, choice = layer_calls(layer, transposed)
             tensors = [torch.from_numpy(a) for a in (x, w)]
-            kw = layer.kwargs() if transposed else layer.conv_kwargs()
+            kw = layer.call_kwargs(transposed)
             run = tc.conv_transpose if transposed else tc.conv
             # every method in alternating blocks after a busy wait, as the sweep times ours against
             # PyTorch: one method's spinning BLAS or OpenMP threads must not slow the next one's
@@ -53,7 +53,7 @@ def measure(source: str, count: int, op: str, only: list[int] | None) -> list[di
             blocks = alternating_blocks([lambda m=m: run(x, w, method=m, **kw) for m in methods]
                                         + [lambda: torch_call(*tensors)], 3,
                                         block_seconds=0.03, gap_seconds=SWEEP_GAP_SECONDS)
-            record = {"source": source, "index": index, "name": layer.name, "transposed": transposed,
+            record = {"source": source, "count": count, "index": index, "name": layer.name, "transposed": transposed,
                       "pytorch": float(np.median(blocks[-1])),
                       "times": {m: float(np.median(t)) for m, t in zip(methods, blocks)}}
             records.append(record)
@@ -61,25 +61,25 @@ def measure(source: str, count: int, op: str, only: list[int] | None) -> list[di
     return records
 
 
-def _report(record: dict, choice, flush: bool = False) -> float:
-    times = record["times"]
-    loss = times[choice.method] / min(times.values())
+def _loss(record: dict, choice) -> float:
+    """How much slower ``choice``'s pick is than the record's fastest method."""
+    return record["times"][choice.method] / min(record["times"].values())
+
+
+def _report(record: dict, choice, flush: bool = False) -> None:
+    times, loss = record["times"], _loss(record, choice)
     cells = " ".join(f"{m} {t * 1e3:.2f}/{choice.costs.get(m, float('nan')) * 1e3:.2f}" for m, t in times.items())
     print(f"{'convT' if record['transposed'] else 'conv':5s} {record['name']:44s} auto={choice.method:15s} "
           f"x{loss:.2f}  PyTorch {record['pytorch'] * 1e3:.2f}  {cells}", flush=flush)
-    return loss
 
 
 def replay(paths: list[str], worse_than: float) -> list[float]:
     losses = []
     for path in paths:
         for record in json.loads(open(path).read()):
-            layer = _layers(record["source"], 24)[record["index"]]
-            choice = _choice(layer, record["transposed"])
-            times = record["times"]
-            loss = times[choice.method] / min(times.values())
-            losses.append(loss)
-            if loss > worse_than:
+            choice = _choice(record)
+            losses.append(_loss(record, choice))
+            if losses[-1] > worse_than:
                 print(f"{record['source']:7s}", end=" ")
                 _report(record, choice)
     return losses
@@ -101,8 +101,7 @@ def main() -> None:
     else:
         source = "suite" if args.suite else f"seed:{args.seed}"
         records = measure(source, args.count, args.op, args.layers)
-        losses = [r["times"][_choice(_layers(source, args.count)[r["index"]], r["transposed"]).method]
-                  / min(r["times"].values()) for r in records]
+        losses = [_loss(r, _choice(r)) for r in records]
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(records, f, indent=1)

@@ -60,6 +60,17 @@ class Layer:
         """The mirrored convolution's arguments (from this layer's output back to its input)."""
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
+    def call_kwargs(self, transposed: bool) -> dict:
+        """The arguments of the layer's conv_transpose, or of its mirrored conv."""
+        return self.kwargs() if transposed else self.conv_kwargs()
+
+    def input_shape(self, transposed: bool) -> tuple[int, ...]:
+        """The batched input of the layer's conv_transpose, or of its mirrored conv (the
+        transposed call's output grid): each is the other's ``grad_out`` in the weight gradient."""
+        if transposed:
+            return (self.batch, self.c_in) + self.spatial
+        return (self.batch, self.c_out) + self.out_spatial()
+
     def out_spatial(self) -> tuple[int, ...]:
         return tuple(conv_transpose_output_length(i, self.kernel, self.stride, self.padding, self.dilation,
                                                   self.output_padding) for i in self.spatial)
@@ -168,14 +179,14 @@ def layer_calls(layer: Layer, transposed: bool, seed: int = 1) -> tuple:
     w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
     conv_fn, transpose_fn = _torch_funcs(len(layer.spatial))
     if transposed:
-        x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        x = rng.standard_normal(layer.input_shape(True), dtype=np.float32)
         kw = layer.kwargs()
         ours = lambda: conv_transpose(x, w, **kw)  # noqa: E731
         torch_call = lambda xt, wt: transpose_fn(xt, wt, None, kw["stride"], kw["padding"],  # noqa: E731
                                                  kw["output_padding"], kw["groups"], kw["dilation"])
         choice = choose_method(x, w, transposed=True, **kw)
     else:  # the mirrored convolution: from the transposed layer's output back to its input
-        x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        x = rng.standard_normal(layer.input_shape(False), dtype=np.float32)
         kw = layer.conv_kwargs()
         # conv weight (C_out_conv, C_in_conv/g, *k) = (layer.c_in, layer.c_out/g, *k): the same array
         ours = lambda: conv(x, w, **kw)  # noqa: E731
@@ -197,9 +208,8 @@ def settle(ours: Callable[[], object]) -> None:
 def settled_method(layer: Layer, transposed: bool, ours: Callable[[], object]) -> str:
     """:func:`settle`, then the method ``auto`` runs from then on."""
     settle(ours)
-    x_shape = (layer.batch, layer.c_in) + layer.spatial if transposed else (layer.batch, layer.c_out) + layer.out_spatial()
-    choice = choose_method(x_shape, layer.weight_shape, transposed=transposed,
-                           **(layer.kwargs() if transposed else layer.conv_kwargs()))
+    choice = choose_method(layer.input_shape(transposed), layer.weight_shape, transposed=transposed,
+                           **layer.call_kwargs(transposed))
     return choice.fastest_measured or choice.method
 
 
@@ -370,13 +380,13 @@ def _weight_grad_calls(layer: Layer, transposed: bool, seed: int = 1):
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(layer.weight_shape, dtype=np.float32) * 0.05
     if transposed:
-        x = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
-        g = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
+        x = rng.standard_normal(layer.input_shape(True), dtype=np.float32)
+        g = rng.standard_normal(layer.input_shape(False), dtype=np.float32)
         kw = dict(layer.kwargs(), transposed=True)
         op_pad = (layer.output_padding,) * len(layer.spatial)
     else:
-        x = rng.standard_normal((layer.batch, layer.c_out) + layer.out_spatial(), dtype=np.float32)
-        g = rng.standard_normal((layer.batch, layer.c_in) + layer.spatial, dtype=np.float32)
+        x = rng.standard_normal(layer.input_shape(False), dtype=np.float32)
+        g = rng.standard_normal(layer.input_shape(True), dtype=np.float32)
         kw = layer.conv_kwargs()
         op_pad = (0,) * len(layer.spatial)
     ours = lambda: transconv.conv_weight_grad(x, g, w.shape, **kw)  # noqa: E731

@@ -454,6 +454,19 @@ class Trials:
             if self._recorded == len(self.candidates) * _TUNE_CALLS:
                 self.fastest = min(self.seconds, key=self.seconds.__getitem__)
 
+    def call(self, run: Callable[[str], Any], pick: str) -> Any:
+        """``run(name)`` for this call's candidate, timed while trials last; the fastest once
+        they are over; ``pick`` while the last trials still run in other threads."""
+        if self.fastest is not None:
+            return run(self.fastest)
+        name = self.next_method()
+        if name is None:
+            return run(pick)
+        start = time.perf_counter()
+        out = run(name)
+        self.record(name, time.perf_counter() - start)
+        return out
+
 
 _TRIALS: dict[Any, Trials] = {}  # by Problem, or by a weight gradient's key (transconv.ops.weight_grad)
 
@@ -477,6 +490,8 @@ def trials_for(key: Any, candidates: Callable[[], list[str]]) -> Optional[Trials
 def _trials(problem: Problem, choice: MethodChoice) -> Optional[Trials]:
     """The problem's :class:`Trials`: the methods estimated within ``_TUNE_WITHIN`` of the
     cheapest, none for a call too small to time."""
+    if not _AUTOTUNE[0]:  # the default: nothing more on the call's path
+        return None
     best = choice.costs[choice.method]
     if best < _TUNE_ABOVE:
         return None
@@ -526,13 +541,16 @@ class Plan:
     work_bytes: int = 0
     trials: Optional[Trials] = None  # auto's measurement of close candidates, if any
 
+    @cached_property
+    def _multiplies_zero_padding(self) -> bool:
+        """A convolution with zero padding: PyTorch multiplies the padding by the weight."""
+        spec = self.problem.spec
+        return not self.problem.transposed and spec.padding_mode == "zeros" and any(lo or hi for lo, hi in spec.padding)
+
     def _nonfinite_weights_matter(self, method: Method) -> bool:
         """Whether a NaN or infinite weight needs more than the method's own arithmetic:
         zero padding it multiplies (conv), or phase's zero margins (conv_transpose)."""
-        spec = self.problem.spec
-        if self.problem.transposed:
-            return method.name == "phase"
-        return spec.padding_mode == "zeros" and any(lo or hi for lo, hi in spec.padding)
+        return self._multiplies_zero_padding or (self.problem.transposed and method.name == "phase")
 
     def __call__(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         check_allocation(self.op, "the result and its work buffers", self.work_bytes)
@@ -540,18 +558,9 @@ class Plan:
         if problem.x_shape[0] == 0:  # an empty batch gives an empty batch, as in PyTorch
             c_out = _channels(problem)[1] * problem.spec.groups
             return np.zeros((0, c_out) + problem.output_spatial, dtype=problem.dtype)
-        trials = self.trials
-        if trials is None:
+        if self.trials is None:
             return self._run(self.method, x, w)
-        if trials.fastest is not None:
-            return self._run_candidate(trials.fastest, x, w)
-        name = trials.next_method()
-        if name is None:  # the last trials are still running in other threads
-            return self._run(self.method, x, w)
-        start = time.perf_counter()
-        out = self._run_candidate(name, x, w)
-        trials.record(name, time.perf_counter() - start)
-        return out
+        return self.trials.call(lambda name: self._run_candidate(name, x, w), self.method.name)
 
     def _run_candidate(self, name: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         if not name.endswith(_ONE_RANGE):

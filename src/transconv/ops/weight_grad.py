@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -338,14 +337,7 @@ def conv_weight_grad(
     if x.shape[0] == 0:
         return np.zeros(weight_shape, dtype=dtype)
     if trials is not None:
-        if trials.fastest is not None:
-            return _run(trials.fastest, x, g, spec, conv_shape)
-        name = trials.next_method()
-        if name is not None:
-            start = time.perf_counter()
-            dw = _run(name, x, g, spec, conv_shape)
-            trials.record(name, time.perf_counter() - start)
-            return dw
+        return trials.call(lambda name: _run(name, x, g, spec, conv_shape), method)
     return _run(method, x, g, spec, conv_shape)
 
 
