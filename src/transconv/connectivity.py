@@ -54,6 +54,7 @@ __all__ = [
     "tap_index",
     "axis_tap_indices",
     "transpose_axis_tap_indices",
+    "axis_phase_runs",
     "InverseCSR",
     "axis_forward_tables",
     "axis_inverse_csr",
@@ -128,6 +129,38 @@ def transpose_axis_tap_indices(spec: ConvSpec, input_shape: Sequence[int]) -> tu
     """
     big = spec.transpose_output_shape(input_shape)
     return tuple(m[:i] for m, i in zip(axis_tap_indices(spec, big), input_shape))
+
+
+def axis_phase_runs(table: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, phase, shift)`` per tap of one axis's zero-padded map ``table[i, t]`` (the
+    big position small position ``i`` meets through tap ``t``, ``-1``: padding).
+
+    Small positions ``lo[t] <= i < hi[t]`` meet big position ``stride * (i + shift[t]) +
+    phase[t]``; the others meet padding (a tap that meets none has ``lo == hi == 0``).  This
+    is the polyphase view the fast kernels read: each tap feeds one output phase at a
+    constant offset.  Only zero padding has it; other modes are folded in first.
+
+    >>> from transconv.spec import conv_transpose_spec
+    >>> spec = conv_transpose_spec("conv_transpose", (3,), 3, stride=2, padding=1)
+    >>> [a.tolist() for a in axis_phase_runs(transpose_axis_tap_indices(spec, (3,))[0], 2)]
+    [[1, 0, 0], [3, 3, 2], [1, 0, 1], [-1, 0, 0]]
+    """
+    table = np.asarray(table, dtype=np.int64)
+    k = table.shape[1]
+    lo, hi, phase, shift = (np.zeros(k, dtype=np.int64) for _ in range(4))
+    for t in range(k):
+        hit = np.nonzero(table[:, t] >= 0)[0]
+        if hit.size == 0:
+            continue
+        lo[t], hi[t] = hit[0], hit[-1] + 1
+        offset = table[lo[t], t] - stride * lo[t]
+        if not np.array_equal(table[lo[t]:hi[t], t], offset + stride * np.arange(lo[t], hi[t])):
+            raise AssertionError("axis_phase_runs needs zero padding: a tap's positions are not an arithmetic run")
+        phase[t] = offset % stride
+        shift[t] = (offset - phase[t]) // stride
+    for a in (lo, hi, phase, shift):
+        a.setflags(write=False)
+    return lo, hi, phase, shift
 
 
 class InverseCSR(NamedTuple):

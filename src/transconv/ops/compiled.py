@@ -87,7 +87,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..connectivity import axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
+from ..connectivity import axis_phase_runs, axis_tap_indices, forward_table, inverse_csr, transpose_axis_tap_indices
 from ..spec import ConvSpec, transposed_as_direct_conv
 from .direct import flipped_weight, pad, pad_adjoint
 
@@ -183,19 +183,7 @@ def row_plan(maps, big: tuple[int, ...], stride: int) -> RowPlan:
     target = outer[tap_of, row_of]
     order = np.argsort(target, kind="stable")
     ptr = np.concatenate([[0], np.cumsum(np.bincount(target, minlength=big_rows))])
-    k = last.shape[1]
-    lo, hi, phase, shift = (np.zeros(k, dtype=np.int64) for _ in range(4))
-    for j in range(k):
-        hit = np.nonzero(last[:, j] >= 0)[0]
-        if hit.size == 0:
-            continue
-        lo[j], hi[j] = hit[0], hit[-1] + 1
-        offset = last[lo[j], j] - stride * lo[j]
-        run = offset + stride * np.arange(lo[j], hi[j])
-        if not np.array_equal(last[lo[j]:hi[j], j], run):  # only zero padding is a run; others go through pad
-            raise AssertionError("row_plan needs zero padding: the last axis is not an arithmetic run")
-        phase[j] = offset % stride
-        shift[j] = (offset - phase[j]) // stride
+    lo, hi, phase, shift = axis_phase_runs(last, stride)
     offset = stride * shift + phase
     hits = (np.arange(small[-1])[:, None] >= lo[None, :]) & (np.arange(small[-1])[:, None] < hi[None, :])
     first_tap = np.where(hits.any(axis=1), hits.argmax(axis=1), 0)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
 import numpy as np
 
+from ..connectivity import axis_phase_runs, transpose_axis_tap_indices
 from ..spec import ConvSpec
 from . import compiled
 
@@ -104,12 +105,21 @@ def conv_grid(spec: ConvSpec, big: tuple[int, ...]) -> tuple[tuple[int, ...], tu
 def transpose_grid(spec: ConvSpec, small: tuple[int, ...]) -> tuple[list, tuple[int, ...], tuple[int, ...]]:
     """``(axes, lead, lengths)`` of a transposed convolution of input ``small``: per axis and
     output residue ``rho``, the ``(tap, c_t)`` pairs reaching it (input ``J + c_t`` feeds output
-    ``s * J + rho``); per axis, the zeros padded before the input and the padded input's length."""
+    ``s * J + rho``), read off the connectivity (``axis_phase_runs``: ``c_t = -shift[t]``, taps
+    that reach no output left out); per axis, the zeros padded before the input and the
+    padded input's length.  Other padding modes fold in after, so their geometry is zeros'.
+
+    >>> from transconv.spec import conv_transpose_spec
+    >>> transpose_grid(conv_transpose_spec("conv_transpose", (4,), 3, stride=2, padding=1), (4,))
+    ([[[(1, 0)], [(0, 1), (2, 0)]]], (0,), (5,))
+    """
     big = spec.transpose_output_shape(small)
+    maps = transpose_axis_tap_indices(replace(spec, padding_mode="zeros"), small)
     axes = []
-    for k, s, d, (lo, _), n_big in zip(spec.kernel_size, spec.stride, spec.dilation, spec.padding, big):
-        axes.append([[(t, (rho + lo - t * d) // s) for t in range(k) if (rho + lo - t * d) % s == 0]
-                     for rho in range(min(s, n_big))])
+    for m, s, n_big in zip(maps, spec.stride, big):
+        lo, hi, rho, shift = axis_phase_runs(m, s)
+        axes.append([[(t, -int(shift[t])) for t in range(len(lo)) if hi[t] > lo[t] and rho[t] == r]
+                     for r in range(min(s, n_big))])
     lead, lengths = [], []
     for residues, n_small, n_big, s in zip(axes, small, big, spec.stride):
         offsets = [c for taps in residues for _, c in taps] or [0]
