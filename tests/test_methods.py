@@ -90,20 +90,38 @@ def test_row_plan_is_the_connectivity(case, transposed):
         assert margin + m.min() >= 0 and margin + m.max() < pitch
         count = -(-(w_big - plan.phase[j]) // plan.stride)  # positions of the tap's phase
         np.testing.assert_array_equal((m >= 0) & (m < count), (i >= plan.lo[j]) & (i < plan.hi[j]))
-    # whole phase planes, where the output is stride x the input: rebuild the table from them
+    # the scatter's phase planes, merged into one run per tap or one per input row: rebuild the table from them
     if transposed:
-        planes = compiled.phase_planes(spec, small)
-        eligible = all(b == s * n for b, s, n in zip(big, spec.stride, small))
-        assert (planes is not None) == eligible
-        if planes is not None:
+        for merge in (True, False):
+            planes = compiled.phase_planes(spec, small, merge)
+            whole = tuple(-(-b // s) for b, s in zip(big, spec.stride))
+            merged = merge and all(q <= n for q, n in zip(whole[1:], small[1:])) and (
+                expected.shape[0] * whole[0] * int(np.prod(small[1:])) <= compiled._MASK_BYTES)
+            assert planes.grid == ((whole[0],) + tuple(small[1:]) if merged else whole)
             rebuilt = np.full_like(expected, -1)
+            rho = np.array(np.unravel_index(planes.phase_of, spec.stride))  # (ndim, T)
             for t in range(expected.shape[0]):
-                j = np.nonzero(planes.mask[t])[0]
-                assert j.size == 0 or (planes.lo[t] == j.min() and planes.hi[t] == j.max() + 1)
-                rho = np.array(np.unravel_index(planes.phase_of[t], spec.stride))[:, None]
-                pos = np.array(np.unravel_index(j, small)) * np.array(spec.stride)[:, None] + rho
-                rebuilt[t, j + planes.offset[t]] = np.ravel_multi_index(tuple(pos), big) if j.size else []
+                e = slice(planes.seg_ptr[t], planes.seg_ptr[t + 1])
+                for src, dst, length in zip(planes.src[e], planes.dst[e], planes.length[e]):
+                    k = np.arange(length)
+                    if merged and planes.masked[t]:
+                        k = k[planes.mask[t, dst + k] == 1]
+                    else:  # a run with no mask meets no padding
+                        assert not merged or planes.mask[t, dst + k].all()
+                    J = np.array(np.unravel_index(dst + k, planes.grid))
+                    pos = J * np.array(spec.stride)[:, None] + rho[:, t:t + 1]
+                    assert (rebuilt[t, src + k] == -1).all()  # each pair once
+                    rebuilt[t, src + k] = np.ravel_multi_index(tuple(pos), big)
             np.testing.assert_array_equal(rebuilt, expected)
+            # output row o is interleaved from grid row row_of[o] of its outer phase's planes
+            if len(big) > 1:
+                outer = np.indices(big[:-1]).reshape(len(big) - 1, -1)
+                stride = np.array(spec.stride[:-1])[:, None]
+                np.testing.assert_array_equal(planes.row_of, np.ravel_multi_index(tuple(outer // stride), planes.grid[:-1]))
+                np.testing.assert_array_equal(planes.row_phase // spec.stride[-1],
+                                              np.ravel_multi_index(tuple(outer % stride), spec.stride[:-1]))
+            else:
+                assert planes.row_of.tolist() == [0] and planes.row_phase.tolist() == [0]
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
@@ -230,14 +248,14 @@ def test_along_kernel_loops_agree_with_the_reference(case, mode):
 @given(case=cases(max_ndim=3), mover=st.sampled_from(["planes", "flat", "rows", "channels_last"]),
        mode=st.sampled_from(["zeros", "reflect"]))
 def test_gemm_data_movers_agree_with_the_reference(case, mover, mode):
-    """gemm's data movers in each direction, each forced on: whole phase planes (the
-    conv_transpose scatter wherever the output is stride x the input), the flat tables
-    (the scatter's inverse table, the conv gather's table) at every width and depth, the
-    row runs only (tables off), or the conv's channels-last gather."""
+    """gemm's data movers in each direction, each forced on: the conv_transpose scatter's
+    phase planes as chosen (one masked run per tap where the grid allows) or with one run
+    per input row; the conv gather's flat table at every width and depth, or its row runs
+    only; or both channels-last."""
     from _strategies import tolerance
 
     assume(mode == "zeros" or min(case.big) >= 2 + max(case.padding))
-    scatter, gather = {"planes": ("auto", "auto"), "flat": ("flat", "flat"), "rows": ("rows", "rows"),
+    scatter, gather = {"planes": ("auto", "auto"), "flat": ("auto", "flat"), "rows": ("rows", "rows"),
                        "channels_last": ("channels_last", "channels_last")}[mover]
     with compiled.tuned(scatter=scatter, gather=gather):
         kwargs = dict(stride=case.stride, padding=case.padding, groups=case.groups, dilation=case.dilation,
@@ -354,7 +372,7 @@ def test_every_compiled_kernel_has_its_own_cache_entry():
     from numba.core.registry import CPUDispatcher
 
     kernels = {name: k for name, k in vars(compiled).items() if isinstance(k, CPUDispatcher)}
-    assert {"_scatter", "_scatter_serial", "_gather", "_gather_serial"} <= set(kernels)
+    assert {"_scatter_planes", "_scatter_planes_serial", "_gather", "_gather_serial"} <= set(kernels)
     identities = [(k.py_func.__qualname__, k.py_func.__code__.co_firstlineno) for k in kernels.values()]
     assert len(set(identities)) == len(identities), sorted(identities)
     for name in [n for n in kernels if n + "_serial" in kernels]:
@@ -403,10 +421,15 @@ def up_sampling_cases(draw):
 
 
 @settings(deadline=None, max_examples=80)
-@given(case=up_sampling_cases())
-def test_phase_plane_scatter_agrees_with_the_reference(case):
-    """The whole-phase-plane scatter on the specs it serves (output = stride x input),
-    batches of 1-5 in blocks down to one sample and one channel."""
+@given(case=up_sampling_cases(), general=cases(max_ndim=3), scatter=st.sampled_from(["auto", "rows"]),
+       plane_bytes=st.sampled_from([None, 1]))
+def test_phase_plane_scatter_agrees_with_the_reference(case, general, scatter, plane_bytes):
+    """The phase-plane scatter, merged (one masked run per tap, as the usual up-sampling by
+    ``stride`` gets) or one run per input row, on up-sampling specs and on any spec, with the
+    planes in blocks of one grid row (runs clipped at each block's edge and resumed) or
+    whole, batches of 1-5 in GEMM blocks down to one sample and one channel."""
+    from _strategies import tolerance
+
     from transconv.spec import conv_transpose_spec
 
     axes, small, groups, batch, dtype = case
@@ -416,13 +439,21 @@ def test_phase_plane_scatter_agrees_with_the_reference(case):
     w = rng.standard_normal((2 * groups, 3) + kernel).astype(dtype)
     kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
     spec = conv_transpose_spec("conv_transpose", small, kernel, stride, padding, output_padding, groups, dilation)
-    assert compiled.phase_planes(spec, small) is not None
-    expected = tc.conv_transpose(y, w, method="reference", **kwargs)
-    rtol = 1e-4 if dtype == np.float32 else 1e-11
-    for block_bytes in (compiled.Tuning().block_bytes, 1):
-        with compiled.tuned(block_bytes=block_bytes):
-            got = tc.conv_transpose(y, w, method="gemm", **kwargs)
-        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert compiled.phase_planes(spec, small).grid == small  # up-sampling by stride: the input's grid, merged
+    yg, wg, _ = general.arrays(transposed=True)
+    general_kwargs = dict(stride=general.stride, padding=general.padding, output_padding=general.output_padding,
+                          dilation=general.dilation, groups=general.groups)
+    saved = compiled._PLANE_BYTES
+    try:
+        compiled._PLANE_BYTES = plane_bytes or saved
+        for x, weights, kw in ((y, w, kwargs), (yg, wg, general_kwargs)):
+            expected = tc.conv_transpose(x, weights, method="reference", **kw)
+            for block_bytes in (compiled.Tuning().block_bytes, 1):
+                with compiled.tuned(block_bytes=block_bytes, scatter=scatter):
+                    got = tc.conv_transpose(x, weights, method="gemm", **kw)
+                np.testing.assert_allclose(got, expected, **tolerance(x.dtype, x, weights))
+    finally:
+        compiled._PLANE_BYTES = saved
 
 
 @settings(deadline=None, max_examples=80)

@@ -82,7 +82,7 @@ import threading
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache, wraps
+from functools import cached_property, lru_cache, reduce, wraps
 from typing import NamedTuple
 
 import numpy as np
@@ -291,67 +291,111 @@ def _transpose_flat(spec: ConvSpec, small: tuple[int, ...]) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class PhasePlanes:
-    """The transposed connectivity as whole phase planes, when the output is ``stride``
-    times the input on every axis (the usual 2x / 4x up-sampling).  Output position
-    ``stride * J + rho`` is phase ``rho``'s position ``J``, so each phase plane has the
-    input's shape, and tap ``t`` (which reaches one phase, ``phase_of[t]``) adds input
-    position ``J + offset[t]`` (flat) to plane position ``J`` for ``lo[t] <= J < hi[t]``
-    where ``mask[t, J]``: one masked unit-stride run over the whole plane per tap, instead
-    of short runs per output row.  Output row ``o`` (the outer axes) is position
-    ``row_start[o]`` of phase plane ``row_phase[o]`` (its last-axis phase 0) and the
-    ``last_stride - 1`` planes after it."""
+    """The transposed convolution's scatter as phase planes: output position ``stride * J +
+    rho`` (per axis) is position ``J`` of phase plane ``rho``, and tap ``t`` feeds one plane,
+    ``phase_of[t]``, from input position ``i`` at plane position ``J = i + shift_t`` (per axis,
+    :func:`connectivity.axis_phase_runs`).  So each tap adds *runs* of its GEMM row to its
+    plane, and the planes are interleaved into the output rows once, cropped to the output.
 
+    The planes have the shape ``grid``: ``ceil(big / stride)`` per axis, or the input's
+    own shape on every axis but the first where that is no smaller.  Then plane and input
+    rows have one pitch, a tap's input positions sit at one flat offset from its plane
+    positions, and each tap adds *one* run over the whole plane, ``mask[t]`` (by plane
+    position) zeroing the positions that meet padding (``masked``).  Otherwise each tap adds
+    one run per input row it reaches.  Segment ``e`` of tap ``t`` (``seg_ptr[t] <= e <
+    seg_ptr[t + 1]``, in plane order) adds input positions ``src[e] + k`` to plane
+    positions ``dst[e] + k`` for ``0 <= k < length[e]``.
+
+    Output row ``o`` (flat over the outer axes) is row ``row_of[o]`` (flat over the grid's
+    outer axes) of plane ``row_phase[o]`` (its last-axis phase 0) and the ``last_stride -
+    1`` planes after it.
+    """
+
+    grid: tuple[int, ...]
+    masked: np.ndarray  # (T,) uint8: the tap's run passes positions that meet padding
     phase_of: np.ndarray
-    offset: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    mask: np.ndarray  # (T, P) uint8
+    seg_ptr: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    length: np.ndarray
+    mask: np.ndarray  # (T, prod(grid)) uint8 if masked, else (T, 0)
     row_phase: np.ndarray
-    row_start: np.ndarray
+    row_of: np.ndarray
     phases: int
     last_stride: int
     big_width: int
 
 
-def phase_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    """:class:`PhasePlanes` of a transposed convolution from the connectivity's forward
-    table, or ``None`` unless its output is ``stride`` times ``small`` on every axis."""
-    strides, big = spec.stride, spec.transpose_output_shape(small)
-    stride = np.array(strides)
-    if any(b != s * n for b, s, n in zip(big, strides, small)):
-        return None
-    table = forward_table(spec, small, big).T
-    taps, positions = table.shape
-    phase_of, offset, lo, hi = (np.zeros(taps, dtype=np.int64) for _ in range(4))
-    mask = np.zeros((taps, positions), dtype=np.uint8)
-    for t in range(taps):
-        p = np.nonzero(table[t] >= 0)[0]
-        if p.size == 0:  # a tap that meets no output: an empty run
-            continue
-        o = np.array(np.unravel_index(table[t, p], big))  # (ndim, hits)
-        rho, j = o % stride[:, None], o // stride[:, None]
-        j_flat = np.ravel_multi_index(tuple(j), small)
-        if not ((rho == rho[:, :1]).all() and (p - j_flat == p[0] - j_flat[0]).all()):
-            raise AssertionError("phase_planes: a tap's outputs are not one phase at one input offset")
-        phase_of[t] = np.ravel_multi_index(tuple(rho[:, 0]), strides)
-        offset[t] = p[0] - j_flat[0]
-        mask[t, j_flat] = 1
-        lo[t], hi[t] = j_flat.min(), j_flat.max() + 1
-    outer = np.indices(big[:-1]).reshape(len(big) - 1, -1) if len(big) > 1 else np.zeros((0, 1), dtype=np.int64)
-    outer_stride = stride[:-1, None]
-    outer_phase = np.ravel_multi_index(tuple(outer % outer_stride), strides[:-1]) if len(big) > 1 else np.zeros(1, int)
-    outer_row = np.ravel_multi_index(tuple(outer // outer_stride), small[:-1]) if len(big) > 1 else np.zeros(1, int)
-    row_phase = (outer_phase * strides[-1]).astype(np.int64)
-    row_start = (outer_row * small[-1]).astype(np.int64)
-    arrays = (phase_of, offset, lo, hi, mask, row_phase, row_start)
+def _positions(shape: tuple[int, ...]) -> np.ndarray:
+    """``(len(shape), prod(shape))``: every position of ``shape`` in C order (one, of no axes, for ``()``)."""
+    return np.indices(shape).reshape(len(shape), -1) if shape else np.zeros((0, 1), dtype=np.int64)
+
+
+def _flat_index(index: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``np.ravel_multi_index`` that also takes no axes (every position is 0)."""
+    return np.ravel_multi_index(tuple(index), shape) if shape else np.zeros(index.shape[1], dtype=np.int64)
+
+
+def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> PhasePlanes:
+    """:class:`PhasePlanes` of the zero-padded transposed convolution ``spec`` on input
+    ``small``, read off the connectivity.  ``merge=False`` keeps one run per input row even
+    where a tap's whole plane could be one run (as it is also where its mask would pass
+    ``_MASK_BYTES``).
+
+    >>> from transconv.spec import conv_transpose_spec
+    >>> planes = phase_planes(conv_transpose_spec("conv_transpose", (4, 4), 4, stride=2, padding=1), (4, 4))
+    >>> planes.grid, planes.phases  # the edge taps of each row (0 and 3) pass the padding
+    ((4, 4), 4)
+    >>> planes.masked.reshape(4, 4).tolist()[0]
+    [1, 0, 0, 1]
+    """
+    big = spec.transpose_output_shape(small)
+    strides = spec.stride
+    runs = [axis_phase_runs(m, s) for m, s in zip(transpose_axis_tap_indices(spec, small), strides)]
+    lo, hi, rho, shift = (np.stack(np.meshgrid(*[r[i] for r in runs], indexing="ij"), axis=-1).reshape(-1, spec.ndim)
+                          for i in range(4))  # (T, ndim): each flat tap's runs per axis
+    T = lo.shape[0]
+    whole = tuple(-(-b // s) for b, s in zip(big, strides))
+    merged_grid = (whole[0],) + tuple(small[1:])
+    merged = (merge and all(q <= n for q, n in zip(whole[1:], small[1:]))
+              and T * math.prod(merged_grid) <= _MASK_BYTES)
+    grid = merged_grid if merged else whole
+    plane_pitch = np.cumprod((grid[1:] + (1,))[::-1])[::-1]
+    small_pitch = np.cumprod((tuple(small[1:]) + (1,))[::-1])[::-1]
+    phase_of = np.ravel_multi_index(tuple(rho.T), strides)
+    seg_ptr, src, dst, length = [0], [], [], []
+    mask = np.zeros((T, math.prod(grid) if merged else 0), dtype=np.uint8)
+    tap_masked = np.zeros(T, dtype=np.uint8)
+    for t in range(T):
+        if (hi[t] > lo[t]).all() and merged:  # one run from the first plane position the tap reaches to the last
+            first, last = lo[t] + shift[t], hi[t] - 1 + shift[t]
+            dst.append(int(first @ plane_pitch))
+            src.append(int(lo[t] @ small_pitch))
+            length.append(int(last @ plane_pitch) + 1 - dst[-1])
+            inside = [((np.arange(g) >= a) & (np.arange(g) <= b)).reshape((-1,) + (1,) * (len(grid) - 1 - axis))
+                      for axis, (g, a, b) in enumerate(zip(grid, first, last))]
+            mask[t] = reduce(np.logical_and, inside).reshape(-1)
+            tap_masked[t] = not mask[t, dst[-1]:dst[-1] + length[-1]].all()
+        elif (hi[t] > lo[t]).all():  # one run per input row the tap reaches
+            rows = (_positions(tuple(hi[t, :-1] - lo[t, :-1])).T + lo[t, :-1]).astype(np.int64)
+            src.extend((rows @ small_pitch[:-1] + lo[t, -1]).tolist())
+            dst.extend(((rows + shift[t, :-1]) @ plane_pitch[:-1] + lo[t, -1] + shift[t, -1]).tolist())
+            length.extend([int(hi[t, -1] - lo[t, -1])] * len(rows))
+        seg_ptr.append(len(src))
+    outer = _positions(big[:-1])
+    outer_stride = np.array(strides[:-1], dtype=np.int64)[:, None]
+    row_phase = _flat_index(outer % outer_stride, strides[:-1]) * strides[-1]
+    row_of = _flat_index(outer // outer_stride, grid[:-1])
+    arrays = [tap_masked] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (phase_of, seg_ptr, src, dst, length)]
+    arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (row_phase, row_of)]
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(*arrays, math.prod(strides), int(strides[-1]), int(big[-1]))
+    return PhasePlanes(grid, *arrays, math.prod(strides), int(strides[-1]), int(big[-1]))
 
 
 @lru_cache(maxsize=16)
-def _transpose_planes(spec: ConvSpec, small: tuple[int, ...]) -> PhasePlanes | None:
-    return phase_planes(spec, small)
+def _transpose_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool) -> PhasePlanes:
+    return phase_planes(spec, small, merge)
 
 
 # --------------------------------------------------------------------------------------
@@ -415,45 +459,6 @@ if numba is not None:
                 for m in range(count):
                     phases[uintp(start + ph * pitch + m)] = src[uintp(base + ph + stride * m)]
 
-    def _scatter_py(z, T, out, n0, co0, cb, nb, P, ptr, pair_tap, pair_row, lo, hi, phase, shift,
-                    small_width, big_rows, big_width, stride, chunks):  # pragma: no cover - compiled
-        # out[n0 + n, co0 + co, row o] = the taps of Z[(co, t), (n, p)] reaching o, for a block
-        # of nb samples and cb output channels; z is the flat (cb * T, nb * P) GEMM result
-        kl = lo.shape[0]
-        cols = nb * P
-        width = (big_width + stride - 1) // stride
-        rows_per_chunk = (big_rows + chunks - 1) // chunks
-        ones = np.ones(kl, dtype=z.dtype)
-        for task in prange(nb * cb * chunks):
-            chunk = task % chunks
-            plane = task // chunks
-            co = plane % cb
-            n = plane // cb
-            dst = out[n0 + n, co0 + co]
-            acc = np.empty(stride * width, dtype=z.dtype)
-            for o in range(chunk * rows_per_chunk, min(big_rows, (chunk + 1) * rows_per_chunk)):
-                acc[:] = 0
-                for e in range(ptr[o], ptr[o + 1]):
-                    # the kl last-axis taps of this pair are kl consecutive rows of Z
-                    base = (co * T + pair_tap[e] * kl) * cols + n * P + pair_row[e] * small_width
-                    _add_runs(acc, z, base, cols, ones, lo, hi, phase, shift, width)
-                _interleave(acc, dst, o * big_width, big_width, stride, width)
-
-    def _scatter_flat_py(z, T, out, n0, co0, cb, nb, P, cols, ptr, tap, pos):  # pragma: no cover - compiled
-        # out[n0 + n, co0 + co, o] = sum over the pairs e of o of Z[(co, tap[e]), (n, pos[e])] (CSR, see
-        # connectivity.inverse_csr): for narrow or sparsely reached outputs one load per pair beats row runs
-        big = ptr.shape[0] - 1
-        for task in prange(nb * cb):
-            co = task % cb
-            n = task // cb
-            dst = out[n0 + n, co0 + co]
-            base = co * T * cols + n * P
-            for o in range(big):
-                acc = z.dtype.type(0)
-                for e in range(ptr[o], ptr[o + 1]):
-                    acc += z[uintp(base + tap[e] * cols + pos[e])]
-                dst[uintp(o)] = acc
-
     def _scatter_channels_last_py(z, out, ptr, tap, pos, P, cb):  # pragma: no cover - compiled
         # out[n, o, c] = sum over the pairs e of o of z[n * P + pos[e], tap[e] * cb + c] (CSR, see
         # connectivity.inverse_csr): z is the GEMM result with rows (sample, small position) and
@@ -474,43 +479,89 @@ if numba is not None:
                 for c in range(cb):
                     dst[uintp(d + c)] += src[uintp(s0 + c)]
 
-    def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phases, phase_of, offset, lo, hi, mask,
-                           row_phase, row_start, last_stride, big_width):  # pragma: no cover - compiled
-        # per output channel co of the block: every tap adds its GEMM row (all nb samples
-        # at once: the row holds them back to back), shifted by offset[t] and masked, to its
-        # phase planes, one run per tap; then each sample's planes are interleaved into its
-        # output rows (see PhasePlanes).  The run starts and ends on positions the tap
-        # meets, so it never reads outside the tap's row; mask[t] repeats per sample.
+    def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phase_of, seg_ptr, seg_src, seg_dst, seg_len, mask,
+                           masked, row_phase, row_of, phases, grid_rows, grid_width, block_rows, last_stride,
+                           big_width, spans, accs, cursors):  # pragma: no cover - compiled
+        # out[n0 + n, co0 + co] from the block's GEMM result z, flat (cb * T, nb * P): per output
+        # channel, every tap adds its runs (segments) to its phase plane (PhasePlanes) for each
+        # of the nb samples, block_rows grid rows at a time so the planes stay in cache, and
+        # the block's output rows are interleaved from them.  A segment that crosses a block
+        # edge is clipped and resumed in the next block (cursor); a tap's segments ascend.  The
+        # planes (and the cursors) are a row of accs per channel or one for all (serial): allocated
+        # per channel, they cost a page fault per 4 KB each time (past malloc's mmap threshold).
         zero = z.dtype.type(0)
-        span = nb * P
+        plane = block_rows * grid_width  # one phase's accumulator for one sample
+        pitch = nb * plane  # ... for all samples: phase ph, sample n at (ph * nb + n) * plane
+        rows_out = row_phase.shape[0]
+        full = big_width // last_stride  # output positions per phase before the cropped tail
         for co in prange(cb):
-            acc = np.zeros(phases * span, dtype=z.dtype)
-            base = co * T * cols
+            acc = accs[co % accs.shape[0]]
+            cursor = cursors[co % accs.shape[0]]
             for t in range(T):
-                if hi[t] <= lo[t]:
-                    continue
-                a0 = phase_of[t] * span
-                src = base + t * cols + offset[t]
-                mt = mask[t]
-                for k in range(lo[t], (nb - 1) * P + hi[t]):
-                    v = z[uintp(src + k)]
-                    acc[uintp(a0 + k)] += v if mt[uintp(k)] else zero
-            for n in range(nb):
-                dst = out[n0 + n, co0 + co]
-                # its own interleave: _interleave (with an accumulator offset) inlined here
-                # made this kernel slower (docs/performance.md)
-                small_width = big_width // last_stride
-                for row in range(row_phase.shape[0]):
-                    r0 = row_phase[row] * span + n * P + row_start[row]
-                    d0 = row * big_width
-                    if last_stride == 2:
-                        for i in range(small_width):
-                            dst[uintp(d0 + 2 * i)] = acc[uintp(r0 + i)]
-                            dst[uintp(d0 + 2 * i + 1)] = acc[uintp(r0 + span + i)]
-                    else:
-                        for k in range(last_stride):
-                            for i in range(small_width):
-                                dst[uintp(d0 + last_stride * i + k)] = acc[uintp(r0 + k * span + i)]
+                cursor[t] = seg_ptr[t]
+            for r0 in range(0, grid_rows, block_rows):
+                p0 = r0 * grid_width
+                p1 = min(grid_rows, r0 + block_rows) * grid_width
+                for i in range(phases * pitch):
+                    acc[uintp(i)] = zero
+                for t in range(T):
+                    row = co * T * cols + t * cols
+                    e = cursor[t]
+                    if spans:  # whole planes of the input's grid: a tap's one run, over all samples at once
+                        if e < seg_ptr[t + 1]:
+                            a0 = phase_of[t] * pitch
+                            s0 = row + seg_src[e] - seg_dst[e]
+                            if seg_dst[e] == 0 and seg_len[e] == P and not masked[t]:  # every position
+                                for k in range(nb * P):
+                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)]
+                            else:  # the mask repeated per sample (tiled by the caller)
+                                mt = mask[t]
+                                for k in range(seg_dst[e], seg_dst[e] + seg_len[e] + (nb - 1) * P):
+                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)] if mt[uintp(k)] else zero
+                        continue
+                    while e < seg_ptr[t + 1]:
+                        d = seg_dst[e]
+                        if d >= p1:
+                            break
+                        end = d + seg_len[e]
+                        k0, k1 = max(d, p0), min(end, p1)
+                        for n in range(nb):
+                            a0 = phase_of[t] * pitch + n * plane - p0
+                            s0 = row + n * P + seg_src[e] - d
+                            if masked[t]:
+                                mt = mask[t]
+                                for k in range(k0, k1):
+                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)] if mt[uintp(k)] else zero
+                            else:
+                                for k in range(k0, k1):
+                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)]
+                        if end > p1:
+                            break
+                        e += 1
+                    cursor[t] = e
+                for n in range(nb):  # the block's output rows, in output order
+                    dst = out[n0 + n, co0 + co]
+                    for o in range(rows_out):
+                        if row_of[o] < r0 or row_of[o] >= r0 + block_rows:
+                            continue
+                        r = row_phase[o] * pitch + n * plane + (row_of[o] - r0) * grid_width
+                        d0 = o * big_width
+                        if last_stride == 1:
+                            for i in range(big_width):
+                                dst[uintp(d0 + i)] = acc[uintp(r + i)]
+                        elif last_stride == 2:  # pairs in one pass
+                            half = big_width // 2
+                            for i in range(half):
+                                dst[uintp(d0 + 2 * i)] = acc[uintp(r + i)]
+                                dst[uintp(d0 + 2 * i + 1)] = acc[uintp(r + pitch + i)]
+                            if big_width % 2:
+                                dst[uintp(d0 + big_width - 1)] = acc[uintp(r + half)]
+                        else:  # a pass per phase over the whole groups of last_stride, then the cropped tail
+                            for k in range(last_stride):
+                                for i in range(full):
+                                    dst[uintp(d0 + last_stride * i + k)] = acc[uintp(r + k * pitch + i)]
+                            for k in range(big_width - full * last_stride):
+                                dst[uintp(d0 + last_stride * full + k)] = acc[uintp(r + k * pitch + full)]
 
     def _direct_transpose_py(y, w, out, groups, ptr, pair_tap, pair_row, lo, hi, phase, shift,
                              small_width, big_rows, big_width, stride, chunks, along_kernel, offset, first_tap,
@@ -866,8 +917,6 @@ if numba is not None:
         serial.__qualname__ = name
         return njit(**_parallel, **options)(py_func), njit(**_serial, **options)(serial)
 
-    _scatter, _scatter_serial = _twins(_scatter_py)
-    _scatter_flat, _scatter_flat_serial = _twins(_scatter_flat_py)
     _scatter_planes, _scatter_planes_serial = _twins(_scatter_planes_py)
     _scatter_channels_last, _scatter_channels_last_serial = _twins(_scatter_channels_last_py)
     _gather, _gather_serial = _twins(_gather_py)
@@ -892,7 +941,8 @@ _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are 
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
-_FLAT_BELOW = 17  # conv_transpose outputs narrower than this add through a flat table
+_MASK_BYTES = 2**20  # bytes of plane masks beyond which the scatter adds a run per row (PhasePlanes)
+_PLANE_BYTES = 2**20  # the scatter's phase planes per task: a block of rows in L2 (1 MB a core here)
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
 _CHANNELS_LAST_FROM = 8  # channels per group from which gemm may move data channels-last (_moves_channels_last)
 _CHANNELS_LAST_WIDTH = 16  # ... on small grids narrower than this
@@ -1191,41 +1241,26 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     T, P = math.prod(spec.kernel_size), math.prod(small)
     if _moves_channels_last(_TUNING.scatter, co_g, small, big, T, w.nbytes):
         return _gemm_conv_transpose_channels_last(y, w, spec)
-    plan = transpose_row_plan(spec, small)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
     # w as (C_in, C_out/g * T): its transpose is the (co, t)-by-ci matrix, a free view
     wf = w.reshape(c_in, co_g * T)
     plane_bytes = T * P * y.itemsize  # GEMM result per (sample, output channel)
     fold = P < _FOLD_BELOW
-    # The scatter, chosen once: whole phase planes when the output is stride x the input;
-    # otherwise, while the inverse table is cache-sized, narrow outputs (rows of 4-8 element
-    # runs) and outputs reached by one tap each (kernel = stride) through the flat table,
-    # whose one load per contribution beats short runs' bookkeeping (docs/performance.md);
-    # otherwise the row runs, which vectorise on wide rows.
     mode = _TUNING.scatter
-    planes = _transpose_planes(spec, small) if mode == "auto" and T * P <= _FLAT_TABLE_BYTES else None
-    flat = None
-    if mode == "flat" or (mode == "auto" and planes is None and T * P * 8 <= _FLAT_TABLE_BYTES):
-        flat = _transpose_flat(spec, small)
-        if mode == "auto" and not (big[-1] < _FLAT_BELOW or int(np.diff(flat[0]).max(initial=0)) <= 1):
-            flat = None
+    planes = _transpose_planes(spec, small, mode != "rows")
+    grid_rows, grid_width = math.prod(planes.grid[:-1]), planes.grid[-1]
 
-    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
+    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, block_rows: int, accs, cursors) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
-        if mode == "none":
-            return
-        if planes is not None:
+        if mode != "none":
+            # whole planes of the input's grid take one run per tap over all samples, the mask tiled
+            spans = planes.mask.shape[1] == P and block_rows == grid_rows
+            mask = np.tile(planes.mask, (1, m)) if spans and m > 1 else planes.mask
             (_scatter_planes_serial if serial else _scatter_planes)(
-                zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phases, planes.phase_of, planes.offset, planes.lo,
-                planes.hi, mask, planes.row_phase, planes.row_start, planes.last_stride, planes.big_width)
-        elif flat is not None:
-            (_scatter_flat_serial if serial else _scatter_flat)(zbuf, T, out, n0, co0, cb, m, P, m * P, *flat)
-        else:
-            chunks = 1 if serial else _chunks(m * cb, plan.big_rows)
-            (_scatter_serial if serial else _scatter)(
-                zbuf, T, out, n0, co0, cb, m, P, plan.ptr, plan.pair_tap, plan.pair_row, *_runs(plan),
-                plan.small_width, plan.big_rows, plan.big_width, plan.stride, chunks)
+                zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phase_of, planes.seg_ptr, planes.src, planes.dst,
+                planes.length, mask, planes.masked, planes.row_phase, planes.row_of, planes.phases,
+                grid_rows, grid_width, block_rows, planes.last_stride, planes.big_width, spans, accs, cursors)
 
     def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
         budget = _worker_budget(out.nbytes, serial)
@@ -1242,8 +1277,10 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         else:  # one sample's columns per GEMM: as many channels as the budget holds
             cb, nb = int(max(1, min(c_hi - c_lo, budget // plane_bytes))), 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
-        # the plane mask repeated for the samples of a block (a GEMM row holds them back to back)
-        mask = None if planes is None else (planes.mask if nb == 1 else np.tile(planes.mask, (1, nb)))
+        # the scatter's phase planes for nb samples, in blocks of grid rows: one set, or one per channel (parallel)
+        block_rows = max(1, min(grid_rows, _PLANE_BYTES // (planes.phases * nb * grid_width * y.itemsize)))
+        accs = np.empty((1 if serial else cb, planes.phases * nb * block_rows * grid_width), dtype=y.dtype)
+        cursors = np.empty((accs.shape[0], T), dtype=np.int64)
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
@@ -1256,7 +1293,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
-                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
+                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, block_rows, accs, cursors)
 
     _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
