@@ -23,20 +23,16 @@ transposed view, so no weight re-layout or cache) and moves data with numba:
     conv_transpose  Z[(co, t), (n, p)]    = w.reshape(C_in, C_out * T).T @ y[:, block]
                     x[n, co, q(t, p)]    += Z[(co, t), (n, p)]       (the fused col2im)
 
-The transposed scatter is *output-stationary*: every output position is written once,
-so outputs need no zero fill, and tasks write disjoint memory (no atomics).  It has three
-forms, chosen once per call:
-
-* whole phase planes (``PhasePlanes``) when the output is ``stride`` times the input on
-  every axis (the usual up-sampling): output position ``stride * J + rho`` is position
-  ``J`` of phase plane ``rho``, so each tap adds its GEMM row, for all samples of a block
-  at once, to its phase plane as one masked unit-stride run, and the planes are
-  interleaved into the output rows once;
-* otherwise, for narrow outputs and kernel = stride, a flat inverse table
-  (``connectivity.inverse_csr``): for each output position, the GEMM entries that reach it;
-* otherwise row runs: each large-grid row is built from the (tap, small row) pairs that
-  reach it (the inverse of ``outer``), summed into one contiguous accumulator per output
-  phase, and the phases are interleaved into the row.
+The transposed scatter is one design, phase planes (``PhasePlanes``): output position
+``stride * J + rho`` (per axis) is position ``J`` of phase plane ``rho``, and each tap feeds
+one plane at a constant offset (``connectivity.axis_phase_runs``).  So every tap adds runs
+of its GEMM row to its plane, per output channel for all samples of a block, and the
+planes are interleaved into the output rows once, cropped to the output's size.  Where
+the planes can share the input's pitch (no axis but the first needs more than the input's
+positions, the usual up-sampling), a tap's run is one masked unit-stride run over the
+whole plane, all samples of the block at once; otherwise one run per input row.  The
+planes are built a block of grid rows at a time (``_PLANE_BYTES``), so they stay in cache.
+Tasks write disjoint memory (no atomics).
 
 The conv gather splits each input row into its stride phases once, into slots with zero
 margins (``phase_margins``), so every tap is one unmasked unit-stride copy; outputs under
@@ -50,7 +46,8 @@ channels for conv_transpose, of the output rows for conv) and runs its GEMMs
 Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)``
 times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
 samples and output channels keep all workers' results together under the output's
-size (1 MB floor, 16 MB cap per worker), at least one plane's worth.  The convolution's
+size (1 MB floor, 16 MB cap per worker), at least one plane's worth, and its phase planes
+take at most ``_PLANE_BYTES`` (at least one grid row) per worker.  The convolution's
 gather buffer holds ``prod(k) * C_in`` values per output position; its blocks over
 samples and output rows keep all workers' buffers under 1.5 times the output (1 MB
 floor, 4 MB cap per worker), at least one output row's worth.  There is never a full
@@ -957,9 +954,9 @@ class Tuning:
 
     ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
     data mover (``"auto"``: channels-last on small grids, :func:`_moves_channels_last`, else
-    phase planes where the output is stride x the input, else the CSR table or the row runs by
-    width; ``"channels_last"`` / ``"flat"`` / ``"rows"`` force one; ``"none"`` skips it, leaving
-    the output unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``: channels-last,
+    the phase planes; ``"channels_last"`` forces the first, ``"rows"`` the planes with one run
+    per input row even where one run per tap would do; ``"none"`` skips it, leaving the output
+    unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``: channels-last,
     the flat table or the row runs by the same rules, or forced); last-axis kernels of
     ``along_kernel`` taps or more loop along the kernel in the direct kernels.
     """
