@@ -100,20 +100,24 @@ def test_row_plan_is_the_connectivity(case, transposed):
             assert planes.grid == ((whole[0],) + tuple(small[1:]) if merged else whole)
             rebuilt = np.full_like(expected, -1)
             rho = np.array(np.unravel_index(planes.phase_of, spec.stride))  # (ndim, T)
-            for t in range(expected.shape[0]):
-                e = slice(planes.seg_ptr[t], planes.seg_ptr[t + 1])
+            T, block_len = expected.shape[0], planes.block_rows * planes.grid[-1]
+            assert planes.blocks == -(-int(np.prod(planes.grid[:-1])) // planes.block_rows)
+            for b, t in np.ndindex(planes.blocks, T):
+                e = slice(planes.seg_ptr[b * T + t], planes.seg_ptr[b * T + t + 1])
                 for src, dst, length in zip(planes.src[e], planes.dst[e], planes.length[e]):
+                    assert 0 <= dst and dst + length <= block_len  # inside its block
                     k = np.arange(length)
-                    if merged and planes.masked[t]:
-                        k = k[planes.mask[t, dst + k] == 1]
-                    else:  # a run with no mask meets no padding
-                        assert not merged or planes.mask[t, dst + k].all()
-                    J = np.array(np.unravel_index(dst + k, planes.grid))
+                    position = b * block_len + dst + k
+                    if planes.masked[t]:
+                        k, position = k[planes.mask[t, position] == 1], position[planes.mask[t, position] == 1]
+                    elif merged:  # a run with no mask meets no padding
+                        assert planes.mask[t, position].all()
+                    J = np.array(np.unravel_index(position, planes.grid))
                     pos = J * np.array(spec.stride)[:, None] + rho[:, t:t + 1]
                     assert (rebuilt[t, src + k] == -1).all()  # each pair once
                     rebuilt[t, src + k] = np.ravel_multi_index(tuple(pos), big)
             np.testing.assert_array_equal(rebuilt, expected)
-            # output row o is interleaved from grid row row_of[o] of its outer phase's planes
+            # output row o is interleaved from grid row row_of[o] of its outer phase's planes, in its block
             if len(big) > 1:
                 outer = np.indices(big[:-1]).reshape(len(big) - 1, -1)
                 stride = np.array(spec.stride[:-1])[:, None]
@@ -122,6 +126,10 @@ def test_row_plan_is_the_connectivity(case, transposed):
                                               np.ravel_multi_index(tuple(outer % stride), spec.stride[:-1]))
             else:
                 assert planes.row_of.tolist() == [0] and planes.row_phase.tolist() == [0]
+            assert sorted(planes.row_order.tolist()) == list(range(len(planes.row_of)))
+            for b in range(planes.blocks):
+                rows = planes.row_order[planes.row_ptr[b]:planes.row_ptr[b + 1]]
+                assert (np.diff(rows) > 0).all() and (planes.row_of[rows] // planes.block_rows == b).all()
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))
@@ -426,8 +434,8 @@ def up_sampling_cases(draw):
 def test_phase_plane_scatter_agrees_with_the_reference(case, general, scatter, plane_bytes):
     """The phase-plane scatter, merged (one masked run per tap, as the usual up-sampling by
     ``stride`` gets) or one run per input row, on up-sampling specs and on any spec, with the
-    planes in blocks of one grid row (runs clipped at each block's edge and resumed) or
-    whole, batches of 1-5 in GEMM blocks down to one sample and one channel."""
+    planes in blocks of one grid row (runs cut at the blocks' edges) or whole, batches of 1-5
+    in GEMM blocks down to one sample and one channel."""
     from _strategies import tolerance
 
     from transconv.spec import conv_transpose_spec
@@ -443,9 +451,11 @@ def test_phase_plane_scatter_agrees_with_the_reference(case, general, scatter, p
     yg, wg, _ = general.arrays(transposed=True)
     general_kwargs = dict(stride=general.stride, padding=general.padding, output_padding=general.output_padding,
                           dilation=general.dilation, groups=general.groups)
-    saved = compiled._PLANE_BYTES
+    saved = compiled._PLANE_BYTES, compiled._PLANE_BLOCK_BYTES
     try:
-        compiled._PLANE_BYTES = plane_bytes or saved
+        if plane_bytes:  # blocks of one grid row
+            compiled._PLANE_BYTES = compiled._PLANE_BLOCK_BYTES = plane_bytes
+        compiled._transpose_planes.cache_clear()
         for x, weights, kw in ((y, w, kwargs), (yg, wg, general_kwargs)):
             expected = tc.conv_transpose(x, weights, method="reference", **kw)
             for block_bytes in (compiled.Tuning().block_bytes, 1):
@@ -453,7 +463,8 @@ def test_phase_plane_scatter_agrees_with_the_reference(case, general, scatter, p
                     got = tc.conv_transpose(x, weights, method="gemm", **kw)
                 np.testing.assert_allclose(got, expected, **tolerance(x.dtype, x, weights))
     finally:
-        compiled._PLANE_BYTES = saved
+        compiled._PLANE_BYTES, compiled._PLANE_BLOCK_BYTES = saved
+        compiled._transpose_planes.cache_clear()
 
 
 @settings(deadline=None, max_examples=80)

@@ -30,9 +30,12 @@ of its GEMM row to its plane, per output channel for all samples of a block, and
 planes are interleaved into the output rows once, cropped to the output's size.  Where
 the planes can share the input's pitch (no axis but the first needs more than the input's
 positions, the usual up-sampling), a tap's run is one masked unit-stride run over the
-whole plane, all samples of the block at once; otherwise one run per input row.  The
-planes are built a block of grid rows at a time (``_PLANE_BYTES``), so they stay in cache.
-Tasks write disjoint memory (no atomics).
+whole plane, all samples of the block at once; otherwise one run per input row.  Planes
+past ``_PLANE_BYTES`` are built a block of grid rows at a time (the runs cut at the blocks'
+edges when the table is built), so they stay in cache.  Tasks write disjoint memory (no
+atomics).  On small grids with tens of channels the data moves channels-last instead
+(``_moves_channels_last``): the GEMM result ``z[(n, p), (t, co)]`` is added through the
+connectivity's inverse (CSR) in runs of output channels.
 
 The conv gather splits each input row into its stride phases once, into slots with zero
 margins (``phase_margins``), so every tap is one unmasked unit-stride copy; outputs under
@@ -47,7 +50,7 @@ Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)
 times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
 samples and output channels keep all workers' results together under the output's
 size (1 MB floor, 16 MB cap per worker), at least one plane's worth, and its phase planes
-take at most ``_PLANE_BYTES`` (at least one grid row) per worker.  The convolution's
+take at most ``_PLANE_BYTES`` per worker (blocks of about ``_PLANE_BLOCK_BYTES`` past it).  The convolution's
 gather buffer holds ``prod(k) * C_in`` values per output position; its blocks over
 samples and output rows keep all workers' buffers under 1.5 times the output (1 MB
 floor, 4 MB cap per worker), at least one output row's worth.  There is never a full
@@ -295,29 +298,36 @@ class PhasePlanes:
     plane, and the planes are interleaved into the output rows once, cropped to the output.
 
     The planes have the shape ``grid``: ``ceil(big / stride)`` per axis, or the input's
-    own shape on every axis but the first where that is no smaller.  Then plane and input
-    rows have one pitch, a tap's input positions sit at one flat offset from its plane
-    positions, and each tap adds *one* run over the whole plane, ``mask[t]`` (by plane
-    position) zeroing the positions that meet padding (``masked``).  Otherwise each tap adds
-    one run per input row it reaches.  Segment ``e`` of tap ``t`` (``seg_ptr[t] <= e <
-    seg_ptr[t + 1]``, in plane order) adds input positions ``src[e] + k`` to plane
-    positions ``dst[e] + k`` for ``0 <= k < length[e]``.
+    own shape on every axis but the first where that is no smaller (``merged``).  Then plane
+    and input rows have one pitch, a tap's input positions sit at one flat offset from its
+    plane positions, and each tap adds *one* run over the whole plane, ``mask[t]`` (by plane
+    position) zeroing the positions that meet padding where ``masked[t]``.  Otherwise each
+    tap adds one run per input row it reaches.
 
-    Output row ``o`` (flat over the outer axes) is row ``row_of[o]`` (flat over the grid's
-    outer axes) of plane ``row_phase[o]`` (its last-axis phase 0) and the ``last_stride -
-    1`` planes after it.
+    The planes are built ``block_rows`` grid rows at a time (so they stay in cache), and the
+    runs are cut at the blocks' edges: segment ``e`` of tap ``t`` in block ``b``
+    (``seg_ptr[b * T + t] <= e < seg_ptr[b * T + t + 1]``) adds input positions ``src[e] +
+    k`` to the block's plane positions ``dst[e] + k`` for ``0 <= k < length[e]``.  Output
+    row ``o`` (flat over the outer axes) is row ``row_of[o]`` (flat over the grid's outer
+    axes) of plane ``row_phase[o]`` (its last-axis phase 0) and the ``last_stride - 1``
+    planes after it.
     """
 
     grid: tuple[int, ...]
+    merged: bool
+    block_rows: int
+    blocks: int
     masked: np.ndarray  # (T,) uint8: the tap's run passes positions that meet padding
     phase_of: np.ndarray
     seg_ptr: np.ndarray
     src: np.ndarray
     dst: np.ndarray
     length: np.ndarray
-    mask: np.ndarray  # (T, prod(grid)) uint8 if masked, else (T, 0)
+    mask: np.ndarray  # (T, prod(grid)) uint8 if merged, else (T, 0)
     row_phase: np.ndarray
     row_of: np.ndarray
+    row_order: np.ndarray  # output rows by block (row_ptr[b] <= q < row_ptr[b + 1]), in output order within
+    row_ptr: np.ndarray
     phases: int
     last_stride: int
     big_width: int
@@ -379,15 +389,38 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
             dst.extend(((rows + shift[t, :-1]) @ plane_pitch[:-1] + lo[t, -1] + shift[t, -1]).tolist())
             length.extend([int(hi[t, -1] - lo[t, -1])] * len(rows))
         seg_ptr.append(len(src))
+    # cut the runs at the blocks' edges and order them by (block, tap), ascending within a tap
+    grid_rows, width = math.prod(grid[:-1]), grid[-1]
+    # (8 bytes an element: the planes serve float32 and float64 alike)
+    whole_bytes = math.prod(strides) * math.prod(grid) * 8
+    block_rows = grid_rows if whole_bytes <= _PLANE_BYTES else max(
+        1, _PLANE_BLOCK_BYTES // (math.prod(strides) * width * 8))
+    blocks, block_len = -(-grid_rows // block_rows), block_rows * width
+    tap = np.repeat(np.arange(T), np.diff(seg_ptr))
+    src, dst, length = (np.asarray(v, dtype=np.int64) for v in (src, dst, length))
+    first, last = dst // block_len, (dst + length - 1) // block_len
+    pieces = np.repeat(np.arange(len(dst)), last - first + 1)  # segment of each piece
+    block = first[pieces] + (np.arange(len(pieces)) - np.repeat(np.cumsum(last - first + 1) - (last - first + 1),
+                                                                last - first + 1))
+    start = np.maximum(dst[pieces], block * block_len)
+    end = np.minimum(dst[pieces] + length[pieces], (block + 1) * block_len)
+    order = np.lexsort((start, tap[pieces], block))
+    key = (block * T + tap[pieces])[order]
+    seg_ptr = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=blocks * T))])
+    src = (src[pieces] + start - dst[pieces])[order]
+    dst, length = (start - block * block_len)[order], (end - start)[order]
     outer = _positions(big[:-1])
     outer_stride = np.array(strides[:-1], dtype=np.int64)[:, None]
     row_phase = _flat_index(outer % outer_stride, strides[:-1]) * strides[-1]
     row_of = _flat_index(outer // outer_stride, grid[:-1])
+    row_order = np.argsort(row_of // block_rows, kind="stable")  # output rows by block, in output order within
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(row_of // block_rows, minlength=blocks))])
     arrays = [tap_masked] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (phase_of, seg_ptr, src, dst, length)]
-    arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (row_phase, row_of)]
+    arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (row_phase, row_of, row_order, row_ptr)]
     for a in arrays:
         a.setflags(write=False)
-    return PhasePlanes(grid, *arrays, math.prod(strides), int(strides[-1]), int(big[-1]))
+    return PhasePlanes(grid, merged, int(block_rows), int(blocks), *arrays, math.prod(strides), int(strides[-1]),
+                       int(big[-1]))
 
 
 @lru_cache(maxsize=16)
@@ -477,70 +510,55 @@ if numba is not None:
                     dst[uintp(d + c)] += src[uintp(s0 + c)]
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phase_of, seg_ptr, seg_src, seg_dst, seg_len, mask,
-                           masked, row_phase, row_of, phases, grid_rows, grid_width, block_rows, last_stride,
-                           big_width, spans, accs, cursors):  # pragma: no cover - compiled
+                           masked, row_phase, row_of, row_order, row_ptr, phases, blocks, block_rows, grid_width, last_stride, big_width,
+                           spans, accs):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co] from the block's GEMM result z, flat (cb * T, nb * P): per output
         # channel, every tap adds its runs (segments) to its phase plane (PhasePlanes) for each
-        # of the nb samples, block_rows grid rows at a time so the planes stay in cache, and
-        # the block's output rows are interleaved from them.  A segment that crosses a block
-        # edge is clipped and resumed in the next block (cursor); a tap's segments ascend.  The
-        # planes (and the cursors) are a row of accs per channel or one for all (serial): allocated
-        # per channel, they cost a page fault per 4 KB each time (past malloc's mmap threshold).
+        # of the nb samples, a block of grid rows at a time so the planes stay in cache, and the
+        # block's output rows are interleaved from them.  With spans (one block of whole planes of
+        # the input's grid) a tap's run covers all nb samples at once, the mask tiled by the
+        # caller.  The planes are a row of accs per channel, or one for all (serial): allocated
+        # here they cost a page fault per 4 KB on every call (past malloc's mmap threshold).
         zero = z.dtype.type(0)
-        plane = block_rows * grid_width  # one phase's accumulator for one sample
+        plane = block_rows * grid_width  # one phase's block for one sample
         pitch = nb * plane  # ... for all samples: phase ph, sample n at (ph * nb + n) * plane
-        rows_out = row_phase.shape[0]
         full = big_width // last_stride  # output positions per phase before the cropped tail
         for co in prange(cb):
             acc = accs[co % accs.shape[0]]
-            cursor = cursors[co % accs.shape[0]]
-            for t in range(T):
-                cursor[t] = seg_ptr[t]
-            for r0 in range(0, grid_rows, block_rows):
+            for b in range(blocks):
+                r0 = b * block_rows
                 p0 = r0 * grid_width
-                p1 = min(grid_rows, r0 + block_rows) * grid_width
                 for i in range(phases * pitch):
                     acc[uintp(i)] = zero
                 for t in range(T):
                     row = co * T * cols + t * cols
-                    e = cursor[t]
-                    if spans:  # whole planes of the input's grid: a tap's one run, over all samples at once
-                        if e < seg_ptr[t + 1]:
-                            a0 = phase_of[t] * pitch
-                            s0 = row + seg_src[e] - seg_dst[e]
-                            if seg_dst[e] == 0 and seg_len[e] == P and not masked[t]:  # every position
+                    mt = mask[t]
+                    for e in range(seg_ptr[b * T + t], seg_ptr[b * T + t + 1]):
+                        length = seg_len[e]
+                        a0 = phase_of[t] * pitch + seg_dst[e]
+                        s0 = row + seg_src[e]
+                        if spans:  # all samples in one run; the positions between them are masked
+                            if masked[t] or length < P:
+                                m0 = seg_dst[e]
+                                for k in range(length + (nb - 1) * P):
+                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)] if mt[uintp(m0 + k)] else zero
+                            else:
                                 for k in range(nb * P):
                                     acc[uintp(a0 + k)] += z[uintp(s0 + k)]
-                            else:  # the mask repeated per sample (tiled by the caller)
-                                mt = mask[t]
-                                for k in range(seg_dst[e], seg_dst[e] + seg_len[e] + (nb - 1) * P):
-                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)] if mt[uintp(k)] else zero
-                        continue
-                    while e < seg_ptr[t + 1]:
-                        d = seg_dst[e]
-                        if d >= p1:
-                            break
-                        end = d + seg_len[e]
-                        k0, k1 = max(d, p0), min(end, p1)
-                        for n in range(nb):
-                            a0 = phase_of[t] * pitch + n * plane - p0
-                            s0 = row + n * P + seg_src[e] - d
-                            if masked[t]:
-                                mt = mask[t]
-                                for k in range(k0, k1):
-                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)] if mt[uintp(k)] else zero
-                            else:
-                                for k in range(k0, k1):
-                                    acc[uintp(a0 + k)] += z[uintp(s0 + k)]
-                        if end > p1:
-                            break
-                        e += 1
-                    cursor[t] = e
+                        elif masked[t]:
+                            m0 = p0 + seg_dst[e]
+                            for n in range(nb):
+                                for k in range(length):
+                                    v = z[uintp(s0 + n * P + k)]
+                                    acc[uintp(a0 + n * plane + k)] += v if mt[uintp(m0 + k)] else zero
+                        else:
+                            for n in range(nb):
+                                for k in range(length):
+                                    acc[uintp(a0 + n * plane + k)] += z[uintp(s0 + n * P + k)]
                 for n in range(nb):  # the block's output rows, in output order
                     dst = out[n0 + n, co0 + co]
-                    for o in range(rows_out):
-                        if row_of[o] < r0 or row_of[o] >= r0 + block_rows:
-                            continue
+                    for q in range(row_ptr[b], row_ptr[b + 1]):
+                        o = row_order[q]
                         r = row_phase[o] * pitch + n * plane + (row_of[o] - r0) * grid_width
                         d0 = o * big_width
                         if last_stride == 1:
@@ -939,7 +957,8 @@ _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
 _MASK_BYTES = 2**20  # bytes of plane masks beyond which the scatter adds a run per row (PhasePlanes)
-_PLANE_BYTES = 2**20  # the scatter's phase planes per task: a block of rows in L2 (1 MB a core here)
+_PLANE_BYTES = 4 * 2**20  # the scatter's phase planes per task: past this, in blocks of grid rows
+_PLANE_BLOCK_BYTES = 64 * 2**10  # ... of about this size (the runs of a block then add in L1 / L2)
 _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat table
 _CHANNELS_LAST_FROM = 8  # channels per group from which gemm may move data channels-last (_moves_channels_last)
 _CHANNELS_LAST_WIDTH = 16  # ... on small grids narrower than this
@@ -1246,18 +1265,19 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     fold = P < _FOLD_BELOW
     mode = _TUNING.scatter
     planes = _transpose_planes(spec, small, mode != "rows")
-    grid_rows, grid_width = math.prod(planes.grid[:-1]), planes.grid[-1]
+    plane = planes.block_rows * planes.grid[-1]
+    # whole planes of the input's grid in one block: one run per tap over all samples, the mask tiled
+    spans = planes.merged and planes.blocks == 1 and plane == P
 
-    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, block_rows: int, accs, cursors) -> None:
+    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, accs) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
         if mode != "none":
-            # whole planes of the input's grid take one run per tap over all samples, the mask tiled
-            spans = planes.mask.shape[1] == P and block_rows == grid_rows
             mask = np.tile(planes.mask, (1, m)) if spans and m > 1 else planes.mask
             (_scatter_planes_serial if serial else _scatter_planes)(
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phase_of, planes.seg_ptr, planes.src, planes.dst,
-                planes.length, mask, planes.masked, planes.row_phase, planes.row_of, planes.phases,
-                grid_rows, grid_width, block_rows, planes.last_stride, planes.big_width, spans, accs, cursors)
+                planes.length, mask, planes.masked, planes.row_phase, planes.row_of, planes.row_order, planes.row_ptr,
+                planes.phases, planes.blocks,
+                planes.block_rows, planes.grid[-1], planes.last_stride, planes.big_width, spans, accs)
 
     def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
         budget = _worker_budget(out.nbytes, serial)
@@ -1274,10 +1294,8 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         else:  # one sample's columns per GEMM: as many channels as the budget holds
             cb, nb = int(max(1, min(c_hi - c_lo, budget // plane_bytes))), 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
-        # the scatter's phase planes for nb samples, in blocks of grid rows: one set, or one per channel (parallel)
-        block_rows = max(1, min(grid_rows, _PLANE_BYTES // (planes.phases * nb * grid_width * y.itemsize)))
-        accs = np.empty((1 if serial else cb, planes.phases * nb * block_rows * grid_width), dtype=y.dtype)
-        cursors = np.empty((accs.shape[0], T), dtype=np.int64)
+        # the scatter's phase planes for nb samples: one set, or one per channel (parallel)
+        accs = np.empty((1 if serial else cb, planes.phases * nb * plane), dtype=y.dtype)
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
@@ -1290,7 +1308,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
-                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, block_rows, accs, cursors)
+                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, accs)
 
     _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
