@@ -121,7 +121,8 @@ def test_row_plan_is_the_connectivity(case, transposed):
             if len(big) > 1:
                 outer = np.indices(big[:-1]).reshape(len(big) - 1, -1)
                 stride = np.array(spec.stride[:-1])[:, None]
-                np.testing.assert_array_equal(planes.row_of, np.ravel_multi_index(tuple(outer // stride), planes.grid[:-1]))
+                np.testing.assert_array_equal(planes.row_of,
+                                              np.ravel_multi_index(tuple(outer // stride), planes.grid[:-1]))
                 np.testing.assert_array_equal(planes.row_phase // spec.stride[-1],
                                               np.ravel_multi_index(tuple(outer % stride), spec.stride[:-1]))
             else:

@@ -50,8 +50,8 @@ Extra memory: the transposed convolution's GEMM result holds ``prod(k) / prod(s)
 times the output it produces (1x for kernel = stride, 4x for k4 s2); blocks over
 samples and output channels keep all workers' results together under the output's
 size (1 MB floor, 16 MB cap per worker), at least one plane's worth, and its phase planes
-take at most ``_PLANE_BYTES`` per worker (blocks of about ``_PLANE_BLOCK_BYTES`` past it).  The convolution's
-gather buffer holds ``prod(k) * C_in`` values per output position; its blocks over
+take at most ``_PLANE_BYTES`` per worker (blocks of ``_PLANE_BLOCK_BYTES`` past it).  The
+convolution's gather buffer holds ``prod(k) * C_in`` values per output position; its blocks over
 samples and output rows keep all workers' buffers under 1.5 times the output (1 MB
 floor, 4 MB cap per worker), at least one output row's worth.  There is never a full
 column buffer N x C*k^d x H x W.
@@ -389,25 +389,24 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
             dst.extend(((rows + shift[t, :-1]) @ plane_pitch[:-1] + lo[t, -1] + shift[t, -1]).tolist())
             length.extend([int(hi[t, -1] - lo[t, -1])] * len(rows))
         seg_ptr.append(len(src))
-    # cut the runs at the blocks' edges and order them by (block, tap), ascending within a tap
+    # blocks of grid rows past _PLANE_BYTES (counted at 8 bytes an element: float32 and float64 alike)
     grid_rows, width = math.prod(grid[:-1]), grid[-1]
-    # (8 bytes an element: the planes serve float32 and float64 alike)
-    whole_bytes = math.prod(strides) * math.prod(grid) * 8
-    block_rows = grid_rows if whole_bytes <= _PLANE_BYTES else max(
-        1, _PLANE_BLOCK_BYTES // (math.prod(strides) * width * 8))
+    row_bytes = math.prod(strides) * width * 8
+    block_rows = grid_rows if row_bytes * grid_rows <= _PLANE_BYTES else max(1, _PLANE_BLOCK_BYTES // row_bytes)
     blocks, block_len = -(-grid_rows // block_rows), block_rows * width
+    # cut each run at the blocks' edges (one piece per block it crosses), then order the
+    # pieces by (block, tap), ascending within a tap
     tap = np.repeat(np.arange(T), np.diff(seg_ptr))
     src, dst, length = (np.asarray(v, dtype=np.int64) for v in (src, dst, length))
-    first, last = dst // block_len, (dst + length - 1) // block_len
-    pieces = np.repeat(np.arange(len(dst)), last - first + 1)  # segment of each piece
-    block = first[pieces] + (np.arange(len(pieces)) - np.repeat(np.cumsum(last - first + 1) - (last - first + 1),
-                                                                last - first + 1))
-    start = np.maximum(dst[pieces], block * block_len)
-    end = np.minimum(dst[pieces] + length[pieces], (block + 1) * block_len)
-    order = np.lexsort((start, tap[pieces], block))
-    key = (block * T + tap[pieces])[order]
-    seg_ptr = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=blocks * T))])
-    src = (src[pieces] + start - dst[pieces])[order]
+    first = dst // block_len
+    count = (dst + length - 1) // block_len - first + 1
+    run = np.repeat(np.arange(len(dst)), count)  # the run each piece comes from
+    block = first[run] + np.arange(len(run)) - np.repeat(np.cumsum(count) - count, count)
+    start = np.maximum(dst[run], block * block_len)
+    end = np.minimum(dst[run] + length[run], (block + 1) * block_len)
+    order = np.lexsort((start, tap[run], block))
+    seg_ptr = np.concatenate([[0], np.cumsum(np.bincount((block * T + tap[run])[order], minlength=blocks * T))])
+    src = (src[run] + start - dst[run])[order]
     dst, length = (start - block * block_len)[order], (end - start)[order]
     outer = _positions(big[:-1])
     outer_stride = np.array(strides[:-1], dtype=np.int64)[:, None]
@@ -510,8 +509,8 @@ if numba is not None:
                     dst[uintp(d + c)] += src[uintp(s0 + c)]
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phase_of, seg_ptr, seg_src, seg_dst, seg_len, mask,
-                           masked, row_phase, row_of, row_order, row_ptr, phases, blocks, block_rows, grid_width, last_stride, big_width,
-                           spans, accs):  # pragma: no cover - compiled
+                           masked, row_phase, row_of, row_order, row_ptr, phases, blocks, block_rows, grid_width,
+                           last_stride, big_width, spans, accs):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co] from the block's GEMM result z, flat (cb * T, nb * P): per output
         # channel, every tap adds its runs (segments) to its phase plane (PhasePlanes) for each
         # of the nb samples, a block of grid rows at a time so the planes stay in cache, and the
@@ -1269,10 +1268,9 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # whole planes of the input's grid in one block: one run per tap over all samples, the mask tiled
     spans = planes.merged and planes.blocks == 1 and plane == P
 
-    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, accs) -> None:
+    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, accs, mask) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
         if mode != "none":
-            mask = np.tile(planes.mask, (1, m)) if spans and m > 1 else planes.mask
             (_scatter_planes_serial if serial else _scatter_planes)(
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phase_of, planes.seg_ptr, planes.src, planes.dst,
                 planes.length, mask, planes.masked, planes.row_phase, planes.row_of, planes.row_order, planes.row_ptr,
@@ -1296,6 +1294,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
         # the scatter's phase planes for nb samples: one set, or one per channel (parallel)
         accs = np.empty((1 if serial else cb, planes.phases * nb * plane), dtype=y.dtype)
+        mask = np.tile(planes.mask, (1, nb)) if spans and nb > 1 else planes.mask  # per sample of a run
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
             for n0 in range(start, stop, nb):
@@ -1308,7 +1307,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
-                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, accs)
+                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, accs, mask)
 
     _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
