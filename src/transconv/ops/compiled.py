@@ -326,6 +326,7 @@ class PhasePlanes:
     mask: np.ndarray  # (T, prod(grid)) uint8 if merged, else (T, 0)
     row_phase: np.ndarray
     row_of: np.ndarray
+    row_start: np.ndarray  # where that row starts in its block: (row_of % block_rows) * grid[-1]
     row_order: np.ndarray  # output rows by block (row_ptr[b] <= q < row_ptr[b + 1]), in output order within
     row_ptr: np.ndarray
     phases: int
@@ -412,10 +413,12 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
     outer_stride = np.array(strides[:-1], dtype=np.int64)[:, None]
     row_phase = _flat_index(outer % outer_stride, strides[:-1]) * strides[-1]
     row_of = _flat_index(outer // outer_stride, grid[:-1])
+    row_start = row_of % block_rows * width
     row_order = np.argsort(row_of // block_rows, kind="stable")  # output rows by block, in output order within
     row_ptr = np.concatenate([[0], np.cumsum(np.bincount(row_of // block_rows, minlength=blocks))])
     arrays = [tap_masked] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (phase_of, seg_ptr, src, dst, length)]
-    arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (row_phase, row_of, row_order, row_ptr)]
+    rows = (row_phase, row_of, row_start, row_order, row_ptr)
+    arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in rows]
     for a in arrays:
         a.setflags(write=False)
     return PhasePlanes(grid, merged, int(block_rows), int(blocks), *arrays, math.prod(strides), int(strides[-1]),
@@ -509,26 +512,24 @@ if numba is not None:
                     dst[uintp(d + c)] += src[uintp(s0 + c)]
 
     def _scatter_planes_py(z, T, out, n0, co0, cb, nb, P, cols, phase_of, seg_ptr, seg_src, seg_dst, seg_len, mask,
-                           masked, row_phase, row_of, row_order, row_ptr, phases, blocks, block_rows, grid_width,
-                           last_stride, big_width, spans, accs):  # pragma: no cover - compiled
+                           masked, row_phase, row_start, row_order, row_ptr, phases, blocks, block_rows, grid_width,
+                           last_stride, big_width, spans):  # pragma: no cover - compiled
         # out[n0 + n, co0 + co] from the block's GEMM result z, flat (cb * T, nb * P): per output
         # channel, every tap adds its runs (segments) to its phase plane (PhasePlanes) for each
         # of the nb samples, a block of grid rows at a time so the planes stay in cache, and the
         # block's output rows are interleaved from them.  With spans (one block of whole planes of
         # the input's grid) a tap's run covers all nb samples at once, the mask tiled by the
-        # caller.  The planes are a row of accs per channel, or one for all (serial): allocated
-        # here they cost a page fault per 4 KB on every call (past malloc's mmap threshold).
+        # caller.  The planes are allocated here: LLVM then knows they alias neither z nor out.
         zero = z.dtype.type(0)
         plane = block_rows * grid_width  # one phase's block for one sample
         pitch = nb * plane  # ... for all samples: phase ph, sample n at (ph * nb + n) * plane
         full = big_width // last_stride  # output positions per phase before the cropped tail
         for co in prange(cb):
-            acc = accs[co % accs.shape[0]]
+            acc = np.zeros(phases * pitch, dtype=z.dtype)
             for b in range(blocks):
-                r0 = b * block_rows
-                p0 = r0 * grid_width
-                for i in range(phases * pitch):
-                    acc[uintp(i)] = zero
+                p0 = b * block_rows * grid_width
+                if b > 0:
+                    acc[:] = zero
                 for t in range(T):
                     row = co * T * cols + t * cols
                     mt = mask[t]
@@ -557,8 +558,8 @@ if numba is not None:
                 for n in range(nb):  # the block's output rows, in output order
                     dst = out[n0 + n, co0 + co]
                     for q in range(row_ptr[b], row_ptr[b + 1]):
-                        o = row_order[q]
-                        r = row_phase[o] * pitch + n * plane + (row_of[o] - r0) * grid_width
+                        o = q if blocks == 1 else row_order[q]
+                        r = row_phase[o] * pitch + n * plane + row_start[o]
                         d0 = o * big_width
                         if last_stride == 1:
                             for i in range(big_width):
@@ -1268,14 +1269,14 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     # whole planes of the input's grid in one block: one run per tap over all samples, the mask tiled
     spans = planes.merged and planes.blocks == 1 and plane == P
 
-    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, accs, mask) -> None:
+    def scatter(zbuf, n0: int, co0: int, cb: int, m: int, serial: bool, mask) -> None:
         """out[n0:n0+m, co0:co0+cb] from the block's GEMM result ``zbuf``."""
         if mode != "none":
             (_scatter_planes_serial if serial else _scatter_planes)(
                 zbuf, T, out, n0, co0, cb, m, P, m * P, planes.phase_of, planes.seg_ptr, planes.src, planes.dst,
-                planes.length, mask, planes.masked, planes.row_phase, planes.row_of, planes.row_order, planes.row_ptr,
+                planes.length, mask, planes.masked, planes.row_phase, planes.row_start, planes.row_order, planes.row_ptr,
                 planes.phases, planes.blocks,
-                planes.block_rows, planes.grid[-1], planes.last_stride, planes.big_width, spans, accs)
+                planes.block_rows, planes.grid[-1], planes.last_stride, planes.big_width, spans)
 
     def work(start: int, stop: int, c_lo: int, c_hi: int, serial: bool) -> None:
         budget = _worker_budget(out.nbytes, serial)
@@ -1292,8 +1293,6 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
         else:  # one sample's columns per GEMM: as many channels as the budget holds
             cb, nb = int(max(1, min(c_hi - c_lo, budget // plane_bytes))), 1
         zbuf = np.empty(cb * T * nb * P, dtype=y.dtype)
-        # the scatter's phase planes for nb samples: one set, or one per channel (parallel)
-        accs = np.empty((1 if serial else cb, planes.phases * nb * plane), dtype=y.dtype)
         mask = np.tile(planes.mask, (1, nb)) if spans and nb > 1 else planes.mask  # per sample of a run
         for gi in range(g):
             w_t = wf[gi * ci_g:(gi + 1) * ci_g].T
@@ -1307,7 +1306,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                 for c0 in range(c_lo, c_hi, cb):
                     c1 = min(c_hi, c0 + cb)
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
-                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, accs, mask)
+                    scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
     _split(n, co_g, work, n * P * T * c_in * co_g)
     return out.reshape((n, co_g * g) + big)
