@@ -118,19 +118,23 @@ def test_row_plan_is_the_connectivity(case, transposed):
                     rebuilt[t, src + k] = np.ravel_multi_index(tuple(pos), big)
             np.testing.assert_array_equal(rebuilt, expected)
             # output row o is interleaved from grid row row_of[o] of its outer phase's planes, in its block
+            width = planes.grid[-1]
+            block_of = np.zeros(len(planes.row_start), dtype=np.int64)
+            assert sorted(planes.row_order.tolist()) == list(range(len(block_of)))
+            for b in range(planes.blocks):
+                rows = planes.row_order[planes.row_ptr[b]:planes.row_ptr[b + 1]]
+                assert (np.diff(rows) > 0).all()
+                block_of[rows] = b
+            assert (planes.row_start % width == 0).all() and (planes.row_start < planes.block_rows * width).all()
+            row_of = block_of * planes.block_rows + planes.row_start // width
             if len(big) > 1:
                 outer = np.indices(big[:-1]).reshape(len(big) - 1, -1)
                 stride = np.array(spec.stride[:-1])[:, None]
-                np.testing.assert_array_equal(planes.row_of,
-                                              np.ravel_multi_index(tuple(outer // stride), planes.grid[:-1]))
+                np.testing.assert_array_equal(row_of, np.ravel_multi_index(tuple(outer // stride), planes.grid[:-1]))
                 np.testing.assert_array_equal(planes.row_phase // spec.stride[-1],
                                               np.ravel_multi_index(tuple(outer % stride), spec.stride[:-1]))
             else:
-                assert planes.row_of.tolist() == [0] and planes.row_phase.tolist() == [0]
-            assert sorted(planes.row_order.tolist()) == list(range(len(planes.row_of)))
-            for b in range(planes.blocks):
-                rows = planes.row_order[planes.row_ptr[b]:planes.row_ptr[b + 1]]
-                assert (np.diff(rows) > 0).all() and (planes.row_of[rows] // planes.block_rows == b).all()
+                assert row_of.tolist() == [0] and planes.row_phase.tolist() == [0]
     # the inverse (pairs per big row) lists exactly the valid outer entries
     pairs = sorted(zip(plan.pair_tap.tolist(), plan.pair_row.tolist()))
     assert pairs == sorted(zip(*[v.tolist() for v in np.nonzero(plan.outer >= 0)]))

@@ -82,7 +82,7 @@ import threading
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache, reduce, wraps
+from functools import cached_property, lru_cache, wraps
 from typing import NamedTuple
 
 import numpy as np
@@ -310,7 +310,8 @@ class PhasePlanes:
     k`` to the block's plane positions ``dst[e] + k`` for ``0 <= k < length[e]``.  Output
     row ``o`` (flat over the outer axes) is row ``row_of[o]`` (flat over the grid's outer
     axes) of plane ``row_phase[o]`` (its last-axis phase 0) and the ``last_stride - 1``
-    planes after it.
+    planes after it; it starts at ``row_start[o] = (row_of[o] % block_rows) * grid[-1]`` in its
+    block, and ``row_order[row_ptr[b]:row_ptr[b + 1]]`` are block ``b``'s output rows, in order.
     """
 
     grid: tuple[int, ...]
@@ -325,9 +326,8 @@ class PhasePlanes:
     length: np.ndarray
     mask: np.ndarray  # (T, prod(grid)) uint8 if merged, else (T, 0)
     row_phase: np.ndarray
-    row_of: np.ndarray
-    row_start: np.ndarray  # where that row starts in its block: (row_of % block_rows) * grid[-1]
-    row_order: np.ndarray  # output rows by block (row_ptr[b] <= q < row_ptr[b + 1]), in output order within
+    row_start: np.ndarray
+    row_order: np.ndarray
     row_ptr: np.ndarray
     phases: int
     last_stride: int
@@ -368,8 +368,6 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
     merged = (merge and all(q <= n for q, n in zip(whole[1:], small[1:]))
               and T * math.prod(merged_grid) <= _MASK_BYTES)
     grid = merged_grid if merged else whole
-    plane_pitch = np.cumprod((grid[1:] + (1,))[::-1])[::-1]
-    small_pitch = np.cumprod((tuple(small[1:]) + (1,))[::-1])[::-1]
     phase_of = np.ravel_multi_index(tuple(rho.T), strides)
     seg_ptr, src, dst, length = [0], [], [], []
     mask = np.zeros((T, math.prod(grid) if merged else 0), dtype=np.uint8)
@@ -377,18 +375,17 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
     for t in range(T):
         if (hi[t] > lo[t]).all() and merged:  # one run from the first plane position the tap reaches to the last
             first, last = lo[t] + shift[t], hi[t] - 1 + shift[t]
-            dst.append(int(first @ plane_pitch))
-            src.append(int(lo[t] @ small_pitch))
-            length.append(int(last @ plane_pitch) + 1 - dst[-1])
-            inside = [((np.arange(g) >= a) & (np.arange(g) <= b)).reshape((-1,) + (1,) * (len(grid) - 1 - axis))
-                      for axis, (g, a, b) in enumerate(zip(grid, first, last))]
-            mask[t] = reduce(np.logical_and, inside).reshape(-1)
+            dst.append(int(np.ravel_multi_index(first, grid)))
+            src.append(int(np.ravel_multi_index(lo[t], small)))
+            length.append(int(np.ravel_multi_index(last, grid)) + 1 - dst[-1])
+            mask[t].reshape(grid)[tuple(slice(a, b + 1) for a, b in zip(first, last))] = 1
             tap_masked[t] = not mask[t, dst[-1]:dst[-1] + length[-1]].all()
         elif (hi[t] > lo[t]).all():  # one run per input row the tap reaches
-            rows = (_positions(tuple(hi[t, :-1] - lo[t, :-1])).T + lo[t, :-1]).astype(np.int64)
-            src.extend((rows @ small_pitch[:-1] + lo[t, -1]).tolist())
-            dst.extend(((rows + shift[t, :-1]) @ plane_pitch[:-1] + lo[t, -1] + shift[t, -1]).tolist())
-            length.extend([int(hi[t, -1] - lo[t, -1])] * len(rows))
+            rows = _positions(tuple(hi[t, :-1] - lo[t, :-1])) + lo[t, :-1, None]
+            starts = np.vstack([rows, np.full(rows.shape[1], lo[t, -1])])  # (ndim, rows)
+            src.extend(np.ravel_multi_index(tuple(starts), small).tolist())
+            dst.extend(np.ravel_multi_index(tuple(starts + shift[t, :, None]), grid).tolist())
+            length.extend([int(hi[t, -1] - lo[t, -1])] * rows.shape[1])
         seg_ptr.append(len(src))
     # blocks of grid rows past _PLANE_BYTES (counted at 8 bytes an element: float32 and float64 alike)
     grid_rows, width = math.prod(grid[:-1]), grid[-1]
@@ -417,7 +414,7 @@ def phase_planes(spec: ConvSpec, small: tuple[int, ...], merge: bool = True) -> 
     row_order = np.argsort(row_of // block_rows, kind="stable")  # output rows by block, in output order within
     row_ptr = np.concatenate([[0], np.cumsum(np.bincount(row_of // block_rows, minlength=blocks))])
     arrays = [tap_masked] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in (phase_of, seg_ptr, src, dst, length)]
-    rows = (row_phase, row_of, row_start, row_order, row_ptr)
+    rows = (row_phase, row_start, row_order, row_ptr)
     arrays += [mask] + [np.asarray(a, dtype=np.int64).reshape(-1) for a in rows]
     for a in arrays:
         a.setflags(write=False)
