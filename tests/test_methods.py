@@ -344,7 +344,7 @@ def test_gemm_channels_last_movers_agree_with_torch(geometry, block_bytes, batch
     smallest blocks too.  ``auto`` takes them where a group's channels outnumber an output
     row's positions (the first geometry: 24 channels, rows of 4 and 8)."""
     torch = pytest.importorskip("torch")
-    from transconv.spec import conv_spec
+    from transconv.spec import conv_spec, conv_transpose_spec
 
     g = geometry
     rng = np.random.default_rng(len(g["big"]) + batch)
@@ -363,10 +363,28 @@ def test_gemm_channels_last_movers_agree_with_torch(geometry, block_bytes, batch
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     if g["big"] == (6, 6):
         spec = conv_spec("conv", g["big"], g["kernel"], g["stride"], g["padding"], g["dilation"], g["groups"])
-        if transposed:  # rows of the small grid: the input's
-            assert compiled._moves_channels_last("auto", 12, g["big"], expected.shape[2:], 25, w.nbytes)
+        if transposed:  # rows of the small grid: the input's, 6 wide against 12 channels; planes of 8 > 6: unmerged
+            planes = compiled.phase_planes(conv_transpose_spec("conv_transpose", g["big"], g["kernel"], g["stride"],
+                                                               g["padding"]), g["big"])
+            assert not planes.merged
+            assert compiled._scatters_channels_last("auto", 12, g["big"], expected.shape[2:], 25, w.nbytes, False)
         else:
             assert compiled.column_gather(spec, g["big"]).channels_last(w.shape[1], w.nbytes)
+
+
+def test_conv_transpose_scatters_channels_last_by_its_rule():
+    """The scatter's rule against the gather's: channel runs at least twice the input's rows,
+    and larger weights only where the phase planes would add a run per input row."""
+    rule = compiled._scatters_channels_last
+    small, big, taps = (9, 9, 9), (19, 19, 19), 125  # seed 1 #1: 12 channels on 9-wide rows
+    assert compiled._moves_channels_last("auto", 12, small, big, taps, 10**4)
+    assert not rule("auto", 12, small, big, taps, 10**4, False)
+    assert rule("auto", 18, small, big, taps, 10**4, False)
+    weights = compiled._CHANNELS_LAST_WEIGHTS + 1  # seed 2 #18's 1.9 MB on 4^3 grids
+    assert rule("auto", 62, (4, 4, 4), (8, 8, 8), taps, weights, False)
+    assert not rule("auto", 62, (4, 4, 4), (8, 8, 8), taps, weights, True)
+    assert not rule("auto", 62, (4, 4, 4), (8, 8, 8), taps, compiled._CHANNELS_LAST_SCATTER_WEIGHTS + 1, False)
+    assert rule("channels_last", 1, small, big, taps, 10**9, True) and not rule("rows", 62, small, big, taps, 0, False)
 
 
 def test_gemm_declines_when_its_smallest_block_is_too_large():

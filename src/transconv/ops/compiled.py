@@ -34,7 +34,7 @@ whole plane, all samples of the block at once; otherwise one run per input row. 
 past ``_PLANE_BYTES`` are built a block of grid rows at a time (the runs cut at the blocks'
 edges when the table is built), so they stay in cache.  Tasks write disjoint memory (no
 atomics).  On small grids with tens of channels the data moves channels-last instead
-(``_moves_channels_last``): the GEMM result ``z[(n, p), (t, co)]`` is added through the
+(``_scatters_channels_last``): the GEMM result ``z[(n, p), (t, co)]`` is added through the
 connectivity's inverse (CSR) in runs of output channels.
 
 The conv gather splits each input row into its stride phases once, into slots with zero
@@ -960,6 +960,7 @@ _FLAT_GATHER_BELOW = 8  # conv outputs narrower than this gather through a flat 
 _CHANNELS_LAST_FROM = 8  # channels per group from which gemm may move data channels-last (_moves_channels_last)
 _CHANNELS_LAST_WIDTH = 16  # ... on small grids narrower than this
 _CHANNELS_LAST_WEIGHTS = 2**20  # ... with weights up to this many bytes
+_CHANNELS_LAST_SCATTER_WEIGHTS = 2 * 2**20  # ... the scatter's, where its phase planes add a run per row
 _FLAT_TABLE_BYTES = 2**20  # flat tables beyond this fall out of cache (re-read per channel plane)
 _FOLD_BELOW = 256  # planes with fewer positions fold samples into the GEMM columns (a copy of the input block)
 
@@ -969,7 +970,7 @@ class Tuning:
     """The compiled methods' internal choices, fixed for tests and benchmarks with :func:`tuned`.
 
     ``block_bytes`` caps one call's work buffer; ``scatter`` is the conv_transpose GEMM's
-    data mover (``"auto"``: channels-last on small grids, :func:`_moves_channels_last`, else
+    data mover (``"auto"``: channels-last on small grids, :func:`_scatters_channels_last`, else
     the phase planes; ``"channels_last"`` forces the first, ``"rows"`` the planes with one run
     per input row even where one run per tap would do; ``"none"`` skips it, leaving the output
     unset: the GEMM-only floor); ``gather`` the conv's (``"auto"``: channels-last,
@@ -1145,6 +1146,19 @@ def _moves_channels_last(mode: str, channels: int, small: tuple[int, ...], big: 
         and weight_bytes <= _CHANNELS_LAST_WEIGHTS and math.prod(big) < taps * math.prod(small))
 
 
+def _scatters_channels_last(mode: str, channels: int, small: tuple[int, ...], big: tuple[int, ...], taps: int,
+                            weight_bytes: int, merged: bool) -> bool:
+    """Whether the conv_transpose GEMM scatters channels-last: forced by ``mode``, or by the
+    gather's rule (:func:`_moves_channels_last`) with runs of channels at least twice the input's
+    rows, and weights up to ``_CHANNELS_LAST_SCATTER_WEIGHTS`` where the phase planes add a run
+    per input row (not ``merged``): there channel runs pay for larger weights' copies."""
+    if mode != "auto":
+        return mode == "channels_last"
+    cap = _CHANNELS_LAST_WEIGHTS if merged else _CHANNELS_LAST_SCATTER_WEIGHTS
+    return 2 * small[-1] <= channels and weight_bytes <= cap and _moves_channels_last(mode, channels, small, big,
+                                                                                      taps, 0)
+
+
 @dataclass(frozen=True)
 class ColumnGather:
     """A convolution's im2col: ``cols[(ci, t), (n, r, i)] = x[n, ci, q(t, (r, i))]`` for a block
@@ -1252,7 +1266,9 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     g = spec.groups
     ci_g, co_g = c_in // g, w.shape[1]
     T, P = math.prod(spec.kernel_size), math.prod(small)
-    if _moves_channels_last(_TUNING.scatter, co_g, small, big, T, w.nbytes):
+    mode = _TUNING.scatter
+    planes = _transpose_planes(spec, small, mode != "rows")
+    if _scatters_channels_last(mode, co_g, small, big, T, w.nbytes, planes.merged):
         return _gemm_conv_transpose_channels_last(y, w, spec)
     out = np.empty((n, co_g * g, math.prod(big)), dtype=y.dtype)
     yf = y.reshape(n, c_in, P)
@@ -1260,8 +1276,6 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
     wf = w.reshape(c_in, co_g * T)
     plane_bytes = T * P * y.itemsize  # GEMM result per (sample, output channel)
     fold = P < _FOLD_BELOW
-    mode = _TUNING.scatter
-    planes = _transpose_planes(spec, small, mode != "rows")
     plane = planes.block_rows * planes.grid[-1]
     # whole planes of the input's grid in one block: one run per tap over all samples, the mask tiled
     spans = planes.merged and planes.blocks == 1 and plane == P
