@@ -22,9 +22,12 @@ KWARGS = dict(stride=2, padding=1, groups=2)
 
 @pytest.fixture
 def ran(monkeypatch):
-    """Autotune on for calls of any size; every method records its name when it runs."""
+    """Autotune on for calls of any size, split over the cores at any size (so their one-range
+    variants are measured too); every method records its name when it runs."""
     names = []
     monkeypatch.setattr(dispatch, "_TUNE_ABOVE", 0.0)
+    monkeypatch.setattr(compiled, "_SERIAL_BELOW", 0)
+    monkeypatch.setattr(compiled, "_SPLIT_MACS", 0)
     for name, method in list(dispatch.METHODS.items()):
         def recorded(fn, name=name):
             def run(*args):
@@ -67,12 +70,12 @@ def test_one_range_runs_the_split_as_one_range_in_the_callers_thread():
     calls = []
     token = compiled.ONE_RANGE.set(True)
     try:
-        compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12)
+        compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12, data_bytes=2**30)
     finally:
         compiled.ONE_RANGE.reset(token)
     assert calls == [(0, 5, 0, 7, True)]
     calls.clear()
-    compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12)  # unset again: the split as before
+    compiled._split(5, 7, lambda *args: calls.append(args), macs=10**12, data_bytes=2**30)  # unset again: the split as before
     covered = np.zeros((5, 7), dtype=int)
     for n0, n1, u0, u1, _ in calls:
         covered[n0:n1, u0:u1] += 1
@@ -174,3 +177,19 @@ def test_weight_gradient_leaves_phase_out_when_its_partials_are_large(monkeypatc
         assert trials.candidates == ["gemm", "swap"]
     finally:
         tc.set_autotune(previous)
+
+
+def test_small_calls_run_as_one_range_and_large_ones_split():
+    """Under ``_SPLIT_MACS`` multiply-adds on under ``_SPLIT_BYTES`` of data a call runs as one
+    range in the caller's thread; past either bound the cores split it (with two or more threads)."""
+    for macs, data_bytes, split in [(compiled._SPLIT_MACS - 1, compiled._SPLIT_BYTES - 1, False),
+                                    (compiled._SPLIT_MACS, compiled._SPLIT_BYTES - 1, True),
+                                    (compiled._SERIAL_BELOW, compiled._SPLIT_BYTES, True),
+                                    (compiled._SERIAL_BELOW - 1, 2**40, False)]:
+        calls = []
+        compiled._split(5, 7, lambda *args: calls.append(args), macs=macs, data_bytes=data_bytes)
+        assert compiled.splits(macs, data_bytes) == split
+        if split and compiled.thread_count() > 1:
+            assert len(calls) > 1 and all(args[4] for args in calls)
+        else:
+            assert calls == [(0, 5, 0, 7, True)]

@@ -168,7 +168,7 @@ def test_gemm_partials_of_a_split_add_up_to_torch(monkeypatch, batch):
 
     ranges = []
 
-    def two_ranges(n, units, work, macs):
+    def two_ranges(n, units, work, macs, data_bytes):
         halves = [(0, n // 2, 0, units), (n // 2, n, 0, units)] if n >= 2 else \
                  [(0, n, 0, units // 2), (0, n, units // 2, units)]
         for r in halves:

@@ -67,7 +67,8 @@ multiplying and accumulating rows straight from the input.
 of the flat padded input (the transposed convolution as the convolution with the flipped
 kernel), and 1x..x1 kernels at any stride as one stacked matmul with no gather.
 
-Calls under ``_SERIAL_BELOW`` multiply-adds run serial kernels in the calling thread.  The
+Calls under ``_SERIAL_BELOW`` multiply-adds, or under ``_SPLIT_MACS`` on under
+``_SPLIT_BYTES`` of data (:func:`splits`), run serial kernels in the calling thread.  The
 internal choices (block size, scatter, gather, kernel loop order) can be fixed with
 :func:`tuned`, for tests and the benchmark's GEMM-only column.
 """
@@ -1049,12 +1050,26 @@ if hasattr(os, "register_at_fork"):
 
 
 _SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
+_SPLIT_MACS = 12_000_000  # ... and under which it does so too (handing ranges to threads costs ~75 us) ...
+_SPLIT_BYTES = 8 * 2**20  # ... on input and output under this many bytes (docs/performance.md)
 # True: this thread's calls run as one range in the caller's thread with serial kernels while
 # BLAS keeps its threads, as small calls do; autotune measures it against the split (dispatch.Trials)
 ONE_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("transconv_one_range", default=False)
 
 
-def _split(n: int, units: int, work, macs: int) -> None:
+def splits(macs: int, data_bytes: int) -> bool:
+    """Whether :func:`_split` hands a call of ``macs`` multiply-adds on ``data_bytes`` of input
+    and output to worker threads (with two or more numba threads), rather than running it as
+    one range in the caller's thread with serial kernels while BLAS keeps its threads.
+
+    >>> splits(1_000_000, 2**30), splits(8_000_000, 2**20), splits(8_000_000, 2**30)
+    (False, False, True)
+    """
+    small = macs < _SERIAL_BELOW or (macs < _SPLIT_MACS and data_bytes < _SPLIT_BYTES)
+    return not (SERIAL_ONLY or small or ONE_RANGE.get())
+
+
+def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
     """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
     second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
 
@@ -1063,10 +1078,10 @@ def _split(n: int, units: int, work, macs: int) -> None:
     axis is split instead.  The GEMM and the scatter of one range follow each other on
     one core, and no thread pool hands the cores over to another (OpenBLAS's and
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
-    the duration of the call, process-wide.  Otherwise one range, parallel kernels.
+    the duration of the call, process-wide.  Otherwise one range, parallel kernels.  Small
+    calls (:func:`splits`) run as one range with serial kernels in the caller's thread.
     """
-    # small: handing the cores to other threads costs more than the call
-    if SERIAL_ONLY or macs < _SERIAL_BELOW or ONE_RANGE.get():
+    if not splits(macs, data_bytes):  # handing the cores to other threads costs more than the call
         work(0, n, 0, units, True)
         return
     workers = numba.get_num_threads()
@@ -1319,7 +1334,7 @@ def gemm_conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndar
                     np.matmul(w_t[c0 * T:c1 * T], block, out=zbuf[:(c1 - c0) * T * m * P].reshape(-1, m * P))
                     scatter(zbuf, n0, gi * co_g + c0, c1 - c0, m, serial, mask)
 
-    _split(n, co_g, work, n * P * T * c_in * co_g)
+    _split(n, co_g, work, n * P * T * c_in * co_g, y.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + big)
 
 
@@ -1362,7 +1377,7 @@ def _gemm_conv_transpose_channels_last(y: np.ndarray, w: np.ndarray, spec: ConvS
                 scatter(zb, ob, ptr, tap, pos, P, c1 - c0)
                 out[n0:n0 + m, gi * co_g + c0:gi * co_g + c1] = ob.reshape(m, O, c1 - c0).transpose(0, 2, 1)
 
-    _split(n, co_g, work, n * P * T * c_in * co_g)
+    _split(n, co_g, work, n * P * T * c_in * co_g, y.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + big)
 
 
@@ -1404,7 +1419,7 @@ def gemm_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                 part = (wg @ c).reshape(co_g, m, (r1 - r0) * width).transpose(1, 0, 2)
                 out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, r0 * width:r1 * width] = part
 
-    _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g)
+    _split(n, plan.small_rows, work, n * P * T * ci_g * co_g * g, x.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + small)
 
 
@@ -1433,7 +1448,7 @@ def _gemm_conv_channels_last(x: np.ndarray, w: np.ndarray, gather: ColumnGather)
             z = np.matmul(c, wl[gi], out=result[:c.shape[0] * co_g].reshape(-1, co_g))
             out[n0:n0 + m, gi * co_g:(gi + 1) * co_g, q0:q1] = z.reshape(m, q1 - q0, co_g).transpose(0, 2, 1)
 
-    _split(n, P, work, n * P * T * ci_g * co_g * g)
+    _split(n, P, work, n * P * T * ci_g * co_g * g, x.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + small)
 
 
@@ -1552,7 +1567,7 @@ def _k1_gemm(w: np.ndarray, x: np.ndarray, out: np.ndarray, groups: int) -> None
     def work(start: int, stop: int, p0: int, p1: int, serial: bool) -> None:
         np.matmul(wg, xs[start:stop, :, :, p0:p1], out=outs[start:stop, :, :, p0:p1])
 
-    _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1])
+    _split(n, xs.shape[-1], work, n * xs.shape[-1] * c_in * wg.shape[1], x.nbytes + out.nbytes)
 
 
 @lru_cache(maxsize=64)
@@ -1665,7 +1680,7 @@ def shift_conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
                     target = out[n0:n0 + m, cs].reshape((m, co_g, rows) + inner)[:, :, r0:r1]
                     target[...] = part.transpose((1, 0) + tuple(range(2, part.ndim)))
 
-    _split(n, rows, work, n * P * T * ci_g * co_g * g)
+    _split(n, rows, work, n * P * T * ci_g * co_g * g, x.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + small)
 
 

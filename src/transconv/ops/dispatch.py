@@ -500,8 +500,11 @@ def _trials(problem: Problem, choice: MethodChoice) -> Optional[Trials]:
         ranked = sorted(choice.costs, key=choice.costs.__getitem__)
         close = [n for n in ranked if choice.costs[n] <= _TUNE_WITHIN * best][:_TUNE_CANDIDATES]
         # sub-50-ms calls split over cores often lose to one range (the GEMM alone threaded)
-        # and as often win; the model cannot tell, so both are measured
-        if problem.macs < _ONE_RANGE_BELOW and compiled.thread_count() > 1:
+        # and as often win; the model cannot tell, so both are measured (smaller calls, which
+        # compiled.splits runs as one range anyway, once)
+        data_bytes = math.prod(problem.x_shape) * problem.dtype.itemsize + _output_bytes(problem)
+        if (problem.macs < _ONE_RANGE_BELOW and compiled.thread_count() > 1
+                and compiled.splits(problem.macs, data_bytes)):
             close += [n + _ONE_RANGE for n in close if n in _SPLITS]
         return close
 

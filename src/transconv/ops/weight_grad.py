@@ -101,7 +101,7 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
     width, rows = gather.plan.small_width, gather.plan.small_rows
     xf, gf = x.reshape(n, c_in, -1), g.reshape(n, c_out, -1)
     macs = n * rows * width * taps * cig * cog * groups
-    workers = compiled.thread_count() if macs >= compiled._SERIAL_BELOW else 1
+    workers = compiled.thread_count() if compiled.splits(macs, x.nbytes + g.nbytes) else 1
     budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
     if gather.channels_last(cig, c_out * cig * taps * x.itemsize):
         return _channels_last_weight_grad(xf, gf, gather, budget, macs)
@@ -117,7 +117,7 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
             g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
             dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
 
-    return _summed_over_split(n, rows, macs, (groups, cog, cig * taps), g.dtype, add)
+    return _summed_over_split(n, rows, macs, x.nbytes + g.nbytes, (groups, cog, cig * taps), g.dtype, add)
 
 
 def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.ColumnGather, budget: int,
@@ -134,11 +134,12 @@ def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, q0:q1]
             dw[gi] += c.T @ np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog)
 
-    dw = _summed_over_split(n, positions, macs, (groups, taps * cig, cog), gf.dtype, add)
+    dw = _summed_over_split(n, positions, macs, xf.nbytes + gf.nbytes, (groups, taps * cig, cog), gf.dtype, add)
     return np.ascontiguousarray(dw.reshape(groups, taps, cig, cog).transpose(0, 3, 2, 1)).reshape(groups, cog, -1)
 
 
-def _summed_over_split(n: int, units: int, macs: int, shape: tuple[int, ...], dtype: np.dtype, add) -> np.ndarray:
+def _summed_over_split(n: int, units: int, macs: int, data_bytes: int, shape: tuple[int, ...], dtype: np.dtype,
+                       add) -> np.ndarray:
     """``add(partial, n0, n1, u0, u1, serial)`` over ``compiled._split``'s ranges, each core
     into its own zeroed partial of ``shape``; the partials summed."""
     partials = []
@@ -148,7 +149,7 @@ def _summed_over_split(n: int, units: int, macs: int, shape: tuple[int, ...], dt
         add(partial, n0, n1, u0, u1, serial)
         partials.append(partial)  # list.append is atomic
 
-    compiled._split(n, units, work, macs)
+    compiled._split(n, units, work, macs, data_bytes)
     return sum(partials[1:], partials[0])
 
 
