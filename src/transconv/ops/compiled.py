@@ -1060,7 +1060,7 @@ ONE_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("transconv_one_
 def splits(macs: int, data_bytes: int) -> bool:
     """Whether :func:`_split` hands a call of ``macs`` multiply-adds on ``data_bytes`` of input
     and output to worker threads (with two or more numba threads), rather than running it as
-    one range in the caller's thread with serial kernels while BLAS keeps its threads.
+    one range in the caller's thread with serial kernels.
 
     >>> splits(1_000_000, 2**30), splits(8_000_000, 2**20), splits(8_000_000, 2**30)
     (False, False, True)
@@ -1078,17 +1078,23 @@ def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
     axis is split instead.  The GEMM and the scatter of one range follow each other on
     one core, and no thread pool hands the cores over to another (OpenBLAS's and
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
-    the duration of the call, process-wide.  Otherwise one range, parallel kernels.  Small
-    calls (:func:`splits`) run as one range with serial kernels in the caller's thread.
+    the duration of the call, process-wide.  Otherwise one range, parallel kernels.
+
+    Calls that :func:`splits` keeps together run as one range on one core, single-threaded
+    BLAS included: a multi-threaded GEMM leaves OpenBLAS's threads spinning for about 0.1 s,
+    which slows the next split call by up to 2x.  Calls under ``_SERIAL_BELOW`` (and with
+    ``ONE_RANGE`` set) run in the caller's thread as they come, BLAS untouched.
     """
-    if not splits(macs, data_bytes):  # handing the cores to other threads costs more than the call
+    if SERIAL_ONLY or macs < _SERIAL_BELOW or ONE_RANGE.get():
         work(0, n, 0, units, True)
         return
     workers = numba.get_num_threads()
-    if workers < 2 or (n < workers and units < workers):
+    if not splits(macs, data_bytes):  # handing ranges to threads costs more than the call saves
+        ranges = [(0, n, 0, units)]
+    elif workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
-    if n >= workers:
+    elif n >= workers:
         ranges = [(a, b, 0, units) for a, b in _bounds(n, workers)]
     else:
         ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
