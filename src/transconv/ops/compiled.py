@@ -1156,7 +1156,7 @@ def _runs(plan: RowPlan) -> tuple:
 
 
 def _moves_channels_last(mode: str, channels: int, small: tuple[int, ...], big: tuple[int, ...], taps: int,
-                         weight_bytes: int) -> bool:
+                         weight_bytes: int, weight_cap: int = _CHANNELS_LAST_WEIGHTS) -> bool:
     """Whether gemm moves data channels-last (runs of a group's ``channels``) rather than along
     rows: forced by the tuning ``mode``, or where taps overlap (fewer ``big`` positions than taps
     times ``small`` ones: the transposed copy of the big side is then paid back) on small grids
@@ -1164,7 +1164,7 @@ def _moves_channels_last(mode: str, channels: int, small: tuple[int, ...], big: 
     weights; on the suite's large layers the copies cost more than the runs save."""
     return mode == "channels_last" or (
         mode == "auto" and _CHANNELS_LAST_FROM <= channels and small[-1] < min(channels, _CHANNELS_LAST_WIDTH)
-        and weight_bytes <= _CHANNELS_LAST_WEIGHTS and math.prod(big) < taps * math.prod(small))
+        and weight_bytes <= weight_cap and math.prod(big) < taps * math.prod(small))
 
 
 def _scatters_channels_last(mode: str, channels: int, small: tuple[int, ...], big: tuple[int, ...], taps: int,
@@ -1176,8 +1176,7 @@ def _scatters_channels_last(mode: str, channels: int, small: tuple[int, ...], bi
     if mode != "auto":
         return mode == "channels_last"
     cap = _CHANNELS_LAST_WEIGHTS if merged else _CHANNELS_LAST_SCATTER_WEIGHTS
-    return 2 * small[-1] <= channels and weight_bytes <= cap and _moves_channels_last(mode, channels, small, big,
-                                                                                      taps, 0)
+    return 2 * small[-1] <= channels and _moves_channels_last(mode, channels, small, big, taps, weight_bytes, cap)
 
 
 @dataclass(frozen=True)

@@ -100,11 +100,11 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
     gather = compiled.column_gather(spec, x.shape[2:])
     width, rows = gather.plan.small_width, gather.plan.small_rows
     xf, gf = x.reshape(n, c_in, -1), g.reshape(n, c_out, -1)
-    macs = n * rows * width * taps * cig * cog * groups
-    workers = compiled.thread_count() if compiled.splits(macs, x.nbytes + g.nbytes) else 1
+    macs, data_bytes = n * rows * width * taps * cig * cog * groups, x.nbytes + g.nbytes
+    workers = compiled.thread_count() if compiled.splits(macs, data_bytes) else 1
     budget = min(_COLUMN_BYTES, max(min(g.nbytes, x.nbytes), _COLUMN_FLOOR)) // workers
     if gather.channels_last(cig, c_out * cig * taps * x.itemsize):
-        return _channels_last_weight_grad(xf, gf, gather, budget, macs)
+        return _channels_last_weight_grad(xf, gf, gather, budget, macs, data_bytes)
     # one output row of a sample: one group's columns and its copy of the gradient
     row_bytes = (cig * taps + cog) * width * x.itemsize
     rb = int(max(1, min(rows, budget // row_bytes)))
@@ -117,11 +117,11 @@ def _gathered_weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.nd
             g_rows = g_rows[0] if m == 1 else np.ascontiguousarray(g_rows.transpose(1, 0, 2)).reshape(cog, -1)
             dw[gi] += g_rows @ c.T if wide else (c @ g_rows.T).T
 
-    return _summed_over_split(n, rows, macs, x.nbytes + g.nbytes, (groups, cog, cig * taps), g.dtype, add)
+    return _summed_over_split(n, rows, macs, data_bytes, (groups, cog, cig * taps), g.dtype, add)
 
 
 def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.ColumnGather, budget: int,
-                               macs: int) -> np.ndarray:
+                               macs: int, data_bytes: int) -> np.ndarray:
     """``_gathered_weight_grad`` on the columns transposed (``ColumnGather.channels_last_blocks``):
     ``dW[(t, ci), co] += cols.T @ g`` with each block of ``g`` copied channels-last."""
     n, c_in, positions = gf.shape[0], xf.shape[1], gf.shape[2]
@@ -134,7 +134,7 @@ def _channels_last_weight_grad(xf: np.ndarray, gf: np.ndarray, gather: compiled.
             g_rows = gf[start:start + m, gi * cog:(gi + 1) * cog, q0:q1]
             dw[gi] += c.T @ np.ascontiguousarray(g_rows.transpose(0, 2, 1)).reshape(-1, cog)
 
-    dw = _summed_over_split(n, positions, macs, xf.nbytes + gf.nbytes, (groups, taps * cig, cog), gf.dtype, add)
+    dw = _summed_over_split(n, positions, macs, data_bytes, (groups, taps * cig, cog), gf.dtype, add)
     return np.ascontiguousarray(dw.reshape(groups, taps, cig, cog).transpose(0, 3, 2, 1)).reshape(groups, cog, -1)
 
 
