@@ -193,3 +193,27 @@ def test_small_calls_run_as_one_range_and_large_ones_split():
             assert len(calls) > 1 and all(args[4] for args in calls)
         else:
             assert calls == [(0, 5, 0, 7, True)]
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_split_ranges_tile_the_call_and_cut_samples_unless_they_leave_a_core_idle(workers):
+    """``_split``'s ranges cover every (sample, unit) pair once; they cut samples when those keep
+    the cores busy over ``_EVEN_ENOUGH`` of the time, else the axis that shares out more evenly."""
+    for n in range(1, 26):
+        for units in (1, 2, 3, 7, 62):
+            if n < workers and units < workers:
+                continue  # _split runs these as one range with parallel kernels
+            ranges = compiled._ranges(n, units, workers)
+            covered = np.zeros((n, units), dtype=int)
+            for n0, n1, u0, u1 in ranges:
+                covered[n0:n1, u0:u1] += 1
+            assert (covered == 1).all() and len(ranges) <= workers
+            busy, busy_units = (count / (workers * -(-count // workers)) for count in (n, units))
+            by_samples = all((u0, u1) == (0, units) for _, _, u0, u1 in ranges)
+            if n < workers:
+                assert not by_samples or units == 1
+            elif by_samples:
+                assert busy > compiled._EVEN_ENOUGH or busy >= busy_units
+            else:
+                assert busy <= compiled._EVEN_ENOUGH and busy_units > busy
+    assert compiled._ranges(3, 62, 2) == [(0, 3, 0, 31), (0, 3, 31, 62)]

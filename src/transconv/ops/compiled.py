@@ -1052,6 +1052,7 @@ if hasattr(os, "register_at_fork"):
 _SERIAL_BELOW = 2_000_000  # multiply-adds under which a call runs serial kernels in the caller's thread
 _SPLIT_MACS = 12_000_000  # ... and under which it does so too (handing ranges to threads costs ~75 us) ...
 _SPLIT_BYTES = 8 * 2**20  # ... on input and output under this many bytes (docs/performance.md)
+_EVEN_ENOUGH = 0.9  # share of the cores busy from which _split cuts samples, whatever the second axis
 # True: this thread's calls run as one range in the caller's thread with serial kernels while
 # BLAS keeps its threads, as small calls do; autotune measures it against the split (dispatch.Trials)
 ONE_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("transconv_one_range", default=False)
@@ -1094,10 +1095,8 @@ def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
     elif workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
         return
-    elif n >= workers:
-        ranges = [(a, b, 0, units) for a, b in _bounds(n, workers)]
     else:
-        ranges = [(0, n, a, b) for a, b in _bounds(units, workers)]
+        ranges = _ranges(n, units, workers)
     with _SPLIT_LOCK:
         if "blas" not in _WORKERS:
             from threadpoolctl import ThreadpoolController
@@ -1144,6 +1143,26 @@ class _Worker:
                 self.done.put(exc)
             else:
                 self.done.put(None)
+
+
+def _ranges(n: int, units: int, workers: int) -> list[tuple[int, int, int, int]]:
+    """``_split``'s ranges ``(n0, n1, u0, u1)``: over samples, unless they leave a core idle over
+    a tenth of the time and the second axis shares out more evenly (3 samples on 2 cores leave
+    one idle a third of the time; 62 channels do not).  Short of that, samples: cut along the
+    second axis, every core's GEMMs are narrower (docs/performance.md).
+
+    >>> _ranges(4, 62, 2), _ranges(3, 62, 2), _ranges(3, 1, 2)
+    ([(0, 2, 0, 62), (2, 4, 0, 62)], [(0, 3, 0, 31), (0, 3, 31, 62)], [(0, 1, 0, 1), (1, 3, 0, 1)])
+    """
+    evenness = _evenness(n, workers)
+    if n >= workers and (evenness > _EVEN_ENOUGH or evenness >= _evenness(units, workers)):
+        return [(a, b, 0, units) for a, b in _bounds(n, workers)]
+    return [(0, n, a, b) for a, b in _bounds(units, workers)]
+
+
+def _evenness(count: int, parts: int) -> float:
+    """The busy share of ``parts`` cores splitting ``count`` equal items: count / (parts * the largest share)."""
+    return count / (parts * -(-count // parts))
 
 
 def _bounds(count: int, parts: int) -> list[tuple[int, int]]:
