@@ -954,6 +954,8 @@ _WORKER_FLOOR = 2**20  # a worker may always hold this much, so tiny layers are 
 _PARALLEL_FLOOR = 8 * 2**20  # the same without the split (see _worker_budget)
 _GATHER_CAP = 4 * 2**20  # bytes of conv gather buffer per worker
 _RESULT_CAP = 16 * 2**20  # bytes of conv_transpose GEMM result per worker: the scatter re-reads it from cache
+_RUN_BYTES = 64  # the channels-last scatter's shortest run of channels ... (_channel_block)
+_RUN_BLOCK_CAP = 4 * 2**20  # ... while its block per worker stays under this many bytes
 _MASK_BYTES = 2**20  # bytes of plane masks beyond which the scatter adds a run per row (PhasePlanes)
 _PLANE_BYTES = 4 * 2**20  # the scatter's phase planes per task: past this, in blocks of grid rows
 _PLANE_BLOCK_BYTES = 64 * 2**10  # ... of about this size (the runs of a block then add in L1 / L2)
@@ -1383,7 +1385,7 @@ def _gemm_conv_transpose_channels_last(y: np.ndarray, w: np.ndarray, spec: ConvS
             budget = min(budget, _RESULT_CAP)
         per_channel = (P * T + O) * y.itemsize  # a sample's GEMM result and output block per channel
         # samples per block while all the range's channels fit, else channel blocks of one sample
-        cb = int(max(1, min(c_hi - c_lo, budget // per_channel)))
+        cb = _channel_block(c_hi - c_lo, budget, per_channel, y.itemsize)
         nb = int(max(1, min(stop - start, budget // (per_channel * cb + P * c_in * y.itemsize)))) if (
             cb == c_hi - c_lo) else 1
         w_blocks = {(gi, c0): np.ascontiguousarray(wl[gi, :, :, c0:min(c_hi, c0 + cb)]).reshape(ci_g, -1)
@@ -1403,6 +1405,20 @@ def _gemm_conv_transpose_channels_last(y: np.ndarray, w: np.ndarray, spec: ConvS
 
     _split(n, co_g, work, n * P * T * c_in * co_g, y.nbytes + out.nbytes)
     return out.reshape((n, co_g * g) + big)
+
+
+def _channel_block(channels: int, budget: int, per_channel: int, itemsize: int) -> int:
+    """Output channels per block of the channels-last scatter: as many of ``channels`` as
+    ``budget`` bytes hold at ``per_channel`` each, but at least a cache line's run
+    (``_RUN_BYTES``) while the block stays under ``_RUN_BLOCK_CAP`` (and the tuning's
+    ``block_bytes``): every (position, tap) pair adds one run of the block's channels, and runs
+    of a few channels cost their loop, not their adds.
+
+    >>> _channel_block(36, 2**20, 200_000, 4), _channel_block(36, 2**20, 300_000, 4), _channel_block(8, 2**20, 200_000, 4)
+    (16, 13, 8)
+    """
+    least = min(_RUN_BYTES // itemsize, min(_RUN_BLOCK_CAP, _TUNING.block_bytes) // per_channel)
+    return int(max(1, min(channels, max(budget // per_channel, least))))
 
 
 @zero_padded(transposed=False)
