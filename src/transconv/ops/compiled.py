@@ -1076,9 +1076,9 @@ def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
     """Run ``work(n0, n1, u0, u1, serial)`` over ranges of samples ``[n0, n1)`` and of a
     second axis ``[u0, u1)`` of ``units`` (output channels or output rows).
 
-    With as many samples as numba threads, each sample range runs in its own Python
-    thread with single-threaded BLAS and serial kernels; with fewer samples, the second
-    axis is split instead.  The GEMM and the scatter of one range follow each other on
+    Each range (:func:`_ranges`: of samples, or of the second axis where samples would leave a
+    core idle) runs in its own Python thread with single-threaded BLAS and serial kernels,
+    the caller's thread taking the first.  The GEMM and the scatter of one range follow each other on
     one core, and no thread pool hands the cores over to another (OpenBLAS's and
     OpenMP's threads both spin after their parallel regions).  BLAS is limited to one thread for
     the duration of the call, process-wide.  Otherwise one range, parallel kernels.
