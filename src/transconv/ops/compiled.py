@@ -1414,8 +1414,9 @@ def _channel_block(channels: int, budget: int, per_channel: int, itemsize: int) 
     ``block_bytes``): every (position, tap) pair adds one run of the block's channels, and runs
     of a few channels cost their loop, not their adds.
 
-    >>> _channel_block(36, 2**20, 200_000, 4), _channel_block(36, 2**20, 300_000, 4), _channel_block(8, 2**20, 200_000, 4)
-    (16, 13, 8)
+    >>> [_channel_block(channels, 2**20, per_channel, 4) for channels, per_channel in [(36, 200_000), (36, 300_000),
+    ...                                                                                (8, 200_000), (36, 20_000)]]
+    [16, 13, 8, 36]
     """
     least = min(_RUN_BYTES // itemsize, min(_RUN_BLOCK_CAP, _TUNING.block_bytes) // per_channel)
     return int(max(1, min(channels, max(budget // per_channel, least))))
