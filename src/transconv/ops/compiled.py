@@ -685,30 +685,36 @@ if numba is not None:
                     v = src[uintp(max(q, 0))]
                     dst[uintp(base + p)] = v if q >= 0 else zero
 
-    def _gather_channels_last_py(x, cols, table, c0, c_g, positions, r0, r1):  # pragma: no cover - compiled
-        # cols[r - r0, (t, c)] = x[n * positions + table[p, t], c0 + c] (0 where the table says
-        # -1, padding) for rows r = (n, p) of the output, r0 <= r < r1: x is channels-last
-        # (samples x input positions, channels), so every (row, tap) is one unit-stride run of
-        # the group's channels
+    def _gather_channels_last_py(x, cols, table, positions, r0, r1):  # pragma: no cover - compiled
+        # cols[r - r0, (t, c)] = x[n * positions + table[p, t], c] (0 where the table says -1,
+        # padding) for rows r = (n, p) of the output, r0 <= r < r1: x is one group's input
+        # channels-last (samples x input positions, channels), so every (row, tap) is one
+        # unit-stride run of the channels, and taps reading consecutive positions (a kernel
+        # row without dilation, away from the padding) one run together
         P, T = table.shape
-        width = T * c_g
+        c_g = x.shape[1]
         src = x.reshape(-1)
         dst = cols.reshape(-1)
-        channels = x.shape[1]
         for r in prange(r0, r1):
             n = r // P
             p = r - n * P
-            d0 = (r - r0) * width
-            for t in range(T):
+            d0 = (r - r0) * T * c_g
+            t = 0
+            while t < T:
                 q = table[p, t]
                 d = d0 + t * c_g
                 if q < 0:
                     for c in range(c_g):
                         dst[uintp(d + c)] = 0
+                    t += 1
                     continue
-                s0 = (n * positions + q) * channels + c0
-                for c in range(c_g):
+                e = t + 1
+                while e < T and table[p, e] == q + e - t:
+                    e += 1
+                s0 = (n * positions + q) * c_g
+                for c in range((e - t) * c_g):
                     dst[uintp(d + c)] = src[uintp(s0 + c)]
+                t = e
 
     def _gather_shift_py(x, cols, ci0, ci_g, n0, nb, q0, span, length, offsets):  # pragma: no cover - compiled
         # cols[(ci, t), (n, q)] = x[n0 + n, ci0 + ci, q0 + q + offsets[t]] for q < length, 0 up to span:
@@ -1232,8 +1238,9 @@ class ColumnGather:
         samples while they fit, else positions of one) and group: ``(group, first sample,
         samples, first position, end position, columns)``, the columns
         ``cols[(n, p), (t, ci)]`` filled in one buffer reused.  Each block's samples are copied
-        channels-last once, so every (position, tap) is one run of the group's channels, where
-        the row runs and the flat table move a few elements per step on tiny grids."""
+        channels-last once, group by group, so every (position, tap) is one run of the group's
+        channels (and a kernel row's taps one run together), where the row runs and the flat
+        table move a few elements per step on tiny grids."""
         table = _conv_flat_by_position(self.spec, self.big)
         P, T = table.shape
         positions = xf.shape[2]
@@ -1244,12 +1251,15 @@ class ColumnGather:
         gather = _gather_channels_last_serial if serial else _gather_channels_last
         for n0 in range(samples[0], samples[1], nb):
             m = min(nb, samples[1] - n0)
-            xl = np.ascontiguousarray(xf[n0:n0 + m].transpose(0, 2, 1)).reshape(m * positions, -1)
+            # channels-last per group, (group, samples x positions, channels of the group): a
+            # group's channels fill each position, so the gather merges a kernel row's taps
+            xl = np.ascontiguousarray(xf[n0:n0 + m].reshape(m, groups, ci_g, positions).transpose(1, 0, 3, 2))
+            xl = xl.reshape(groups, m * positions, ci_g)
             for gi in range(groups):
                 for q0 in range(span[0], span[1], pb):
                     q1 = min(span[1], q0 + pb)
                     c = cols[:m * (q1 - q0) * T * ci_g].reshape(-1, T * ci_g)
-                    gather(xl, c, table, gi * ci_g, ci_g, positions, q0, q0 + m * (q1 - q0))
+                    gather(xl[gi], c, table, positions, q0, q0 + m * (q1 - q0))
                     yield gi, n0, m, q0, q1, c
 
     def fill(self, xf: np.ndarray, cols: np.ndarray, ci0: int, ci_g: int, n0: int, nb: int, r0: int, r1: int,
