@@ -1,5 +1,5 @@
-"""Small calls as one range or split over the cores: ``compiled.splits`` as it stands against the
-split from ``_SERIAL_BELOW`` on (the old rule, as with ``_SPLIT_MACS = 0``).
+"""Small calls as one range or split over the cores: ``compiled._one_core`` as it stands against the
+split from ``_SERIAL_BELOW`` on (the old rule: no call between it and ``_SPLIT_MACS`` kept on one core).
 
     PYTHONPATH=src .venv/bin/python benchmarks/split_floor_ab.py [--seeds 0 1 2] [--rounds 7]
 
@@ -10,12 +10,11 @@ decision differs; see ``ab.py``.
 from __future__ import annotations
 
 from ab import main
-from transconv.ops import compiled
 
 
-def split_from_serial_floor(macs: int, data_bytes: int) -> bool:
-    return not (compiled.SERIAL_ONLY or macs < compiled._SERIAL_BELOW or compiled.ONE_RANGE.get())
+def never(macs: int, data_bytes: int) -> bool:
+    return False
 
 
 if __name__ == "__main__":
-    main("splits", split_from_serial_floor, __doc__.splitlines()[0])
+    main("_one_core", never, __doc__.splitlines()[0])

@@ -1074,8 +1074,17 @@ def splits(macs: int, data_bytes: int) -> bool:
     >>> splits(1_000_000, 2**30), splits(8_000_000, 2**20), splits(8_000_000, 2**30)
     (False, False, True)
     """
-    small = macs < _SERIAL_BELOW or (macs < _SPLIT_MACS and data_bytes < _SPLIT_BYTES)
-    return not (SERIAL_ONLY or small or ONE_RANGE.get())
+    return not (_in_callers_thread(macs) or _one_core(macs, data_bytes))
+
+
+def _in_callers_thread(macs: int) -> bool:
+    """Whether a call runs as it comes in the caller's thread: serial kernels, BLAS untouched."""
+    return SERIAL_ONLY or macs < _SERIAL_BELOW or ONE_RANGE.get()
+
+
+def _one_core(macs: int, data_bytes: int) -> bool:
+    """Whether a call is too small to pay for handing a range to another thread (about 55 us here)."""
+    return macs < _SPLIT_MACS and data_bytes < _SPLIT_BYTES
 
 
 def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
@@ -1094,11 +1103,11 @@ def _split(n: int, units: int, work, macs: int, data_bytes: int) -> None:
     which slows the next split call by up to 2x.  Calls under ``_SERIAL_BELOW`` (and with
     ``ONE_RANGE`` set) run in the caller's thread as they come, BLAS untouched.
     """
-    if SERIAL_ONLY or macs < _SERIAL_BELOW or ONE_RANGE.get():
+    if _in_callers_thread(macs):
         work(0, n, 0, units, True)
         return
     workers = numba.get_num_threads()
-    if not splits(macs, data_bytes):  # handing ranges to threads costs more than the call saves
+    if _one_core(macs, data_bytes):  # handing ranges to threads costs more than the call saves
         ranges = [(0, n, 0, units)]
     elif workers < 2 or (n < workers and units < workers):
         work(0, n, 0, units, False)
